@@ -1,0 +1,257 @@
+//! End-to-end tests of the CLI functions on CSV files, including the golden dataset cases.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use vigil_analyzer::cli::{
+    run_drift, run_fairness, DriftArgs, FairnessArgs, MethodArg, OutputFormat,
+};
+
+fn tmp(name: &str, content: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-analyzer-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    let p = dir.join(name);
+    let mut f = std::fs::File::create(&p).expect("create");
+    f.write_all(content.as_bytes()).expect("write");
+    p
+}
+
+fn drift_args(r: PathBuf, c: PathBuf) -> DriftArgs {
+    DriftArgs {
+        reference: r,
+        current: c,
+        numerical: vec![],
+        categorical: vec![],
+        method: MethodArg::Auto,
+        threshold: None,
+        drift_share: 0.5,
+        format: OutputFormat::Json,
+    }
+}
+
+fn load(name: &str) -> Value {
+    let path = format!("{}/tests/golden/{}", env!("CARGO_MANIFEST_DIR"), name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json")
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) if s == "inf" => "inf".into(),
+        Value::String(s) if s == "-inf" => "-inf".into(),
+        Value::String(s) if s == "nan" => "nan".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => {
+            let f = n.as_f64().expect("f64");
+            if f.fract() == 0.0 && f.abs() < 1e15 {
+                format!("{}", f as i64)
+            } else {
+                format!("{f:?}")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Rebuild a CSV from an encoded golden dataset (values lists + missing/inf counts appended).
+fn frame_csv(cols: &Value, names: &[String]) -> String {
+    let mut columns: Vec<Vec<String>> = Vec::new();
+    for n in names {
+        let c = &cols[n];
+        let mut v: Vec<String> = c["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .map(cell)
+            .collect();
+        for _ in 0..c["missing"].as_u64().unwrap_or(0) {
+            v.push(String::new());
+        }
+        for _ in 0..c["posinf"].as_u64().unwrap_or(0) {
+            v.push("inf".into());
+        }
+        for _ in 0..c["neginf"].as_u64().unwrap_or(0) {
+            v.push("-inf".into());
+        }
+        columns.push(v);
+    }
+    let rows = columns.iter().map(|c| c.len()).max().unwrap_or(0);
+    let mut s = names.join(",") + "\n";
+    for r in 0..rows {
+        let line: Vec<String> = columns
+            .iter()
+            .map(|c| c.get(r).cloned().unwrap_or_default())
+            .collect();
+        s += &line.join(",");
+        s += "\n";
+    }
+    s
+}
+
+#[test]
+fn drift_cli_matches_evidently_preset_on_csv() {
+    for case in load("drift_datasets.json").as_array().expect("cases") {
+        let name = case["name"].as_str().expect("name");
+        let mut names: Vec<String> = Vec::new();
+        for k in ["numerical", "categorical"] {
+            names.extend(
+                case[k]
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .map(|v| v.as_str().expect("s").to_string()),
+            );
+        }
+        let r = tmp(
+            &format!("{name}-ref.csv"),
+            &frame_csv(&case["reference"], &names),
+        );
+        let c = tmp(
+            &format!("{name}-cur.csv"),
+            &frame_csv(&case["current"], &names),
+        );
+        // types inferred: every column of these frames is inferred as Evidently was told
+        let out: Value =
+            serde_json::from_str(&run_drift(&drift_args(r, c)).expect("drift")).expect("json");
+        let exp = &case["expected"];
+        assert_eq!(out["dataset_drift"], exp["dataset_drift"], "{name}");
+        for e in exp["columns"].as_array().expect("cols") {
+            let got = out["columns"]
+                .as_array()
+                .expect("cols")
+                .iter()
+                .find(|c| c["column"] == e["column"])
+                .expect("column present");
+            assert_eq!(got["method"], e["method"], "{name}/{}", e["column"]);
+            assert_eq!(got["drift"], e["drift"], "{name}/{}", e["column"]);
+            assert_eq!(got["type"], e["type"], "{name}/{}", e["column"]);
+            let (g, w) = (
+                got["score"].as_f64().expect("score"),
+                e["score"].as_f64().expect("score"),
+            );
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs(),
+                "{name}/{}: {g} vs {w}",
+                e["column"]
+            );
+        }
+    }
+}
+
+#[test]
+fn drift_cli_explicit_types_method_and_quality() {
+    let r = tmp("q-ref.csv", "x,c\n1,a\n2,b\n3,a\n4,b\n5,a\n6,b\n");
+    let c = tmp("q-cur.csv", "x,c\n1,a\n,b\n30,z\n4,z\ninf,a\nfoo,b\n");
+    let mut a = drift_args(r, c);
+    a.numerical = vec!["x".into()];
+    a.categorical = vec!["c".into()];
+    a.method = MethodArg::Psi;
+    let out: Value = serde_json::from_str(&run_drift(&a).expect("drift")).expect("json");
+    let x = &out["columns"][0];
+    assert_eq!(x["method"], "psi");
+    assert_eq!(x["quality"]["missing"], 1);
+    assert_eq!(x["quality"]["infinite"], 1);
+    assert_eq!(x["quality"]["type_violations"], 1);
+    assert_eq!(x["quality"]["out_of_range_share"], 1.0 / 3.0);
+    let cc = &out["columns"][1];
+    assert_eq!(cc["quality"]["new_categories"][0], "z");
+    assert_eq!(cc["quality"]["new_category_rows"], 2);
+    a.format = OutputFormat::Table;
+    let t = run_drift(&a).expect("table");
+    assert!(t.contains("dataset drift"));
+}
+
+#[test]
+fn drift_cli_errors_name_file_and_column() {
+    let r = tmp("e-ref.csv", "x,y\n1,2\n");
+    let c = tmp("e-cur.csv", "x\n1\n");
+    let mut a = drift_args(r.clone(), c);
+    a.numerical = vec!["y".into()];
+    let e = run_drift(&a).expect_err("missing column").to_string();
+    assert!(e.contains("e-cur.csv") && e.contains("`y`"), "{e}");
+    let bad = tmp("e-bad.csv", "x,y\n1,2\n3\n");
+    let e = run_drift(&drift_args(r.clone(), bad))
+        .expect_err("ragged")
+        .to_string();
+    assert!(e.contains("e-bad.csv") && e.contains("row 3"), "{e}");
+    let cat = tmp("e-cat.csv", "x,y\na,b\n");
+    let mut a = drift_args(r, cat);
+    a.method = MethodArg::Ks;
+    let e = run_drift(&a).expect_err("ks on text").to_string();
+    assert!(e.contains("cannot be used on a categorical column"), "{e}");
+}
+
+#[test]
+fn fairness_cli_matches_fairlearn() {
+    for case in load("fairness.json").as_array().expect("cases") {
+        let name = case["name"].as_str().expect("name");
+        let s = case["sensitive"].as_array().expect("s");
+        let y = case["label"].as_array().expect("y");
+        let p = case["prediction"].as_array().expect("p");
+        let mut csv = String::from("group,label,pred\n");
+        for i in 0..s.len() {
+            csv += &format!("{},{},{}\n", s[i].as_str().expect("g"), y[i], p[i]);
+        }
+        let path = tmp(&format!("{name}-fair.csv"), &csv);
+        let args = FairnessArgs {
+            data: path,
+            sensitive: "group".into(),
+            label: "label".into(),
+            prediction: "pred".into(),
+            min_group_size: 0,
+            format: OutputFormat::Json,
+        };
+        let out: Value =
+            serde_json::from_str(&run_fairness(&args).expect("fairness")).expect("json");
+        let exp = &case["expected"];
+        let close = |g: &Value, w: &Value, what: &str| {
+            let (g, w) = (g.as_f64(), w.as_f64());
+            match (g, w) {
+                (Some(g), Some(w)) => {
+                    assert!((g - w).abs() <= 1e-6 * w.abs(), "{name}/{what}: {g} vs {w}")
+                }
+                (None, None) => {}
+                _ => panic!("{name}/{what}: {g:?} vs {w:?}"),
+            }
+        };
+        for k in [
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+            "equalized_odds_ratio",
+            "equal_opportunity_difference",
+            "equal_opportunity_ratio",
+        ] {
+            close(&out[k], &exp[k], k);
+        }
+        for (g, m) in exp["groups"].as_object().expect("groups") {
+            for (k, v) in m.as_object().expect("m") {
+                close(&out["groups"][g][k], v, &format!("{g}/{k}"));
+            }
+        }
+        let args = FairnessArgs {
+            format: OutputFormat::Table,
+            ..args
+        };
+        assert!(run_fairness(&args).expect("table").contains("four-fifths"));
+    }
+}
+
+#[test]
+fn fairness_cli_rejects_non_binary_labels_with_row() {
+    let path = tmp("fair-bad.csv", "g,y,p\na,1,0\nb,maybe,1\n");
+    let args = FairnessArgs {
+        data: path,
+        sensitive: "g".into(),
+        label: "y".into(),
+        prediction: "p".into(),
+        min_group_size: 0,
+        format: OutputFormat::Json,
+    };
+    let e = run_fairness(&args).expect_err("bad label").to_string();
+    assert!(
+        e.contains("row 3") && e.contains("`y`") && e.contains("fair-bad.csv"),
+        "{e}"
+    );
+}

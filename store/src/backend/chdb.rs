@@ -1,0 +1,318 @@
+//! Embedded ClickHouse (chDB) loaded at run time from `libchdb.so`.
+//!
+//! Loading at run time keeps the 566 MB library out of the build: vigil links nothing, and the
+//! library is fetched by `scripts/services/chdb.sh` (pinned npm package). chDB holds one storage
+//! path per process and a connection runs one statement at a time, so every store in a process
+//! shares one connection per path behind a mutex.
+
+use crate::StoreError;
+use libloading::Library;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The chDB release vigil is built and tested against (26.5 lacks stream inserts).
+pub const CHDB_VERSION: &str = "26.7.3-stable.1";
+
+/// Command that installs the library, quoted in errors.
+pub const INSTALL_HINT: &str = "bash scripts/services/chdb.sh install";
+
+type ConnectFn = unsafe extern "C" fn(c_int, *mut *mut c_char) -> *mut *mut c_void;
+type CloseFn = unsafe extern "C" fn(*mut *mut c_void);
+type QueryFn =
+    unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const c_char, usize) -> *mut c_void;
+type ResultBufFn = unsafe extern "C" fn(*mut c_void) -> *mut c_char;
+type ResultLenFn = unsafe extern "C" fn(*mut c_void) -> usize;
+type ResultErrFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+type DestroyResultFn = unsafe extern "C" fn(*mut c_void);
+type StreamInsertFn =
+    unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const c_char, usize) -> *mut c_void;
+type StreamErrFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+type StreamAppendFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> c_int;
+type StreamDoneFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+type DestroyStreamFn = unsafe extern "C" fn(*mut c_void);
+type VersionFn = unsafe extern "C" fn() -> *const c_char;
+
+struct ChdbLib {
+    _lib: Library,
+    connect: ConnectFn,
+    close: CloseFn,
+    query: QueryFn,
+    result_buffer: ResultBufFn,
+    result_length: ResultLenFn,
+    result_error: ResultErrFn,
+    destroy_result: DestroyResultFn,
+    stream_insert: StreamInsertFn,
+    stream_error: StreamErrFn,
+    stream_append: StreamAppendFn,
+    stream_done: StreamDoneFn,
+    destroy_stream: DestroyStreamFn,
+    version: VersionFn,
+}
+
+/// Where vigil caches downloaded artefacts: `$VIGIL_CACHE_DIR`, else `$XDG_CACHE_HOME/vigil`,
+/// else `~/.cache/vigil` (the same rule as `scripts/services/common.sh`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("VIGIL_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("vigil");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("vigil")
+}
+
+/// `$VIGIL_CHDB_LIB`, else the cache location the install script writes to.
+pub fn library_path() -> PathBuf {
+    match std::env::var_os("VIGIL_CHDB_LIB") {
+        Some(p) => PathBuf::from(p),
+        None => cache_dir().join("chdb").join(CHDB_VERSION).join("libchdb.so"),
+    }
+}
+
+fn load_library(path: &Path) -> Result<ChdbLib, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::LibraryMissing {
+            path: path.display().to_string(),
+            hint: INSTALL_HINT.to_string(),
+        });
+    }
+    // SAFETY: loading a shared library runs its initialisers; libchdb is a plain C API library.
+    let lib = unsafe { Library::new(path) }.map_err(|e| StoreError::Connect(format!(
+        "cannot load {}: {e} (reinstall with `{INSTALL_HINT}`)",
+        path.display()
+    )))?;
+    macro_rules! sym {
+        ($name:literal) => {{
+            // SAFETY: the symbol's type matches chdb.h of CHDB_VERSION.
+            let s = unsafe { lib.get($name) }.map_err(|e| {
+                StoreError::Connect(format!(
+                    "{} lacks {}: {e}; vigil needs chDB {CHDB_VERSION} (`{INSTALL_HINT}`)",
+                    path.display(),
+                    String::from_utf8_lossy(&$name[..$name.len() - 1])
+                ))
+            })?;
+            *s
+        }};
+    }
+    let connect: ConnectFn = sym!(b"chdb_connect\0");
+    let close: CloseFn = sym!(b"chdb_close_conn\0");
+    let query: QueryFn = sym!(b"chdb_query_n\0");
+    let result_buffer: ResultBufFn = sym!(b"chdb_result_buffer\0");
+    let result_length: ResultLenFn = sym!(b"chdb_result_length\0");
+    let result_error: ResultErrFn = sym!(b"chdb_result_error\0");
+    let destroy_result: DestroyResultFn = sym!(b"chdb_destroy_query_result\0");
+    let stream_insert: StreamInsertFn = sym!(b"chdb_stream_insert_n\0");
+    let stream_error: StreamErrFn = sym!(b"chdb_stream_insert_error\0");
+    let stream_append: StreamAppendFn = sym!(b"chdb_stream_append\0");
+    let stream_done: StreamDoneFn = sym!(b"chdb_stream_done\0");
+    let destroy_stream: DestroyStreamFn = sym!(b"chdb_destroy_insert_stream\0");
+    let version: VersionFn = sym!(b"chdb_version\0");
+    Ok(ChdbLib {
+        _lib: lib,
+        connect,
+        close,
+        query,
+        result_buffer,
+        result_length,
+        result_error,
+        destroy_result,
+        stream_insert,
+        stream_error,
+        stream_append,
+        stream_done,
+        destroy_stream,
+        version,
+    })
+}
+
+fn library() -> Result<&'static ChdbLib, StoreError> {
+    static LIB: OnceLock<Result<ChdbLib, StoreError>> = OnceLock::new();
+    LIB.get_or_init(|| load_library(&library_path()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// One open chDB connection. All access goes through its mutex.
+pub struct ChdbConnection {
+    lib: &'static ChdbLib,
+    handle: Mutex<*mut *mut c_void>,
+    path: PathBuf,
+}
+
+// SAFETY: the raw handle is only dereferenced while the mutex is held, and chDB allows a
+// connection to be used from any thread one statement at a time.
+unsafe impl Send for ChdbConnection {}
+unsafe impl Sync for ChdbConnection {}
+
+impl Drop for ChdbConnection {
+    fn drop(&mut self) {
+        if let Ok(mut h) = self.handle.lock() {
+            if !h.is_null() {
+                // SAFETY: handle came from chdb_connect and is closed once.
+                unsafe { (self.lib.close)(*h) };
+                *h = std::ptr::null_mut();
+            }
+        }
+    }
+}
+
+fn cstr_opt(p: *const c_char) -> Option<String> {
+    if p.is_null() {
+        None
+    } else {
+        // SAFETY: chDB returns NUL-terminated strings valid until the owning handle is destroyed.
+        Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+}
+
+impl ChdbConnection {
+    /// Opens (or reuses) the process's connection for `path`.
+    pub fn open(path: &Path) -> Result<Arc<ChdbConnection>, StoreError> {
+        static OPEN: OnceLock<Mutex<Option<Arc<ChdbConnection>>>> = OnceLock::new();
+        let lib = library()?;
+        std::fs::create_dir_all(path).map_err(|e| {
+            StoreError::Connect(format!("cannot create chDB directory {}: {e}", path.display()))
+        })?;
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let slot = OPEN.get_or_init(|| Mutex::new(None));
+        let mut guard = slot
+            .lock()
+            .map_err(|_| StoreError::Connect("chDB registry poisoned".into()))?;
+        if let Some(conn) = guard.as_ref() {
+            if conn.path == path {
+                return Ok(conn.clone());
+            }
+            return Err(StoreError::Connect(format!(
+                "chDB holds one storage path per process: {} is open, cannot also open {} \
+                 (use databases inside one path instead: chdb://{}?database=NAME)",
+                conn.path.display(),
+                path.display(),
+                conn.path.display()
+            )));
+        }
+        let args = [
+            "vigil".to_string(),
+            format!("--path={}", path.display()),
+            // Typed queries decode JSONEachRow: keep 64-bit integers as JSON numbers.
+            "--output_format_json_quote_64bit_integers=0".to_string(),
+        ];
+        let cargs: Vec<CString> = args
+            .iter()
+            .map(|a| CString::new(a.as_str()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| StoreError::Connect("chDB path contains a NUL byte".into()))?;
+        let mut argv: Vec<*mut c_char> = cargs.iter().map(|c| c.as_ptr() as *mut c_char).collect();
+        // SAFETY: argv points at live NUL-terminated strings for the duration of the call.
+        let handle = unsafe { (lib.connect)(argv.len() as c_int, argv.as_mut_ptr()) };
+        if handle.is_null() {
+            return Err(StoreError::Connect(format!(
+                "chdb_connect failed for {} (is another process using this directory?)",
+                path.display()
+            )));
+        }
+        let conn = Arc::new(ChdbConnection {
+            lib,
+            handle: Mutex::new(handle),
+            path,
+        });
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    pub fn version(&self) -> String {
+        // SAFETY: returns a static string.
+        cstr_opt(unsafe { (self.lib.version)() }).unwrap_or_else(|| "unknown".into())
+    }
+
+    /// Runs one statement and returns its output in `format`.
+    pub fn query(&self, sql: &str, format: &str) -> Result<Vec<u8>, StoreError> {
+        let guard = self
+            .handle
+            .lock()
+            .map_err(|_| StoreError::Connect("chDB connection poisoned".into()))?;
+        let lib = self.lib;
+        // SAFETY: the handle is valid while the guard is held; lengths match the buffers.
+        unsafe {
+            let conn = **guard;
+            let res = (lib.query)(
+                conn,
+                sql.as_ptr() as *const c_char,
+                sql.len(),
+                format.as_ptr() as *const c_char,
+                format.len(),
+            );
+            if res.is_null() {
+                return Err(StoreError::query(sql, "chDB returned no result"));
+            }
+            let out = match cstr_opt((lib.result_error)(res)) {
+                Some(err) => Err(StoreError::query(sql, err.trim())),
+                None => {
+                    let buf = (lib.result_buffer)(res);
+                    let len = (lib.result_length)(res);
+                    if buf.is_null() || len == 0 {
+                        Ok(Vec::new())
+                    } else {
+                        Ok(std::slice::from_raw_parts(buf as *const u8, len).to_vec())
+                    }
+                }
+            };
+            (lib.destroy_result)(res);
+            out
+        }
+    }
+
+    /// Streams pre-encoded `format` data into `insert_sql` (`INSERT INTO t (cols)`).
+    pub fn insert(&self, insert_sql: &str, format: &str, data: &[u8]) -> Result<(), StoreError> {
+        let guard = self
+            .handle
+            .lock()
+            .map_err(|_| StoreError::Connect("chDB connection poisoned".into()))?;
+        let lib = self.lib;
+        let fail = |msg: String| StoreError::Insert {
+            table: insert_sql.to_string(),
+            message: msg,
+        };
+        // SAFETY: as in `query`; the stream handle is destroyed on every path.
+        unsafe {
+            let conn = **guard;
+            let stream = (lib.stream_insert)(
+                conn,
+                insert_sql.as_ptr() as *const c_char,
+                insert_sql.len(),
+                format.as_ptr() as *const c_char,
+                format.len(),
+            );
+            if stream.is_null() {
+                return Err(fail("chDB returned no insert stream".into()));
+            }
+            if let Some(err) = cstr_opt((lib.stream_error)(stream)) {
+                (lib.destroy_stream)(stream);
+                return Err(fail(err));
+            }
+            // Append in chunks so chDB can apply back-pressure on huge batches.
+            for chunk in data.chunks(4 << 20) {
+                if (lib.stream_append)(stream, chunk.as_ptr() as *const c_void, chunk.len()) != 0 {
+                    let err = cstr_opt((lib.stream_error)(stream))
+                        .unwrap_or_else(|| "append failed".into());
+                    (lib.destroy_stream)(stream);
+                    return Err(fail(err));
+                }
+            }
+            let res = (lib.stream_done)(stream);
+            let out = if res.is_null() {
+                Err(fail("chDB returned no result for the insert".into()))
+            } else {
+                let e = cstr_opt((lib.result_error)(res));
+                (lib.destroy_result)(res);
+                match e {
+                    Some(err) => Err(fail(err)),
+                    None => Ok(()),
+                }
+            };
+            (lib.destroy_stream)(stream);
+            out
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! One interface over two backends: a ClickHouse server (HTTP) and embedded chDB.
+
+pub mod chdb;
+pub mod server;
+
+use crate::rowbinary;
+use crate::rows::TableRow;
+use crate::schema::{self, quote_ident, SchemaOptions};
+use crate::StoreError;
+use clickhouse::{RowOwned, RowRead};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the store lives, parsed from a URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// `clickhouse://[user[:password]@]host:port/database` (HTTP port).
+    Server {
+        endpoint: String,
+        database: String,
+        user: Option<String>,
+        password: Option<String>,
+    },
+    /// `chdb:///path/to/dir[?database=NAME]`.
+    Embedded { path: PathBuf, database: String },
+}
+
+/// Database used when a URL names none.
+pub const DEFAULT_DATABASE: &str = "vigil";
+
+impl std::str::FromStr for StoreUrl {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| {
+            StoreError::Url(format!(
+                "`{s}`: {why} (expected clickhouse://host:port/db or chdb:///path)"
+            ))
+        };
+        let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        let database_param = url
+            .query_pairs()
+            .find(|(k, _)| k == "database")
+            .map(|(_, v)| v.into_owned());
+        match url.scheme() {
+            "clickhouse" | "http" | "https" => {
+                let host = url.host_str().ok_or_else(|| bad("no host"))?;
+                let port = url.port().unwrap_or(8123);
+                let scheme = if url.scheme() == "https" { "https" } else { "http" };
+                let path_db = url.path().trim_matches('/');
+                let database = database_param
+                    .or_else(|| (!path_db.is_empty()).then(|| path_db.to_string()))
+                    .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+                Ok(StoreUrl::Server {
+                    endpoint: format!("{scheme}://{host}:{port}"),
+                    database,
+                    user: (!url.username().is_empty()).then(|| url.username().to_string()),
+                    password: url.password().map(str::to_string),
+                })
+            }
+            "chdb" => {
+                let path = url.path();
+                if path.is_empty() || path == "/" {
+                    return Err(bad("no directory"));
+                }
+                Ok(StoreUrl::Embedded {
+                    path: PathBuf::from(path),
+                    database: database_param.unwrap_or_else(|| DEFAULT_DATABASE.to_string()),
+                })
+            }
+            other => Err(bad(&format!("unknown scheme `{other}`"))),
+        }
+    }
+}
+
+enum Backend {
+    Server(server::ServerStore),
+    Embedded(Arc<chdb::ChdbConnection>),
+}
+
+/// A handle to the store. Cheap to clone; safe to share across tasks.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+    database: Arc<str>,
+}
+
+impl Store {
+    /// Opens the store at `url` (see [`StoreUrl`]). Does not create tables: call [`Store::migrate`].
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let parsed: StoreUrl = url.parse()?;
+        Self::open_url(&parsed).await
+    }
+
+    pub async fn open_url(url: &StoreUrl) -> Result<Store, StoreError> {
+        match url {
+            StoreUrl::Server {
+                endpoint,
+                database,
+                user,
+                password,
+            } => {
+                let s =
+                    server::ServerStore::connect(endpoint, user.as_deref(), password.as_deref())
+                        .await?;
+                Ok(Store {
+                    backend: Arc::new(Backend::Server(s)),
+                    database: database.as_str().into(),
+                })
+            }
+            StoreUrl::Embedded { path, database } => {
+                let path = path.clone();
+                let conn = tokio::task::spawn_blocking(move || chdb::ChdbConnection::open(&path))
+                    .await
+                    .map_err(|e| StoreError::Connect(e.to_string()))??;
+                Ok(Store {
+                    backend: Arc::new(Backend::Embedded(conn)),
+                    database: database.as_str().into(),
+                })
+            }
+        }
+    }
+
+    /// The database tables live in.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    /// `\`db\`.table`: every statement names its tables fully, so stores for different
+    /// databases can share one chDB connection.
+    pub fn table(&self, name: &str) -> String {
+        format!("{}.{}", quote_ident(&self.database), name)
+    }
+
+    /// `clickhouse 18.16.1 at http://…` or `chdb 26.7.3 at /path`.
+    pub fn describe(&self) -> String {
+        match &*self.backend {
+            Backend::Server(s) => format!(
+                "ClickHouse server {} at {} (database {})",
+                s.version, s.endpoint, self.database
+            ),
+            Backend::Embedded(c) => format!("embedded chDB {} (database {})", c.version(), self.database),
+        }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        matches!(&*self.backend, Backend::Embedded(_))
+    }
+
+    /// Runs a statement that returns nothing.
+    pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
+        match &*self.backend {
+            Backend::Server(s) => s.execute(sql).await,
+            Backend::Embedded(c) => {
+                let c = c.clone();
+                let sql = sql.to_string();
+                blocking(move || c.query(&sql, "TabSeparated").map(|_| ())).await
+            }
+        }
+    }
+
+    /// Runs a query and decodes its rows. Every selected column must be cast to the Rust field's
+    /// exact ClickHouse type and aliased to the field's name (rows are positional on the server
+    /// and named on chDB).
+    pub async fn fetch<T>(&self, sql: &str) -> Result<Vec<T>, StoreError>
+    where
+        T: RowOwned + RowRead + Send + 'static,
+    {
+        match &*self.backend {
+            Backend::Server(s) => s.fetch::<T>(sql).await,
+            Backend::Embedded(c) => {
+                let c = c.clone();
+                let sql = sql.to_string();
+                blocking(move || {
+                    let out = c.query(&sql, "JSONEachRow")?;
+                    let mut rows = Vec::new();
+                    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        rows.push(
+                            serde_json::from_slice::<<T as clickhouse::Row>::Value<'_>>(line)
+                                .map_err(|e| StoreError::Decode(format!("{e} in {}", String::from_utf8_lossy(line))))?,
+                        );
+                    }
+                    Ok(rows)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Inserts rows into their table in one RowBinary insert.
+    pub async fn insert<R: TableRow>(&self, rows: &[R]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(rows.len() * 256);
+        for r in rows {
+            rowbinary::encode(r, &mut buf).map_err(|e| StoreError::Insert {
+                table: R::TABLE.to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        self.insert_rowbinary(R::TABLE, R::COLUMNS, buf).await
+    }
+
+    /// Inserts pre-encoded RowBinary data for `columns` of `table`.
+    pub async fn insert_rowbinary(
+        &self,
+        table: &str,
+        columns: &[&str],
+        data: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let insert_sql = format!("INSERT INTO {} ({})", self.table(table), columns.join(", "));
+        match &*self.backend {
+            Backend::Server(s) => s.insert_rowbinary(&insert_sql, data).await,
+            Backend::Embedded(c) => {
+                let c = c.clone();
+                blocking(move || c.insert(&insert_sql, "RowBinary", &data)).await
+            }
+        }
+    }
+
+    /// Creates the database and applies pending migrations; returns the versions applied now.
+    pub async fn migrate(&self, cluster: Option<&str>) -> Result<Vec<u32>, StoreError> {
+        let opts = SchemaOptions {
+            database: self.database.to_string(),
+            cluster: cluster.map(str::to_string),
+        };
+        for stmt in schema::migrations_table(&opts) {
+            self.execute(&stmt).await?;
+        }
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Applied {
+            version: u32,
+        }
+        let applied: Vec<u32> = self
+            .fetch::<Applied>(&format!(
+                "SELECT DISTINCT toUInt32(version) AS version FROM {}",
+                self.table("schema_migrations")
+            ))
+            .await?
+            .into_iter()
+            .map(|a| a.version)
+            .collect();
+        let mut done = Vec::new();
+        for m in schema::migrations(&opts) {
+            if applied.contains(&m.version) {
+                continue;
+            }
+            for stmt in &m.statements {
+                self.execute(stmt).await?;
+            }
+            self.execute(&format!(
+                "INSERT INTO {} (version, name, applied_at) VALUES ({}, {}, now())",
+                self.table("schema_migrations"),
+                m.version,
+                crate::sql_string(m.name)
+            ))
+            .await?;
+            done.push(m.version);
+        }
+        Ok(done)
+    }
+
+    /// Version of the newest applied migration (0 when none).
+    pub async fn schema_version(&self) -> Result<u32, StoreError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct V {
+            v: u32,
+        }
+        let rows = self
+            .fetch::<V>(&format!(
+                "SELECT toUInt32(max(version)) AS v FROM {}",
+                self.table("schema_migrations")
+            ))
+            .await?;
+        Ok(rows.first().map(|r| r.v).unwrap_or(0))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Connect(format!("store task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            "clickhouse://127.0.0.1:18123/prod".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Server {
+                endpoint: "http://127.0.0.1:18123".into(),
+                database: "prod".into(),
+                user: None,
+                password: None
+            }
+        );
+        assert_eq!(
+            "chdb:///tmp/x?database=t1".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Embedded { path: "/tmp/x".into(), database: "t1".into() }
+        );
+        let StoreUrl::Server { database, user, password, .. } =
+            "clickhouse://bob:pw@h:1".parse::<StoreUrl>().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((database.as_str(), user.as_deref(), password.as_deref()), ("vigil", Some("bob"), Some("pw")));
+        assert!("mysql://x".parse::<StoreUrl>().is_err());
+        assert!("chdb://".parse::<StoreUrl>().is_err());
+    }
+}

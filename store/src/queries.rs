@@ -1,0 +1,181 @@
+//! Typed queries shared by the collector, the CLI and later the analyzer and dashboards.
+//!
+//! Each query reads through `FINAL`, so a row delivered twice (a producer retry, or a replay after
+//! a crash) is counted once even before ClickHouse merges parts. Every selected column is cast
+//! explicitly: ClickHouse 18.16 returns narrower or Nullable types than 26.x for some expressions.
+
+use crate::{sql_string, Store, StoreError};
+use serde::Deserialize;
+
+/// How many events each table holds, de-duplicated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableCounts {
+    pub inference: u64,
+    pub outcomes: u64,
+    pub exposures: u64,
+    pub dead_letters: u64,
+}
+
+#[derive(clickhouse::Row, Deserialize)]
+struct Count {
+    n: u64,
+}
+
+/// Counts rows of `table` as queries see them (de-duplicated with `FINAL`).
+pub async fn count_events(store: &Store, table: &str) -> Result<u64, StoreError> {
+    let rows = store
+        .fetch::<Count>(&format!("SELECT toUInt64(count()) AS n FROM {} FINAL", store.table(table)))
+        .await?;
+    Ok(rows.first().map(|r| r.n).unwrap_or(0))
+}
+
+/// Counts physical rows, duplicates included (diagnostics and tests only).
+pub async fn count_physical_rows(store: &Store, table: &str) -> Result<u64, StoreError> {
+    let rows = store
+        .fetch::<Count>(&format!("SELECT toUInt64(count()) AS n FROM {}", store.table(table)))
+        .await?;
+    Ok(rows.first().map(|r| r.n).unwrap_or(0))
+}
+
+/// Counts distinct event ids in `table`.
+pub async fn count_distinct_events(store: &Store, table: &str) -> Result<u64, StoreError> {
+    let rows = store
+        .fetch::<Count>(&format!(
+            "SELECT toUInt64(uniqExact(event_id)) AS n FROM {}",
+            store.table(table)
+        ))
+        .await?;
+    Ok(rows.first().map(|r| r.n).unwrap_or(0))
+}
+
+pub async fn table_counts(store: &Store) -> Result<TableCounts, StoreError> {
+    Ok(TableCounts {
+        inference: count_events(store, "inference_events").await?,
+        outcomes: count_events(store, "outcome_events").await?,
+        exposures: count_events(store, "exposure_events").await?,
+        dead_letters: count_physical_rows(store, "dead_letters").await?,
+    })
+}
+
+/// Inference volume and latency per model version.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize, serde::Serialize)]
+pub struct VersionCount {
+    pub model: String,
+    pub version: String,
+    pub events: u64,
+    pub mean_score: f64,
+    pub mean_latency_ms: f64,
+    pub last_ts: u32,
+}
+
+/// Per model and version: events, mean score and latency in `[since, until)` (unix seconds).
+pub async fn counts_by_version(
+    store: &Store,
+    since: u32,
+    until: u32,
+) -> Result<Vec<VersionCount>, StoreError> {
+    store
+        .fetch::<VersionCount>(&format!(
+            "SELECT toString(model) AS model, toString(version) AS version,
+                    toUInt64(count()) AS events,
+                    toFloat64(ifNull(avg(score), 0)) AS mean_score,
+                    toFloat64(ifNull(avg(latency_ms), 0)) AS mean_latency_ms,
+                    toUInt32(max(ts)) AS last_ts
+             FROM {} FINAL
+             WHERE ts >= toDateTime({since}) AND ts < toDateTime({until})
+             GROUP BY model, version
+             ORDER BY model, version",
+            store.table("inference_events")
+        ))
+        .await
+}
+
+/// One time bucket of one model version.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize, serde::Serialize)]
+pub struct TimeBucket {
+    /// Bucket start, unix seconds (a multiple of the bucket width).
+    pub bucket: u32,
+    pub model: String,
+    pub version: String,
+    pub events: u64,
+    pub mean_score: f64,
+    pub mean_latency_ms: f64,
+}
+
+/// Events per `bucket_secs` bucket per version of `model` in `[since, until)`.
+/// Uses `intDiv(toUInt32(ts), N) * N` because 18.16 lacks `toStartOfInterval`.
+pub async fn time_buckets(
+    store: &Store,
+    model: &str,
+    bucket_secs: u32,
+    since: u32,
+    until: u32,
+) -> Result<Vec<TimeBucket>, StoreError> {
+    if bucket_secs == 0 {
+        return Err(StoreError::Query {
+            sql: String::new(),
+            message: "bucket width must be at least 1 second".into(),
+        });
+    }
+    store
+        .fetch::<TimeBucket>(&format!(
+            "SELECT toUInt32(intDiv(toUInt32(ts), {bucket_secs}) * {bucket_secs}) AS bucket,
+                    toString(model) AS model, toString(version) AS version,
+                    toUInt64(count()) AS events,
+                    toFloat64(ifNull(avg(score), 0)) AS mean_score,
+                    toFloat64(ifNull(avg(latency_ms), 0)) AS mean_latency_ms
+             FROM {} FINAL
+             WHERE model = {} AND ts >= toDateTime({since}) AND ts < toDateTime({until})
+             GROUP BY bucket, model, version
+             ORDER BY bucket, version",
+            store.table("inference_events"),
+            sql_string(model)
+        ))
+        .await
+}
+
+/// Dead letters grouped by kind, source and field.
+#[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize, serde::Serialize)]
+pub struct DeadLetterSummary {
+    pub kind: String,
+    pub source: String,
+    pub field: String,
+    pub count: u64,
+    pub example_reason: String,
+}
+
+pub async fn dead_letter_summary(store: &Store) -> Result<Vec<DeadLetterSummary>, StoreError> {
+    store
+        .fetch::<DeadLetterSummary>(&format!(
+            "SELECT toString(kind) AS kind, toString(source) AS source, toString(field) AS field,
+                    toUInt64(count()) AS count, toString(any(reason)) AS example_reason
+             FROM {}
+             GROUP BY kind, source, field
+             ORDER BY count DESC, kind, source, field",
+            store.table("dead_letters")
+        ))
+        .await
+}
+
+/// Where a consumer group resumes: for each partition, the offset after the last stored message.
+#[derive(Debug, Clone, PartialEq, Eq, clickhouse::Row, Deserialize, serde::Serialize)]
+pub struct StoredOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+}
+
+pub async fn stored_offsets(store: &Store, group: &str) -> Result<Vec<StoredOffset>, StoreError> {
+    store
+        .fetch::<StoredOffset>(&format!(
+            "SELECT toString(topic) AS topic, toInt32(partition) AS partition,
+                    toInt64(max(next_offset)) AS next_offset
+             FROM {}
+             WHERE consumer_group = {}
+             GROUP BY topic, partition
+             ORDER BY topic, partition",
+            store.table("ingest_offsets"),
+            sql_string(group)
+        ))
+        .await
+}

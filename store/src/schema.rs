@@ -1,0 +1,272 @@
+//! Versioned, idempotent schema migrations.
+//!
+//! The SQL stays inside what ClickHouse 18.16 and 26.x both run: no Map/JSON/DateTime64 types, no
+//! CODEC/TTL, no query parameters. Every statement is `IF NOT EXISTS`, so a migration interrupted
+//! half-way is simply run again. Applied versions are recorded in `schema_migrations`.
+//!
+//! Single node (default): `ReplacingMergeTree` tables keyed so that a re-delivered event (same
+//! `event_id`) collapses on merge; queries de-duplicate before merges with `FINAL`.
+//! Cluster (`[store] cluster = "name"`): each table becomes `<t>_local` with
+//! `ReplicatedReplacingMergeTree` created `ON CLUSTER`, plus a `Distributed` table `<t>` sharded by
+//! `cityHash64(event_id)`, so duplicates land on the same shard and queries keep their table names.
+
+/// How tables are laid out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SchemaOptions {
+    /// Database all tables live in.
+    pub database: String,
+    /// Cluster name for replicated, distributed tables; `None` for a single node.
+    pub cluster: Option<String>,
+}
+
+/// One table's definition; rendered per [`SchemaOptions`].
+struct TableDef {
+    name: &'static str,
+    columns: &'static str,
+    /// Engine family without the `Replicated` prefix, e.g. `ReplacingMergeTree`.
+    engine: &'static str,
+    partition_by: Option<&'static str>,
+    order_by: &'static str,
+    /// Sharding key for the distributed table in cluster mode.
+    shard_key: &'static str,
+}
+
+const INFERENCE_COLUMNS: &str = "
+    event_id String,
+    ts DateTime,
+    ts_ms UInt64,
+    model String,
+    version String,
+    unit_id String,
+    num_names Array(String),
+    num_values Array(Float64),
+    cat_names Array(String),
+    cat_values Array(String),
+    score Nullable(Float64),
+    label Nullable(String),
+    latency_ms Nullable(Float64),
+    cost Nullable(Float64),
+    attr_names Array(String),
+    attr_values Array(String),
+    experiment String,
+    variant String,
+    input String,
+    source String,
+    src_partition Int32,
+    src_offset Int64,
+    ingested_at DateTime";
+
+const OUTCOME_COLUMNS: &str = "
+    event_id String,
+    ts DateTime,
+    ts_ms UInt64,
+    unit_id String,
+    model String,
+    inference_id String,
+    name String,
+    value Float64,
+    source String,
+    src_partition Int32,
+    src_offset Int64,
+    ingested_at DateTime";
+
+const EXPOSURE_COLUMNS: &str = "
+    event_id String,
+    ts DateTime,
+    ts_ms UInt64,
+    experiment String,
+    variant String,
+    unit_id String,
+    model String,
+    version String,
+    attr_names Array(String),
+    attr_values Array(String),
+    source String,
+    src_partition Int32,
+    src_offset Int64,
+    ingested_at DateTime";
+
+const DEAD_LETTER_COLUMNS: &str = "
+    received_at DateTime,
+    kind String,
+    source String,
+    src_partition Int32,
+    src_offset Int64,
+    field String,
+    reason String,
+    payload_encoding String,
+    payload String,
+    payload_bytes UInt64";
+
+const OFFSET_COLUMNS: &str = "
+    consumer_group String,
+    topic String,
+    partition Int32,
+    next_offset Int64,
+    written_at DateTime";
+
+const TABLES_V1: &[TableDef] = &[
+    TableDef {
+        name: "inference_events",
+        columns: INFERENCE_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(ts)"),
+        order_by: "(model, version, ts, event_id)",
+        shard_key: "cityHash64(event_id)",
+    },
+    TableDef {
+        name: "outcome_events",
+        columns: OUTCOME_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(ts)"),
+        order_by: "(model, name, ts, event_id)",
+        shard_key: "cityHash64(event_id)",
+    },
+    TableDef {
+        name: "exposure_events",
+        columns: EXPOSURE_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(ts)"),
+        order_by: "(experiment, ts, event_id)",
+        shard_key: "cityHash64(event_id)",
+    },
+    TableDef {
+        name: "dead_letters",
+        columns: DEAD_LETTER_COLUMNS,
+        engine: "MergeTree",
+        partition_by: Some("toYYYYMM(received_at)"),
+        order_by: "(received_at, kind, source)",
+        shard_key: "rand()",
+    },
+    TableDef {
+        name: "ingest_offsets",
+        columns: OFFSET_COLUMNS,
+        engine: "MergeTree",
+        partition_by: None,
+        order_by: "(consumer_group, topic, partition, next_offset)",
+        shard_key: "cityHash64(consumer_group, topic, partition)",
+    },
+];
+
+/// A migration: a version number, a name and its statements.
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub statements: Vec<String>,
+}
+
+fn on_cluster(opts: &SchemaOptions) -> String {
+    match &opts.cluster {
+        Some(c) => format!(" ON CLUSTER {}", quote_ident(c)),
+        None => String::new(),
+    }
+}
+
+/// Quotes an identifier with backticks.
+pub fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('\\', "\\\\").replace('`', "\\`"))
+}
+
+fn render_table(t: &TableDef, opts: &SchemaOptions) -> Vec<String> {
+    let db = quote_ident(&opts.database);
+    let partition = t
+        .partition_by
+        .map(|p| format!(" PARTITION BY {p}"))
+        .unwrap_or_default();
+    match &opts.cluster {
+        None => vec![format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{name} ({cols}\n) ENGINE = {engine}(){partition} ORDER BY {order}",
+            name = t.name,
+            cols = t.columns,
+            engine = t.engine,
+            order = t.order_by,
+        )],
+        Some(_) => {
+            let local = format!("{}_local", t.name);
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{local}{oc} ({cols}\n) ENGINE = Replicated{engine}('/clickhouse/tables/{{shard}}/{dbname}/{local}', '{{replica}}'){partition} ORDER BY {order}",
+                    oc = on_cluster(opts),
+                    cols = t.columns,
+                    engine = t.engine,
+                    dbname = opts.database,
+                    order = t.order_by,
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{name}{oc} AS {db}.{local} ENGINE = Distributed({cluster}, {dbname}, {local}, {key})",
+                    name = t.name,
+                    oc = on_cluster(opts),
+                    cluster = quote_ident(opts.cluster.as_deref().unwrap_or_default()),
+                    dbname = quote_ident(&opts.database),
+                    key = t.shard_key,
+                ),
+            ]
+        }
+    }
+}
+
+/// The bookkeeping table, created before anything else.
+pub fn migrations_table(opts: &SchemaOptions) -> Vec<String> {
+    let db = quote_ident(&opts.database);
+    let engine = match &opts.cluster {
+        Some(_) => format!(
+            "ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{}/schema_migrations', '{{replica}}')",
+            opts.database
+        ),
+        None => "MergeTree()".to_string(),
+    };
+    vec![
+        format!("CREATE DATABASE IF NOT EXISTS {db}{}", on_cluster(opts)),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations{} (version UInt32, name String, applied_at DateTime) ENGINE = {engine} ORDER BY version",
+            on_cluster(opts),
+        ),
+    ]
+}
+
+/// All migrations, in order.
+pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
+    vec![Migration {
+        version: 1,
+        name: "events, dead letters and ingest offsets",
+        statements: TABLES_V1
+            .iter()
+            .flat_map(|t| render_table(t, opts))
+            .collect(),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_node_sql_uses_plain_engines() {
+        let opts = SchemaOptions { database: "vigil".into(), cluster: None };
+        let m = migrations(&opts);
+        let sql = m[0].statements.join("\n");
+        assert!(sql.contains("CREATE TABLE IF NOT EXISTS `vigil`.inference_events"));
+        assert!(sql.contains("ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(ts)"));
+        assert!(!sql.contains("ON CLUSTER"));
+        assert!(!sql.contains("DateTime64") && !sql.contains("Map("));
+        let boot = migrations_table(&opts);
+        assert!(boot[1].ends_with("ENGINE = MergeTree() ORDER BY version"), "{}", boot[1]);
+    }
+
+    #[test]
+    fn cluster_sql_is_replicated_and_distributed() {
+        let opts = SchemaOptions { database: "vigil".into(), cluster: Some("prod".into()) };
+        let sql = migrations(&opts)[0].statements.join("\n");
+        assert!(sql.contains("`vigil`.inference_events_local ON CLUSTER `prod`"));
+        assert!(sql.contains(
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/vigil/inference_events_local', '{replica}')"
+        ));
+        assert!(sql.contains(
+            "AS `vigil`.inference_events_local ENGINE = Distributed(`prod`, `vigil`, inference_events_local, cityHash64(event_id))"
+        ));
+        let boot = migrations_table(&opts);
+        assert!(boot[0].ends_with("ON CLUSTER `prod`"));
+        assert!(boot[1].contains("ReplicatedMergeTree('/clickhouse/tables/{shard}/vigil/schema_migrations', '{replica}')"), "{}", boot[1]);
+    }
+}
