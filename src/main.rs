@@ -1,1 +1,220 @@
-fn main() {}
+//! `vigil`: one binary for monitoring and A/B testing ML models in production.
+//!
+//! Thin glue: parses the command line, loads `vigil.toml`, and calls into the crates.
+//! Exit codes: 0 success, 1 failure, 2 usage error.
+
+mod bench;
+mod config;
+mod demo;
+mod serve;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::VigilConfig;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "vigil", version, about = "Continuous monitoring and A/B experimentation for ML models in production")]
+struct Cli {
+    /// Configuration file (default: ./vigil.toml when present). Keys can be overridden with
+    /// VIGIL_<SECTION>__<KEY> environment variables.
+    #[arg(long, global = true, env = "VIGIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Store URL, overriding the config: clickhouse://host:port/db or chdb:///path.
+    #[arg(long, global = true, env = "VIGIL_STORE")]
+    store: Option<String>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Table,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole ingest path on the embedded store with simulated traffic.
+    Demo(demo::DemoArgs),
+    /// Run the collector: HTTP ingest and (when configured) the Kafka source.
+    Serve {
+        /// Do not start HTTP ingest.
+        #[arg(long)]
+        no_http: bool,
+        /// Do not start the Kafka source even if brokers are configured.
+        #[arg(long)]
+        no_kafka: bool,
+    },
+    /// Create or upgrade the store's schema.
+    Migrate,
+    /// Ingest an NDJSON file (one event per line).
+    Ingest {
+        /// The file to read.
+        #[arg(long)]
+        file: PathBuf,
+        /// Which kind of event the file holds.
+        #[arg(long, default_value = "inference")]
+        kind: vigil_store::event::EventKind,
+    },
+    /// Show what the store holds.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Test every column of CUR against REF for drift (Evidently-compatible defaults).
+    Drift(vigil_analyzer::cli::DriftArgs),
+    /// Fairness metrics of a scored dataset (Fairlearn definitions).
+    Fairness(vigil_analyzer::cli::FairnessArgs),
+    /// Assign a unit to an experiment arm (GrowthBook-compatible hashing).
+    Assign(vigil_experimenter::AssignArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the configuration (file plus VIGIL_… overrides); errors name the line.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// End-to-end ingest throughput (HTTP or Kafka) next to the raw insert speed.
+    Ingest(bench::BenchIngestArgs),
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<vigil_experimenter::AssignError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    // Pure offline commands need no config or runtime.
+    match &cli.command {
+        Command::Drift(args) => {
+            println!("{}", vigil_analyzer::cli::run_drift(args)?);
+            return Ok(());
+        }
+        Command::Fairness(args) => {
+            println!("{}", vigil_analyzer::cli::run_fairness(args)?);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let config = VigilConfig::load(cli.config.as_deref())?;
+    let store = cli.store.as_deref();
+    match cli.command {
+        Command::Assign(args) => {
+            println!("{}", vigil_experimenter::run_assign(&args, &config.experiments)?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let url = config.store_url(store)?;
+            println!("configuration OK (store: {url:?}; {} experiment(s); {} token(s))", config.experiments.len(), config.auth.tokens.len());
+            Ok(())
+        }
+        command => {
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(run_async(command, config, store))
+        }
+    }
+}
+
+async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -> Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(config, store, args).await,
+        Command::Serve { no_http, no_kafka } => serve::serve(config, store, !no_http, !no_kafka).await,
+        Command::Migrate => {
+            let url = config.store_url(store)?;
+            let s = vigil_store::Store::open_url(&url).await?;
+            let applied = s.migrate(config.store.cluster.as_deref()).await?;
+            println!("{}: schema version {} ({} migration(s) applied now)", s.describe(), s.schema_version().await?, applied.len());
+            Ok(())
+        }
+        Command::Ingest { file, kind } => ingest_file(config, store, file, kind).await,
+        Command::Status { format } => {
+            let s = serve::open_store(&config, store).await?;
+            let totals = vigil_store::queries::table_counts(&s).await?;
+            let versions = vigil_store::queries::counts_by_version(&s, 0, u32::MAX).await?;
+            match format {
+                Format::Json => println!("{}", serde_json::json!({"store": s.describe(), "totals": totals, "versions": versions})),
+                Format::Table => {
+                    println!("{}", s.describe());
+                    println!("inferences {}  outcomes {}  exposures {}  dead letters {}", totals.inference, totals.outcomes, totals.exposures, totals.dead_letters);
+                    for v in versions {
+                        println!("  {:<16} {:<8} {:>10} events  mean score {:.3}", v.model, v.version, v.events, v.mean_score);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,
+        Command::Drift(_) | Command::Fairness(_) | Command::Assign(_) | Command::Config(_) => unreachable!("handled before the runtime starts"),
+    }
+}
+
+async fn ingest_file(config: VigilConfig, store: Option<&str>, file: PathBuf, kind: vigil_store::event::EventKind) -> Result<()> {
+    let size = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    let s = serve::open_store(&config, store).await?;
+    let metrics = Arc::new(vigil_collector::metrics::Metrics::new());
+    let (writer, task) = vigil_collector::writer::spawn_writer(s.clone(), &config.collector, metrics);
+    let pb = ProgressBar::new(size);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(format!("ingesting {}", file.display()));
+    let limits = config.collector.limits.clone();
+    let pb2 = pb.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let r = vigil_collector::file::ingest_file(&file, kind, &limits, &writer, 20_000, |b| pb2.set_position(b));
+        drop(writer);
+        r
+    })
+    .await??;
+    task.await?;
+    pb.finish_and_clear();
+    println!(
+        "{} lines: {} stored, {} rejected (kept in dead_letters with the reason; `vigil status` shows totals)",
+        report.lines, report.accepted, report.rejected
+    );
+    Ok(())
+}

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::bucket::{bucket_ranges, choose_variation, BucketRange, WEIGHT_SUM_TOLERANCE};
-use crate::hash::{hash, HashVersion};
+use crate::hash::{fnv1a32, hash, hash_v2_after_seed, HashVersion};
 use crate::namespace::Namespace;
 
 /// Lifecycle state of an experiment.
@@ -405,6 +405,8 @@ pub struct Experiment {
     config: ExperimentConfig,
     /// Bucket ranges, one per arm, computed once.
     ranges: Vec<BucketRange>,
+    /// `fnv1a32(seed)`: hash version 2 hashes `seed + unit`, so the seed is hashed once.
+    seed_state: u32,
 }
 
 impl TryFrom<ExperimentConfig> for Experiment {
@@ -426,7 +428,13 @@ impl Experiment {
         config.validate()?;
         let weights: Option<Vec<f64>> = config.arms.iter().map(|a| a.weight).collect();
         let ranges = bucket_ranges(config.arms.len(), Some(config.coverage), weights.as_deref());
-        Ok(Self { config, ranges })
+        let mut experiment = Self {
+            config,
+            ranges,
+            seed_state: 0,
+        };
+        experiment.seed_state = fnv1a32(experiment.seed());
+        Ok(experiment)
     }
 
     /// The configuration this experiment was built from.
@@ -472,7 +480,10 @@ impl Experiment {
         now: DateTime<Utc>,
     ) -> Assignment<'_> {
         let c = &self.config;
-        let n = hash(self.seed(), unit_id, c.hash_version);
+        let n = match c.hash_version {
+            HashVersion::V2 => hash_v2_after_seed(self.seed_state, unit_id),
+            HashVersion::V1 => hash(self.seed(), unit_id, HashVersion::V1),
+        };
         let excluded = |reason| {
             let control = self.control();
             Assignment {
@@ -503,10 +514,11 @@ impl Experiment {
                 return excluded(Reason::Namespace);
             }
         }
-        if !c
-            .targeting
-            .iter()
-            .all(|(name, cond)| cond.matches(attributes.attribute(name)))
+        if !c.targeting.is_empty()
+            && !c
+                .targeting
+                .iter()
+                .all(|(name, cond)| cond.matches(attributes.attribute(name)))
         {
             return excluded(Reason::Targeting);
         }

@@ -120,11 +120,15 @@ pub fn hash(seed: &str, value: &str, version: HashVersion) -> f64 {
             let h = fnv1a32_update(fnv1a32_update(FNV32_OFFSET_BASIS, value), seed);
             f64::from(h % 1000) / 1000.0
         }
-        HashVersion::V2 => {
-            let inner = fnv1a32_update(fnv1a32_update(FNV32_OFFSET_BASIS, seed), value);
-            f64::from(fnv1a32_decimal(inner) % 10000) / 10000.0
-        }
+        HashVersion::V2 => hash_v2_after_seed(fnv1a32(seed), value),
     }
+}
+
+/// [`hash`] for version 2 when the FNV state after the seed, `fnv1a32(seed)`, is already known
+/// (v2 hashes `seed + value`, so an experiment can hash its seed once).
+#[inline]
+pub fn hash_v2_after_seed(seed_state: u32, value: &str) -> f64 {
+    f64::from(fnv1a32_decimal(fnv1a32_update(seed_state, value)) % 10000) / 10000.0
 }
 
 /// Like [`hash`] but with the version as a plain number, as in the SDK: `None` for a version

@@ -37,6 +37,7 @@ pub mod cli;
 pub mod experiment;
 pub mod hash;
 pub mod namespace;
+pub mod stats;
 
 pub use bucket::{bucket_ranges, choose_variation, equal_weights, BucketRange};
 pub use cli::{run_assign, AssignArgs, AssignError, OutputFormat};

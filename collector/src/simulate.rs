@@ -1,0 +1,195 @@
+//! A traffic simulator: realistic inference and outcome events for two models with two versions
+//! each, optional input drift, and a catalogue of malformed and hostile payloads.
+//!
+//! Used by `vigil demo`, `vigil bench` and the end-to-end tests, so all three exercise the same
+//! event shapes. Deterministic for a given seed.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::fmt::Write;
+
+/// One simulated model: its name and versions.
+pub const MODELS: [(&str, [&str; 2]); 2] = [("churn", ["v1", "v2"]), ("fraud", ["v1", "v2"])];
+
+const PLANS: [&str; 4] = ["free", "basic", "pro", "enterprise"];
+const REGIONS: [&str; 3] = ["eu", "us", "apac"];
+const MERCHANTS: [&str; 5] = ["grocery", "travel", "electronics", "fuel", "gaming"];
+
+pub struct TrafficSimulator {
+    rng: StdRng,
+    run_id: String,
+    seq: u64,
+    drift: bool,
+}
+
+/// A generated inference: its id, unit and JSON.
+pub struct SimulatedInference {
+    pub event_id: String,
+    pub unit_id: String,
+    pub model: &'static str,
+    pub score: f64,
+    pub json: String,
+}
+
+fn normal(rng: &mut StdRng) -> f64 {
+    // Box–Muller; adequate for synthetic features.
+    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+impl TrafficSimulator {
+    /// `run_id` keeps event ids unique across runs sharing a store.
+    pub fn new(seed: u64, run_id: &str) -> Self {
+        TrafficSimulator { rng: StdRng::seed_from_u64(seed), run_id: run_id.to_string(), seq: 0, drift: false }
+    }
+
+    /// From now on, shift the input distributions (what the analyzer should notice).
+    pub fn set_drift(&mut self, on: bool) {
+        self.drift = on;
+    }
+
+    pub fn drifting(&self) -> bool {
+        self.drift
+    }
+
+    /// Next inference event at `ts_ms`, spread over both models and both versions.
+    pub fn inference(&mut self, ts_ms: i64) -> SimulatedInference {
+        self.seq += 1;
+        let model_ix = (self.seq % 2) as usize;
+        let (model, versions) = MODELS[model_ix];
+        let version = versions[self.rng.gen_range(0..2)];
+        let unit = self.rng.gen_range(0..50_000u32);
+        let unit_id = format!("user-{unit}");
+        let event_id = format!("{}-{}", self.run_id, self.seq);
+        let region = REGIONS[self.rng.gen_range(0..REGIONS.len())];
+        let mut json = String::with_capacity(320);
+        let (features, score) = if model == "churn" {
+            let tenure = (24.0 + 12.0 * normal(&mut self.rng)).max(0.0).round();
+            let spend_mu = if self.drift { 70.0 } else { 50.0 };
+            let spend = (spend_mu + 15.0 * normal(&mut self.rng)).max(0.0);
+            let tickets = self.rng.gen_range(0..if self.drift { 9 } else { 4 }) as f64;
+            let plan = if self.drift && self.rng.gen_bool(0.5) { "free" } else { PLANS[self.rng.gen_range(0..PLANS.len())] };
+            let z = -1.0 - 0.04 * tenure + 0.02 * spend + 0.3 * tickets + if version == "v2" { -0.1 } else { 0.0 };
+            (
+                format!(r#"{{"tenure_months":{tenure},"monthly_spend":{spend:.2},"support_tickets":{tickets},"plan":"{plan}"}}"#),
+                1.0 / (1.0 + (-z).exp()),
+            )
+        } else {
+            let scale = if self.drift { 3.0 } else { 1.0 };
+            let amount = (scale * 40.0 * (0.8 * normal(&mut self.rng)).exp()).max(0.01);
+            let hour = self.rng.gen_range(0..24);
+            let distance = (5.0 * normal(&mut self.rng).abs()) * if self.drift { 2.0 } else { 1.0 };
+            let merchant = MERCHANTS[self.rng.gen_range(0..MERCHANTS.len())];
+            let z = -4.0 + 0.004 * amount + 0.05 * distance + if hour < 5 { 1.0 } else { 0.0 };
+            (
+                format!(r#"{{"amount":{amount:.2},"hour":{hour},"distance_km":{distance:.3},"merchant_category":"{merchant}"}}"#),
+                1.0 / (1.0 + (-z).exp()),
+            )
+        };
+        let label = if score >= 0.5 { "positive" } else { "negative" };
+        let latency = (if version == "v2" { 18.0 } else { 12.0 }) + 4.0 * normal(&mut self.rng).abs();
+        let _ = write!(
+            json,
+            r#"{{"event_id":"{event_id}","ts":{ts_ms},"model":"{model}","version":"{version}","unit_id":"{unit_id}","features":{features},"prediction":{{"score":{score:.5},"label":"{label}"}},"latency_ms":{latency:.2},"attributes":{{"region":"{region}"}},"cost":0.0004}}"#
+        );
+        SimulatedInference { event_id, unit_id, model, score, json }
+    }
+
+    /// An outcome for an inference: whether the prediction came true (label) or revenue.
+    pub fn outcome(&mut self, inf: &SimulatedInference, ts_ms: i64) -> String {
+        let happened = self.rng.gen_bool(inf.score.clamp(0.01, 0.99));
+        let (name, value) = if inf.model == "churn" {
+            ("churned", if happened { 1.0 } else { 0.0 })
+        } else {
+            ("fraud_confirmed", if happened { 1.0 } else { 0.0 })
+        };
+        format!(
+            r#"{{"event_id":"{}-o","ts":{ts_ms},"unit_id":"{}","model":"{}","inference_id":"{}","name":"{name}","value":{value}}}"#,
+            inf.event_id, inf.unit_id, inf.model, inf.event_id
+        )
+    }
+
+    /// Number of distinct kinds in [`TrafficSimulator::hostile`].
+    pub const HOSTILE_KINDS: usize = 20;
+
+    /// The `i`-th hostile payload (cycling through [`Self::HOSTILE_KINDS`] kinds): wrong types,
+    /// NaN, huge bodies, deep nesting, invalid UTF-8, truncation, limits, skew and more.
+    /// `ts_ms` is a valid receive time; `unique` keeps ids distinct.
+    pub fn hostile(&mut self, i: usize, ts_ms: i64) -> Vec<u8> {
+        let id = format!("{}-bad-{i}", self.run_id);
+        let good = |extra: &str, features: &str| {
+            format!(
+                r#"{{"event_id":"{id}","ts":{ts_ms},"model":"churn","version":"v1","unit_id":"u","features":{features},"prediction":{{"score":0.5}}{extra}}}"#
+            )
+        };
+        match i % Self::HOSTILE_KINDS {
+            0 => good("", r#"{"age":"thirty","spend":[1,2]}"#).into_bytes(),
+            1 => good("", r#"{"age":NaN}"#).into_bytes(),
+            2 => good("", r#"{"age":Infinity}"#).into_bytes(),
+            3 => good("", r#"{"age":1e999}"#).into_bytes(),
+            4 => {
+                let mut s = good("", r#"{"x":1}"#);
+                s.insert_str(s.len() - 1, &format!(r#","input":"{}""#, "A".repeat(1_100_000)));
+                s.into_bytes()
+            }
+            5 => good("", &format!("{{\"deep\":{}1{}}}", "[".repeat(10_000), "]".repeat(10_000))).into_bytes(),
+            6 => {
+                let mut b = good("", r#"{"name":"XX"}"#).into_bytes();
+                let at = b.windows(2).position(|w| w == b"XX").unwrap_or(0);
+                b[at] = 0xff;
+                b[at + 1] = 0xfe;
+                b
+            }
+            7 => {
+                let s = good("", r#"{"x":1}"#);
+                s.as_bytes()[..s.len() / 2].to_vec()
+            }
+            8 => format!(r#"{{"event_id":"{id}","ts":{ts_ms},"version":"v1","unit_id":"u","prediction":{{"score":0.5}}}}"#).into_bytes(),
+            9 => good(r#","surprise":true"#, r#"{"x":1}"#).into_bytes(),
+            10 => good(r#","latency_ms":-5"#, r#"{"x":1}"#).into_bytes(),
+            11 => good("", r#"{"x":1}"#).replace(&format!("\"{id}\""), "\"\"").into_bytes(),
+            12 => {
+                let many: Vec<String> = (0..1500).map(|k| format!("\"f{k}\":{k}")).collect();
+                good("", &format!("{{{}}}", many.join(","))).into_bytes()
+            }
+            13 => good("", &format!("{{\"{}\":1}}", "n".repeat(300))).into_bytes(),
+            14 => good("", r#"{"x":1}"#).replace(&format!("\"ts\":{ts_ms}"), &format!("\"ts\":{}", ts_ms + 86_400_000)).into_bytes(),
+            15 => good("", r#"{"x":1}"#).replace(&format!("\"ts\":{ts_ms}"), "\"yesterday-ish\"").into_bytes(),
+            16 => b"[1,2,3]".to_vec(),
+            17 => b"null".to_vec(),
+            18 => (0..64u8).map(|b| b.wrapping_mul(37)).collect(),
+            _ => good("", r#"{"x":1,"x":2}"#).into_bytes(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_store::event::{parse_event, EventKind, EventTime, Limits};
+
+    #[test]
+    fn simulated_events_are_valid_and_hostile_ones_are_not() {
+        let now = 1_790_000_000_000;
+        let mut sim = TrafficSimulator::new(7, "t");
+        for drift in [false, true] {
+            sim.set_drift(drift);
+            for _ in 0..200 {
+                let inf = sim.inference(now);
+                parse_event(EventKind::Inference, inf.json.as_bytes(), &Limits::default(), EventTime(now))
+                    .unwrap_or_else(|e| panic!("{e}: {}", inf.json));
+                let o = sim.outcome(&inf, now);
+                parse_event(EventKind::Outcome, o.as_bytes(), &Limits::default(), EventTime(now)).unwrap();
+            }
+        }
+        for i in 0..TrafficSimulator::HOSTILE_KINDS {
+            let p = sim.hostile(i, now);
+            assert!(
+                parse_event(EventKind::Inference, &p, &Limits::default(), EventTime(now)).is_err(),
+                "hostile kind {i} was accepted: {}",
+                String::from_utf8_lossy(&p[..p.len().min(200)])
+            );
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Golden tests: candle's embeddings and heads against references computed outside Rust.
+//!
+//! Embeddings: shadow-runner/tests/golden/*.json, written by scripts/models/generate_golden.py
+//! (numpy float64 BERT for all-MiniLM-L6-v2, onnxruntime for paraphrase-MiniLM-L3-v2).
+//! Heads: scikit-learn's own predictions, computed by scripts/models/fetch.sh into the model cache
+//! (the heads have no licence, so nothing derived from them is committed).
+//!
+//! Needs `bash scripts/models/fetch.sh`; fails in CI without it, skips with a notice elsewhere.
+
+mod common;
+
+use common::{load_golden, max_abs_diff, models_or_skip, HEADS, L3, L6};
+use serde::Deserialize;
+use vigil_shadow_runner::{cosine, Device, HeadKind, LinearHead, SentenceEncoder};
+
+const MIN_COS: f64 = 0.99999;
+const MAX_DIFF: f32 = 1e-5;
+
+fn check_encoder(model: &str, batch_sizes: &[usize]) {
+    let Some(dir) = models_or_skip(model, &[model]) else {
+        return;
+    };
+    let golden = load_golden(model);
+    let texts: Vec<&str> = golden.cases.iter().map(|c| c.text.as_str()).collect();
+    let encoder = SentenceEncoder::load(&dir.join(model), &Device::Cpu).expect("load encoder");
+    assert_eq!(encoder.max_seq_length(), golden.max_seq_length);
+    assert!(
+        golden.cases.iter().any(|c| c.num_tokens == golden.max_seq_length),
+        "the golden set must contain an input longer than the truncation length"
+    );
+    for &batch in batch_sizes {
+        let encoder_b = SentenceEncoder::load(&dir.join(model), &Device::Cpu)
+            .expect("load encoder")
+            .with_batch_size(batch);
+        let got = encoder_b.encode(&texts).expect("encode");
+        assert_eq!(got.len(), golden.cases.len());
+        for (case, emb) in golden.cases.iter().zip(&got) {
+            let cos = cosine(emb, &case.embedding);
+            let diff = max_abs_diff(emb, &case.embedding);
+            assert!(
+                cos >= MIN_COS && diff <= MAX_DIFF,
+                "{model} batch {batch}: {:?} ({} tokens): cos {cos:.9}, max abs diff {diff:.2e}",
+                case.text.chars().take(40).collect::<String>(),
+                case.num_tokens
+            );
+        }
+    }
+}
+
+#[test]
+fn minilm_l6_matches_reference_embeddings() {
+    // batch 32: one padded batch (everything padded to the 256-token input); batch 1: no padding.
+    check_encoder(L6, &[32, 1]);
+}
+
+#[test]
+fn minilm_l3_matches_onnxruntime_embeddings() {
+    check_encoder(L3, &[32, 5]);
+}
+
+#[derive(Deserialize)]
+struct SklearnCase {
+    text: String,
+    label: String,
+    scores: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct SklearnHead {
+    cases: Vec<SklearnCase>,
+}
+
+#[derive(Deserialize)]
+struct SklearnReference {
+    heads: std::collections::HashMap<String, SklearnHead>,
+}
+
+#[test]
+fn intent_heads_match_sklearn() {
+    let Some(dir) = models_or_skip("intent heads", &[L6, HEADS]) else {
+        return;
+    };
+    let ref_path = dir.join(HEADS).join("sklearn_reference.json");
+    let reference: SklearnReference = serde_json::from_str(
+        &std::fs::read_to_string(&ref_path).unwrap_or_else(|e| {
+            panic!(
+                "cannot read {}: {e}; run `bash scripts/models/fetch.sh --force`",
+                ref_path.display()
+            )
+        }),
+    )
+    .expect("sklearn reference");
+    let encoder = SentenceEncoder::load(&dir.join(L6), &Device::Cpu).expect("load encoder");
+    for (file, kind) in [
+        ("logistic_regression", HeadKind::Softmax),
+        ("linear_svc", HeadKind::DecisionScores),
+    ] {
+        let head = LinearHead::load(
+            &dir.join(HEADS).join(format!("{file}.safetensors")),
+            &dir.join(HEADS).join("labels.json"),
+            kind,
+            &Device::Cpu,
+        )
+        .expect("load head");
+        let cases = &reference.heads[file].cases;
+        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+        let preds = head
+            .predict(&encoder.encode_tensor(&texts).expect("encode"))
+            .expect("predict");
+        for (case, pred) in cases.iter().zip(&preds) {
+            assert_eq!(pred.label, case.label, "{file}: {:?}", case.text);
+            let diff = max_abs_diff(&pred.scores, &case.scores);
+            assert!(diff <= 1e-4, "{file}: {:?}: scores differ by {diff:.2e}", case.text);
+        }
+    }
+}

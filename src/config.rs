@@ -1,0 +1,194 @@
+//! `vigil.toml`: one file configures every component; each section belongs to the crate that
+//! uses it. Any key can be overridden from the environment as `VIGIL_<SECTION>__<KEY>` (double
+//! underscore between levels), e.g. `VIGIL_STORE__URL=clickhouse://127.0.0.1:8123/vigil`.
+
+use anyhow::{anyhow, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use vigil_collector::config::{CollectorConfig, HttpConfig, KafkaConfig};
+use vigil_experimenter::Experiment;
+use vigil_store::auth::TokenConfig;
+use vigil_store::StoreUrl;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// `clickhouse://host:port/db` or `chdb:///path[?database=db]`; empty: embedded chDB in
+    /// `./vigil-data`.
+    pub url: String,
+    /// Cluster name for replicated tables created `ON CLUSTER` (multi-node deployments).
+    pub cluster: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSection {
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VigilConfig {
+    pub store: StoreSection,
+    pub collector: CollectorConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
+    pub auth: AuthSection,
+    pub experiments: Vec<Experiment>,
+}
+
+/// Directory of the embedded store when none is configured.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("VIGIL_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| ".".into()).join("vigil-data"))
+}
+
+impl VigilConfig {
+    /// The store URL: `--store`, else `[store] url`, else embedded chDB in the data directory.
+    pub fn store_url(&self, cli_override: Option<&str>) -> Result<StoreUrl> {
+        let url = cli_override.unwrap_or(&self.store.url);
+        if url.trim().is_empty() {
+            return Ok(StoreUrl::Embedded {
+                path: default_data_dir(),
+                database: vigil_store::DEFAULT_DATABASE.to_string(),
+            });
+        }
+        Ok(url.parse()?)
+    }
+
+    /// Loads `path` (if given, it must exist; if not, `./vigil.toml` when present), applies
+    /// `VIGIL_…__…` environment overrides, and validates.
+    pub fn load(path: Option<&Path>) -> Result<VigilConfig> {
+        let (text, name) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?,
+                p.display().to_string(),
+            ),
+            None if Path::new("vigil.toml").exists() => (
+                std::fs::read_to_string("vigil.toml").context("cannot read ./vigil.toml")?,
+                "vigil.toml".to_string(),
+            ),
+            None => (String::new(), "(defaults)".to_string()),
+        };
+        Self::parse(&text, &name, std::env::vars())
+    }
+
+    /// Parses TOML text, applying overrides from `env`. Errors carry the line and column.
+    pub fn parse(
+        text: &str,
+        name: &str,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<VigilConfig> {
+        // First pass on the file alone, so errors point at its lines.
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow!("{name}: {e}"))?;
+        let _: VigilConfig = toml::from_str(text).map_err(|e| anyhow!("{name}: {e}"))?;
+        let mut overridden = false;
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("VIGIL_") else { continue };
+            if !rest.contains("__") {
+                continue; // VIGIL_CHDB_LIB, VIGIL_DATA_DIR… are not config keys
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut doc, &path, &value).with_context(|| format!("environment variable {key}"))?;
+            overridden = true;
+        }
+        let config: VigilConfig = if overridden {
+            toml::Value::Table(doc)
+                .try_into()
+                .map_err(|e| anyhow!("{name} with VIGIL_… environment overrides: {e}"))?
+        } else {
+            toml::from_str(text).map_err(|e| anyhow!("{name}: {e}"))?
+        };
+        config.validate().map_err(|e| anyhow!("{name}: {e}"))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.store_url(None)?;
+        if self.collector.batch_max_rows == 0 {
+            return Err(anyhow!("collector.batch_max_rows must be at least 1"));
+        }
+        if self.collector.queue_capacity == 0 {
+            return Err(anyhow!("collector.queue_capacity must be at least 1"));
+        }
+        vigil_store::auth::Authenticator::from_config(&self.auth.tokens)?;
+        vigil_experimenter::validate_experiments(&self.experiments)?;
+        Ok(())
+    }
+}
+
+/// Sets `a.b.c = value` in a TOML table; the value is parsed as TOML if it can be (numbers,
+/// booleans, arrays), else taken as a string.
+fn set_path(doc: &mut toml::Table, path: &[String], value: &str) -> Result<()> {
+    let (last, parents) = path.split_last().ok_or_else(|| anyhow!("empty key"))?;
+    let mut table = doc;
+    for p in parents {
+        table = table
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("`{p}` is not a table"))?;
+    }
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    table.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<VigilConfig> {
+        VigilConfig::parse(
+            text,
+            "vigil.toml",
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_to_embedded_store() {
+        let c = parse("", &[]).unwrap();
+        assert!(matches!(c.store_url(None).unwrap(), StoreUrl::Embedded { .. }));
+        assert_eq!(c.collector.batch_max_rows, 100_000);
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let e = parse("[store]\nurl = \"chdb:///x\"\n\n[collector]\nbatch_max_rowz = 5\n", &[]).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("line 5"), "{msg}");
+        assert!(msg.contains("batch_max_rowz"), "{msg}");
+        let e = parse("[collector]\nbatch_max_rows = \"many\"\n", &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("line 2"), "{e:#}");
+    }
+
+    #[test]
+    fn env_overrides_any_key() {
+        let c = parse(
+            "[collector]\nbatch_max_rows = 5\n",
+            &[
+                ("VIGIL_COLLECTOR__BATCH_MAX_ROWS", "7"),
+                ("VIGIL_STORE__URL", "clickhouse://127.0.0.1:18123/x"),
+                ("VIGIL_KAFKA__PROPERTIES__SESSION.TIMEOUT.MS", "6000"),
+                ("VIGIL_CHDB_LIB", "/ignored"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.collector.batch_max_rows, 7);
+        assert_eq!(c.store.url, "clickhouse://127.0.0.1:18123/x");
+        assert_eq!(c.kafka.properties.get("session.timeout.ms").map(String::as_str), Some("6000"));
+        let e = parse("", &[("VIGIL_COLLECTOR__BATCH_MAX_ROWS", "\"x\"")]).unwrap_err();
+        assert!(format!("{e:#}").contains("batch_max_rows"), "{e:#}");
+    }
+
+    #[test]
+    fn rejects_bad_store_urls() {
+        assert!(parse("[store]\nurl = \"mysql://x\"\n", &[]).is_err());
+    }
+}

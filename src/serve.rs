@@ -1,0 +1,127 @@
+//! Wiring for long-running work: the writer, the HTTP server and the Kafka source.
+
+use crate::config::VigilConfig;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_collector::http::IngestState;
+use vigil_collector::kafka::KafkaSource;
+use vigil_collector::metrics::Metrics;
+use vigil_collector::writer::{spawn_writer, WriterHandle};
+use vigil_store::auth::Authenticator;
+use vigil_store::Store;
+
+/// Opens the store named by the config (or `--store`) and applies migrations.
+pub async fn open_store(config: &VigilConfig, store_override: Option<&str>) -> Result<Store> {
+    let url = config.store_url(store_override)?;
+    let store = Store::open_url(&url).await?;
+    store
+        .migrate(config.store.cluster.as_deref())
+        .await
+        .context("applying schema migrations")?;
+    Ok(store)
+}
+
+/// A started HTTP ingest server.
+pub struct HttpServer {
+    pub addr: std::net::SocketAddr,
+    pub handle: actix_web::dev::ServerHandle,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Stops accepting, lets in-flight requests finish, and waits for the server task.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        if let Ok(Err(e)) = self.task.await {
+            tracing::warn!(error = %e, "HTTP server ended with an error");
+        }
+    }
+}
+
+pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Result<HttpServer> {
+    let auth = Authenticator::from_config(&config.auth.tokens)?;
+    if auth.is_open() {
+        tracing::warn!("no [auth] tokens configured: HTTP ingest accepts unauthenticated requests (fine for a local demo, not for production)");
+    }
+    let state = actix_web::web::Data::new(IngestState {
+        writer,
+        auth,
+        limits: config.collector.limits.clone(),
+        max_body_bytes: config.http.max_body_bytes,
+        ack_timeout: Duration::from_millis(config.http.ack_timeout_ms),
+    });
+    let server = actix_web::HttpServer::new(move || {
+        let state = state.clone();
+        actix_web::App::new().configure(move |cfg| vigil_collector::http::configure(cfg, state))
+    })
+    .workers(config.http.workers.max(1))
+    .bind(bind)
+    .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = server.addrs().first().copied().context("server bound to no address")?;
+    let server = server.disable_signals().run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(HttpServer { addr, handle, task })
+}
+
+/// `vigil serve`: HTTP ingest and, when `[kafka] brokers` is set, the Kafka source, until
+/// SIGINT/SIGTERM; then drains the queue.
+pub async fn serve(config: VigilConfig, store_override: Option<&str>, http: bool, kafka: bool) -> Result<()> {
+    let store = open_store(&config, store_override).await?;
+    tracing::info!(store = %store.describe(), "store ready");
+    let metrics = Arc::new(Metrics::new());
+    let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
+    let http_server = if http {
+        let s = start_http(&config, writer.clone(), &config.http.bind)?;
+        tracing::info!(addr = %s.addr, "HTTP ingest listening (POST /v1/events, /v1/outcomes, /v1/exposures; GET /metrics)");
+        Some(s)
+    } else {
+        None
+    };
+    let kafka_source = if kafka && !config.kafka.brokers.trim().is_empty() {
+        let src = KafkaSource::start(
+            &config.kafka,
+            config.collector.limits.clone(),
+            store.clone(),
+            writer.clone(),
+            tokio::runtime::Handle::current(),
+        )?;
+        tracing::info!(brokers = %config.kafka.brokers, group = %config.kafka.group_id, "Kafka source consuming");
+        Some(src)
+    } else {
+        None
+    };
+    drop(writer);
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight batches");
+    if let Some(s) = http_server {
+        s.stop().await;
+    }
+    if let Some(k) = kafka_source {
+        tokio::task::spawn_blocking(move || k.stop()).await?;
+    }
+    writer_task.await?;
+    tracing::info!(rows = metrics.written_total(), "stopped");
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

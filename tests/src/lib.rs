@@ -1,1 +1,0 @@
-//! Shared helpers for vigil's end-to-end tests: where the real services are, and how to require them.

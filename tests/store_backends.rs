@@ -1,0 +1,163 @@
+//! The store's two backends against real engines: ClickHouse 18.16 (server) and chDB 26.x.
+//! Every typed query runs on both, so the SQL stays inside their common subset.
+
+mod common;
+
+use vigil_store::queries;
+use vigil_store::rows::*;
+use vigil_store::Store;
+
+fn inference(id: &str, ts: u32, model: &str, version: &str, score: Option<f64>) -> InferenceRow {
+    InferenceRow {
+        event_id: id.into(),
+        ts,
+        ts_ms: ts as u64 * 1000 + 123,
+        model: model.into(),
+        version: version.into(),
+        unit_id: "u-é'\"\\\n😀".into(),
+        num_names: vec!["age".into()],
+        num_values: vec![31.5],
+        cat_names: vec!["plan".into()],
+        cat_values: vec!["pro".into()],
+        score,
+        label: score.map(|s| if s > 0.5 { "yes".into() } else { "no".into() }),
+        latency_ms: Some(10.0),
+        cost: None,
+        attr_names: vec![],
+        attr_values: vec![],
+        experiment: String::new(),
+        variant: String::new(),
+        input: "héllo 世界".into(),
+        source: "test".into(),
+        src_partition: 0,
+        src_offset: 1,
+        ingested_at: ts,
+    }
+}
+
+async fn exercise(store: Store) {
+    let first = store.migrate(None).await.expect("migrate");
+    assert_eq!(first, vec![1], "fresh database gets migration 1");
+    let again = store.migrate(None).await.expect("migrate again");
+    assert!(again.is_empty(), "migrations are idempotent");
+    assert_eq!(store.schema_version().await.unwrap(), 1);
+
+    let t0 = 1_790_000_000u32; // 2026-09-21
+    let rows = vec![
+        inference("a", t0, "churn", "v1", Some(0.9)),
+        inference("b", t0 + 30, "churn", "v1", Some(0.1)),
+        inference("c", t0 + 70, "churn", "v2", None),
+        inference("d", t0 + 10, "fraud", "v1", Some(0.5)),
+    ];
+    store.insert(&rows).await.expect("insert");
+    // A replay of the same event must not count twice.
+    store.insert(&rows[..1]).await.expect("insert duplicate");
+    assert_eq!(queries::count_physical_rows(&store, "inference_events").await.unwrap(), 5);
+    assert_eq!(queries::count_events(&store, "inference_events").await.unwrap(), 4);
+    assert_eq!(queries::count_distinct_events(&store, "inference_events").await.unwrap(), 4);
+
+    let by_version = queries::counts_by_version(&store, t0, t0 + 3600).await.unwrap();
+    assert_eq!(by_version.len(), 3, "{by_version:?}");
+    assert_eq!((by_version[0].model.as_str(), by_version[0].version.as_str(), by_version[0].events), ("churn", "v1", 2));
+    assert!((by_version[0].mean_score - 0.5).abs() < 1e-12);
+    assert_eq!(by_version[1].events, 1);
+    assert_eq!(by_version[1].mean_score, 0.0, "all-null scores read as 0");
+    assert_eq!(by_version[0].last_ts, t0 + 30);
+
+    let buckets = queries::time_buckets(&store, "churn", 60, t0 - 3600, t0 + 3600).await.unwrap();
+    let start = t0 / 60 * 60;
+    let got: Vec<(u32, &str, u64)> = buckets.iter().map(|b| (b.bucket, b.version.as_str(), b.events)).collect();
+    let mut expected = vec![];
+    for r in rows.iter().filter(|r| r.model == "churn") {
+        let b = r.ts / 60 * 60;
+        match expected.iter_mut().find(|(eb, ev, _): &&mut (u32, &str, u64)| *eb == b && *ev == r.version) {
+            Some(e) => e.2 += 1,
+            None => expected.push((b, r.version.as_str(), 1)),
+        }
+    }
+    expected.sort();
+    assert_eq!(got, expected);
+    assert!(got.iter().all(|(b, _, _)| *b >= start));
+
+    let outcome = OutcomeRow {
+        event_id: "o1".into(), ts: t0, ts_ms: t0 as u64 * 1000, unit_id: "u".into(), model: "churn".into(),
+        inference_id: "a".into(), name: "churned".into(), value: 1.0, source: "t".into(), src_partition: -1,
+        src_offset: 0, ingested_at: t0,
+    };
+    store.insert(&[outcome]).await.unwrap();
+    let exposure = ExposureRow {
+        event_id: "x1".into(), ts: t0, ts_ms: t0 as u64 * 1000, experiment: "exp".into(), variant: "b".into(),
+        unit_id: "u".into(), model: "churn".into(), version: "v2".into(), attr_names: vec!["region".into()],
+        attr_values: vec!["eu".into()], source: "t".into(), src_partition: -1, src_offset: 0, ingested_at: t0,
+    };
+    store.insert(&[exposure]).await.unwrap();
+    let coord = SourceCoord { source: "kafka:t".into(), partition: 2, offset: 99 };
+    let dead = vec![
+        DeadLetterRow::new(vigil_store::event::EventKind::Inference, &coord, "features.age", "must be a finite number", b"{\"x\":NaN}"),
+        DeadLetterRow::new(vigil_store::event::EventKind::Inference, &coord, "$", "not valid JSON", &[0xff, 0x00, 0x41]),
+    ];
+    store.insert(&dead).await.unwrap();
+    let totals = queries::table_counts(&store).await.unwrap();
+    assert_eq!((totals.inference, totals.outcomes, totals.exposures, totals.dead_letters), (4, 1, 1, 2));
+    let summary = queries::dead_letter_summary(&store).await.unwrap();
+    assert_eq!(summary.len(), 2);
+    assert!(summary.iter().any(|s| s.field == "features.age" && s.count == 1 && s.example_reason.contains("finite")));
+
+    let offsets = vec![
+        IngestOffsetRow { consumer_group: "g".into(), topic: "t".into(), partition: 0, next_offset: 10, written_at: t0 },
+        IngestOffsetRow { consumer_group: "g".into(), topic: "t".into(), partition: 0, next_offset: 25, written_at: t0 },
+        IngestOffsetRow { consumer_group: "g".into(), topic: "t".into(), partition: 1, next_offset: 7, written_at: t0 },
+        IngestOffsetRow { consumer_group: "other".into(), topic: "t".into(), partition: 0, next_offset: 99, written_at: t0 },
+    ];
+    store.insert(&offsets).await.unwrap();
+    let resume = queries::stored_offsets(&store, "g").await.unwrap();
+    assert_eq!(
+        resume,
+        vec![
+            queries::StoredOffset { topic: "t".into(), partition: 0, next_offset: 25 },
+            queries::StoredOffset { topic: "t".into(), partition: 1, next_offset: 7 },
+        ]
+    );
+
+    // Strings survive the round trip byte for byte (quotes, backslashes, newlines, emoji).
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Back {
+        unit_id: String,
+        input: String,
+        payload: String,
+    }
+    let back = store
+        .fetch::<Back>(&format!(
+            "SELECT toString(i.unit_id) AS unit_id, toString(i.input) AS input,
+                    toString((SELECT any(payload) FROM {} WHERE payload_encoding = 'base64')) AS payload
+             FROM {} AS i WHERE event_id = 'b'",
+            store.table("dead_letters"),
+            store.table("inference_events")
+        ))
+        .await
+        .unwrap();
+    assert_eq!(back[0].unit_id, "u-é'\"\\\n😀");
+    assert_eq!(back[0].input, "héllo 世界");
+    assert_eq!(back[0].payload, "/wBB");
+
+    // A bad query reports the engine's message and the SQL.
+    let err = store.execute("SELECT no_such_column FROM system.one").await.unwrap_err();
+    assert!(err.to_string().contains("no_such_column"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_server_backend() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("store"))).await.expect("open server store");
+    assert!(store.describe().contains("18.16") || std::env::var("VIGIL_TEST_CLICKHOUSE").is_ok(), "{}", store.describe());
+    exercise(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_chdb_backend() {
+    common::require_chdb();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("chdb://{}?database={}", dir.path().display(), common::unique("store"));
+    let store = Store::open(&url).await.expect("open chdb store");
+    assert!(store.describe().contains("chDB 26."), "{}", store.describe());
+    exercise(store).await;
+}
