@@ -114,6 +114,9 @@ async fn simulate(client: reqwest::Client, base: String, run_id: String, rate: u
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let per_tick = (rate as usize / 10).max(1);
     let mut n = 0usize;
+    let mut tick_no = 0u64;
+    let mut hostile_no = 0usize;
+    let in_flight = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
     loop {
         tick.tick().await;
         if duration > 0 && started.elapsed().as_secs() >= duration {
@@ -125,6 +128,7 @@ async fn simulate(client: reqwest::Client, base: String, run_id: String, rate: u
         let now = chrono::Utc::now().timestamp_millis();
         let mut events = String::with_capacity(per_tick * 330);
         let mut outcomes = String::new();
+        let mut events_bytes: Vec<u8> = Vec::new();
         for _ in 0..per_tick {
             let inf = sim.inference(now);
             events.push_str(&inf.json);
@@ -136,23 +140,34 @@ async fn simulate(client: reqwest::Client, base: String, run_id: String, rate: u
             n += 1;
         }
         // A few malformed events, as real producers send: they land in dead_letters.
-        if n % (per_tick * 20) < per_tick {
-            let bad = sim.hostile(n, now);
+        if tick_no % 10 == 5 {
+            let bad = sim.hostile(hostile_no, now);
+            hostile_no += 1;
             if bad.len() < 4096 && !bad.contains(&b'\n') {
-                events.push_str(&String::from_utf8_lossy(&bad));
-                events.push('\n');
+                events_bytes.extend_from_slice(&bad);
+                events_bytes.push(b'\n');
             }
         }
+        tick_no += 1;
+        events_bytes.extend_from_slice(events.as_bytes());
+        let events = std::mem::take(&mut events_bytes);
+        let outcomes = outcomes.into_bytes();
+        // Requests are answered once durable (up to one batch interval): send them concurrently
+        // so the simulated rate does not depend on the store's flush interval.
         for (path, body) in [("/v1/events", events), ("/v1/outcomes", outcomes)] {
             if body.is_empty() {
                 continue;
             }
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
             let req = client.post(format!("{base}{path}")).header("content-type", "application/x-ndjson").body(body);
-            match req.send().await {
-                Ok(r) if r.status().is_success() || r.status().as_u16() == 207 || r.status().as_u16() == 400 => {}
-                Ok(r) => eprintln!("ingest answered {}", r.status()),
-                Err(e) => eprintln!("ingest request failed: {e}"),
-            }
+            tokio::spawn(async move {
+                match req.send().await {
+                    Ok(r) if r.status().is_success() || r.status().as_u16() == 207 => {}
+                    Ok(r) => eprintln!("ingest answered {}", r.status()),
+                    Err(e) => eprintln!("ingest request failed: {e}"),
+                }
+                drop(permit);
+            });
         }
     }
 }

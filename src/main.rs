@@ -74,6 +74,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Run one SQL statement against the store and print the result (`USE`-free: name tables
+    /// as `vigil.inference_events`).
+    Sql {
+        /// The statement.
+        query: String,
+        /// ClickHouse output format.
+        #[arg(long, default_value = "PrettyCompactMonoBlock")]
+        output: String,
+    },
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -102,7 +111,7 @@ enum BenchCommand {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,actix_server=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -184,6 +193,14 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
                     }
                 }
             }
+            Ok(())
+        }
+        Command::Sql { query, output } => {
+            let url = config.store_url(store)?;
+            let s = vigil_store::Store::open_url(&url).await?;
+            let out = s.query_formatted(&query, &output).await?;
+            use std::io::Write;
+            std::io::stdout().write_all(&out)?;
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,

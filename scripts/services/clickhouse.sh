@@ -55,8 +55,10 @@ start() {
   install
   if pid_alive "$PIDFILE" && ping; then log "clickhouse already running on :$HTTP_PORT"; return 0; fi
   write_config
-  (cd "$DIR" && nohup clickhouse-server --config-file="$DIR/config.xml" >"$DIR/logs/stdout.log" 2>&1 &
-   echo $! >"$PIDFILE")
+  cd "$DIR"
+  # exec keeps the recorded pid the server's own, so `stop` signals the server itself.
+  nohup clickhouse-server --config-file="$DIR/config.xml" >"$DIR/logs/stdout.log" 2>&1 &
+  echo $! >"$PIDFILE"
   if ! wait_until 30 ping; then
     log "clickhouse did not become ready; last log lines:"; tail -n 20 "$DIR/logs/stdout.log" "$DIR/logs/error.log" >&2 || true
     return 1

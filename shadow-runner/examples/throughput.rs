@@ -11,7 +11,9 @@ use vigil_shadow_runner::{
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let model = args.next().unwrap_or_else(|| "all-MiniLM-L6-v2".to_string());
+    let model = args
+        .next()
+        .unwrap_or_else(|| "all-MiniLM-L6-v2".to_string());
     let rounds: usize = args.next().map(|r| r.parse()).transpose()?.unwrap_or(3);
     let queries_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/queries.txt");
     let queries: Vec<String> = std::fs::read_to_string(queries_path)?
@@ -21,10 +23,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(str::to_string)
         .collect();
     // 256 sentences, cycling through the captured-traffic stand-in.
-    let texts: Vec<&str> = queries.iter().cycle().take(256).map(String::as_str).collect();
+    let texts: Vec<&str> = queries
+        .iter()
+        .cycle()
+        .take(256)
+        .map(String::as_str)
+        .collect();
     let device = select_device(DevicePreference::Auto)?;
     let dir = default_models_dir().join(&model);
-    println!("model {model}, device {}, {} sentences, best of {rounds}", device_name(&device), texts.len());
+    println!(
+        "model {model}, device {}, {} sentences, best of {rounds}",
+        device_name(&device),
+        texts.len()
+    );
     for batch in [1usize, 32] {
         let encoder = SentenceEncoder::load(&dir, &device)?.with_batch_size(batch);
         encoder.encode(&texts[..batch.min(texts.len())])?; // warm-up
@@ -35,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             best = best.min(start.elapsed().as_secs_f64());
             assert_eq!(out.len(), texts.len());
         }
-        println!("batch {batch:>3}: {:8.1} sentences/s", texts.len() as f64 / best);
+        println!(
+            "batch {batch:>3}: {:8.1} sentences/s",
+            texts.len() as f64 / best
+        );
     }
     Ok(())
 }

@@ -59,9 +59,11 @@ fn cuda() -> std::result::Result<Device, String> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda() -> std::result::Result<Device, String> {
-    Err("this build has no CUDA support: rebuild vigil-shadow-runner with `--features cuda` \
+    Err(
+        "this build has no CUDA support: rebuild vigil-shadow-runner with `--features cuda` \
          (needs nvcc) or use the cpu device"
-        .to_string())
+            .to_string(),
+    )
 }
 
 #[cfg(test)]

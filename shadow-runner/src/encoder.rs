@@ -82,14 +82,18 @@ impl SentenceEncoder {
             });
         }
 
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::InvalidFile {
-            path: tokenizer_path.clone(),
-            message: format!("not a Hugging Face tokenizer.json: {e}"),
-        })?;
-        let mut padding = tokenizer.get_padding().cloned().unwrap_or_else(|| PaddingParams {
-            pad_id: config.pad_token_id as u32,
-            ..PaddingParams::default()
-        });
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::InvalidFile {
+                path: tokenizer_path.clone(),
+                message: format!("not a Hugging Face tokenizer.json: {e}"),
+            })?;
+        let mut padding = tokenizer
+            .get_padding()
+            .cloned()
+            .unwrap_or_else(|| PaddingParams {
+                pad_id: config.pad_token_id as u32,
+                ..PaddingParams::default()
+            });
         padding.strategy = PaddingStrategy::BatchLongest;
         padding.pad_to_multiple_of = None;
         tokenizer.with_padding(Some(padding));
@@ -102,11 +106,12 @@ impl SentenceEncoder {
 
         // SAFETY: the file is memory-mapped read-only; it must not be modified while loaded,
         // which holds for the model cache that scripts/models/fetch.sh writes once.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, device) }
-            .map_err(|e| Error::InvalidFile {
-                path: weights_path.clone(),
-                message: format!("cannot load safetensors: {e}"),
-            })?;
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, device) }
+                .map_err(|e| Error::InvalidFile {
+                    path: weights_path.clone(),
+                    message: format!("cannot load safetensors: {e}"),
+                })?;
         let model = BertModel::load(vb, &config).map_err(|e| Error::InvalidFile {
             path: weights_path.clone(),
             message: format!("weights do not match config.json (BERT layout expected): {e}"),
@@ -152,7 +157,11 @@ impl SentenceEncoder {
     /// encoder's device. Runs in batches of [`Self::batch_size`].
     pub fn encode_tensor<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tensor> {
         if texts.is_empty() {
-            return Ok(Tensor::zeros((0, self.hidden_size), DType::F32, &self.device)?);
+            return Ok(Tensor::zeros(
+                (0, self.hidden_size),
+                DType::F32,
+                &self.device,
+            )?);
         }
         let mut parts = Vec::with_capacity(texts.len().div_ceil(self.batch_size));
         for chunk in texts.chunks(self.batch_size) {

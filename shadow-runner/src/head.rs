@@ -71,9 +71,12 @@ impl LinearHead {
             .remove("bias")
             .ok_or_else(|| invalid(weights, "no tensor named `bias`".to_string()))?
             .to_dtype(DType::F32)?;
-        let (classes, _dim) = weight
-            .dims2()
-            .map_err(|_| invalid(weights, format!("`weight` must be 2-D, is {:?}", weight.shape())))?;
+        let (classes, _dim) = weight.dims2().map_err(|_| {
+            invalid(
+                weights,
+                format!("`weight` must be 2-D, is {:?}", weight.shape()),
+            )
+        })?;
         if bias.dims() != [classes] {
             return Err(invalid(
                 weights,
@@ -83,7 +86,10 @@ impl LinearHead {
         if labels_vec.len() != classes {
             return Err(invalid(
                 labels,
-                format!("{} labels for a head with {classes} classes", labels_vec.len()),
+                format!(
+                    "{} labels for a head with {classes} classes",
+                    labels_vec.len()
+                ),
             ));
         }
         Self::from_tensors(weight, bias, labels_vec, kind)

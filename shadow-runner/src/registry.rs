@@ -276,7 +276,10 @@ kind = "decision_scores"
         assert_eq!(cands.len(), 1);
         assert_eq!(cands[0].path, Path::new("/abs/all-MiniLM-L6-v2"));
         assert_eq!(cands[0].batch_size, Some(8));
-        assert_eq!(cands[0].head.as_ref().map(|h| h.kind), Some(HeadKind::DecisionScores));
+        assert_eq!(
+            cands[0].head.as_ref().map(|h| h.kind),
+            Some(HeadKind::DecisionScores)
+        );
     }
 
     #[test]
@@ -296,7 +299,9 @@ kind = "decision_scores"
         assert!(err.to_string().contains("two production"), "{err}");
         let bad_role = TOML.replace("\"candidate\"", "\"canary\"");
         assert!(Registry::from_toml(&bad_role, Path::new("/")).is_err());
-        let unknown = format!("{TOML}\n[[model]]\nname='x'\nversion='1'\nrole='candidate'\npath='p'\ncolour='red'\n");
+        let unknown = format!(
+            "{TOML}\n[[model]]\nname='x'\nversion='1'\nrole='candidate'\npath='p'\ncolour='red'\n"
+        );
         assert!(Registry::from_toml(&unknown, Path::new("/")).is_err());
     }
 
@@ -307,6 +312,9 @@ kind = "decision_scores"
         )
         .expect("spec");
         let err = LoadedModel::load(&spec, &Device::Cpu).expect_err("missing");
-        assert!(err.to_string().contains("bash scripts/models/fetch.sh"), "{err}");
+        assert!(
+            err.to_string().contains("bash scripts/models/fetch.sh"),
+            "{err}"
+        );
     }
 }

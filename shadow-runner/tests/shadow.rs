@@ -7,9 +7,7 @@
 mod common;
 
 use common::{models_or_skip, queries, HEADS, L3, L6};
-use vigil_shadow_runner::{
-    compare, Device, LoadedModel, Registry, ShadowPolicy, Verdict,
-};
+use vigil_shadow_runner::{compare, Device, LoadedModel, Registry, ShadowPolicy, Verdict};
 
 const REGISTRY: &str = r#"
 [[model]]
@@ -69,13 +67,19 @@ fn shadow_run_flags_the_bad_candidate_and_passes_the_good_one() {
         );
         match spec.version.as_str() {
             "l6+svc" => {
-                assert!(agreement >= 0.8, "LinearSVC should mostly agree: {agreement}");
+                assert!(
+                    agreement >= 0.8,
+                    "LinearSVC should mostly agree: {agreement}"
+                );
                 assert_eq!(verdict, Verdict::Acceptable);
                 // Same encoder: identical embeddings.
                 assert!(report.mean_cosine.expect("same dims") > 0.999_999);
             }
             "l3+logreg" => {
-                assert!(agreement < 0.5, "L3 into the L6 head should mostly disagree: {agreement}");
+                assert!(
+                    agreement < 0.5,
+                    "L3 into the L6 head should mostly disagree: {agreement}"
+                );
                 let top = report.label_shift.first().expect("labels moved");
                 assert_eq!(top.label, "oos", "the bad candidate collapses onto `oos`");
                 assert!(top.candidate_count * 2 > texts.len(), "mostly oos: {top:?}");

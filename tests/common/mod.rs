@@ -155,7 +155,7 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// Writes a config file for `vigil serve`.
 pub fn write_config(dir: &Path, store_url: &str, http_port: u16, kafka: Option<(&str, &str, &str)>) -> PathBuf {
     let mut text = format!(
-        "[store]\nurl = \"{store_url}\"\n\n[collector]\nbatch_max_rows = 20000\nbatch_max_wait_ms = 200\nretry_max_ms = 1000\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\n"
+        "[store]\nurl = \"{store_url}\"\n\n[collector]\nbatch_max_rows = 20000\nbatch_max_wait_ms = 200\nretry_max_ms = 1000\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\nack_timeout_ms = 5000\n"
     );
     if let Some((brokers, topic, group)) = kafka {
         text.push_str(&format!(

@@ -186,6 +186,19 @@ impl Store {
         }
     }
 
+    /// Runs any statement and returns its output in a ClickHouse `format` (e.g.
+    /// `TabSeparatedWithNames`). For operators' ad-hoc queries, not for code paths.
+    pub async fn query_formatted(&self, sql: &str, format: &str) -> Result<Vec<u8>, StoreError> {
+        match &*self.backend {
+            Backend::Server(s) => s.query_formatted(sql, format).await,
+            Backend::Embedded(c) => {
+                let c = c.clone();
+                let (sql, format) = (sql.to_string(), format.to_string());
+                blocking(move || c.query(&sql, &format)).await
+            }
+        }
+    }
+
     /// Inserts rows into their table in one RowBinary insert.
     pub async fn insert<R: TableRow>(&self, rows: &[R]) -> Result<(), StoreError> {
         if rows.is_empty() {

@@ -76,6 +76,19 @@ impl ServerStore {
             .map_err(|e| classify(e, sql))
     }
 
+    pub async fn query_formatted(&self, sql: &str, format: &str) -> Result<Vec<u8>, StoreError> {
+        let mut cursor = self
+            .client
+            .query_raw(sql)
+            .fetch_bytes(format)
+            .map_err(|e| classify(e, sql))?;
+        let mut out = Vec::new();
+        while let Some(chunk) = cursor.next().await.map_err(|e| classify(e, sql))? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     pub async fn insert_rowbinary(&self, insert_sql: &str, data: Vec<u8>) -> Result<(), StoreError> {
         let sql = format!("{insert_sql} FORMAT RowBinary");
         let mut insert = self.client.insert_formatted_with(sql.clone());
