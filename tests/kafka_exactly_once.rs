@@ -75,3 +75,62 @@ fn exactly_once_across_kill_9() {
     // No dead letters: every event was valid.
     assert_eq!(rt.block_on(queries::count_physical_rows(&store, "dead_letters")).unwrap(), 0);
 }
+
+/// 1,000 malformed or hostile Kafka messages between valid ones: each becomes a dead letter with
+/// its reason and coordinates, and the valid events are all stored.
+#[test]
+fn hostile_kafka_messages_become_dead_letters() {
+    let brokers = kafka_brokers();
+    let db = unique("hostile");
+    let url = clickhouse_url(&db);
+    let topic = unique("vigil-hostile");
+    let group = unique("g");
+    create_topic(&brokers, &topic, 3);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut sim = TrafficSimulator::new(9, &db);
+    let mut payloads = Vec::new();
+    for i in 0..1000 {
+        payloads.push(sim.hostile(i, now));
+        for _ in 0..5 {
+            payloads.push(sim.inference(now).json.into_bytes());
+        }
+    }
+    produce(&brokers, &topic, &payloads);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &url, free_port(), Some((&brokers, &topic, &group)));
+    let log = dir.path().join("serve.log");
+    let served = Served::start(&config, &log, &["--no-http"]);
+    let rt = runtime();
+    let mut store: Option<Store> = None;
+    let done = wait_for(Duration::from_secs(120), || {
+        if store.is_none() {
+            store = rt.block_on(Store::open(&url)).ok().filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1);
+        }
+        store.as_ref().is_some_and(|s| {
+            rt.block_on(queries::count_events(s, "inference_events")).unwrap_or(0) >= 5000
+                && rt.block_on(queries::count_physical_rows(s, "dead_letters")).unwrap_or(0) >= 1000
+        })
+    });
+    served.terminate();
+    assert!(done, "log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let store = store.unwrap();
+    assert_eq!(rt.block_on(queries::count_events(&store, "inference_events")).unwrap(), 5000);
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Dead {
+        n: u64,
+        coords: u64,
+        empty_reasons: u64,
+    }
+    let dead = rt
+        .block_on(store.fetch::<Dead>(&format!(
+            "SELECT toUInt64(count()) AS n, toUInt64(uniqExact(src_partition, src_offset)) AS coords,
+                    toUInt64(countIf(reason = '')) AS empty_reasons
+             FROM {} WHERE source = {}",
+            store.table("dead_letters"),
+            vigil_store::sql_string(&format!("kafka:{topic}"))
+        )))
+        .unwrap();
+    assert_eq!(dead[0].coords, 1000, "each hostile message is kept with its own coordinates");
+    assert_eq!(dead[0].n, 1000);
+    assert_eq!(dead[0].empty_reasons, 0);
+}
