@@ -65,7 +65,11 @@ struct BenchReport {
     raw_insert_rows_per_sec: Option<f64>,
 }
 
-pub async fn run(config: VigilConfig, store_override: Option<&str>, args: BenchIngestArgs) -> Result<()> {
+pub async fn run(
+    config: VigilConfig,
+    store_override: Option<&str>,
+    args: BenchIngestArgs,
+) -> Result<()> {
     if args.events == 0 {
         bail!("--events must be at least 1");
     }
@@ -75,11 +79,15 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: BenchI
     let run_id = format!("bench{now}");
     let mut sim = TrafficSimulator::new(1, &run_id);
     eprintln!("generating {} events…", args.events);
-    let events: Vec<String> = (0..args.events).map(|i| sim.inference(now - (args.events - i) as i64).json).collect();
+    let events: Vec<String> = (0..args.events)
+        .map(|i| sim.inference(now - (args.events - i) as i64).json)
+        .collect();
     let metrics = Arc::new(Metrics::new());
     let mut report = match args.source {
         BenchSource::Http => bench_http(&config, &store, &events, &args, metrics.clone()).await?,
-        BenchSource::Kafka => bench_kafka(&config, &store, &events, &args, &run_id, metrics.clone()).await?,
+        BenchSource::Kafka => {
+            bench_kafka(&config, &store, &events, &args, &run_id, metrics.clone()).await?
+        }
     };
     if !args.no_raw {
         report.raw_insert_rows_per_sec = Some(raw_insert(&store, &events).await?);
@@ -117,24 +125,37 @@ async fn bench_http(
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let server = start_http(config, writer, "127.0.0.1:0")?;
     let url = format!("http://{}/v1/events", server.addr);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
     let next = Arc::new(AtomicUsize::new(0));
     let pb = bar(events.len(), "HTTP ingest");
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients.max(1) {
-        let (bodies, next, client, url, pb) = (bodies.clone(), next.clone(), client.clone(), url.clone(), pb.clone());
+        let (bodies, next, client, url, pb) = (
+            bodies.clone(),
+            next.clone(),
+            client.clone(),
+            url.clone(),
+            pb.clone(),
+        );
         let per = args.request_events.max(1);
         tasks.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { return Ok::<(), anyhow::Error>(()) };
+                let Some(body) = bodies.get(i) else {
+                    return Ok::<(), anyhow::Error>(());
+                };
                 loop {
                     let resp = client.post(&url).body(body.clone()).send().await?;
                     match resp.status().as_u16() {
                         200 => break,
                         429 | 503 => tokio::time::sleep(Duration::from_millis(50)).await,
-                        s => bail!("ingest answered {s}: {}", resp.text().await.unwrap_or_default()),
+                        s => bail!(
+                            "ingest answered {s}: {}",
+                            resp.text().await.unwrap_or_default()
+                        ),
                     }
                 }
                 pb.inc(per.min(body.matches('\n').count()) as u64);
@@ -177,8 +198,14 @@ async fn bench_kafka(
     kafka.inference_topic = topic;
     kafka.outcome_topic = String::new();
     kafka.exposure_topic = String::new();
-    kafka.properties.entry("session.timeout.ms".into()).or_insert_with(|| "6000".into());
-    kafka.properties.entry("heartbeat.interval.ms".into()).or_insert_with(|| "500".into());
+    kafka
+        .properties
+        .entry("session.timeout.ms".into())
+        .or_insert_with(|| "6000".into());
+    kafka
+        .properties
+        .entry("heartbeat.interval.ms".into())
+        .or_insert_with(|| "500".into());
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let pb = bar(events.len(), "Kafka → store");
     let started = Instant::now();
@@ -200,7 +227,10 @@ async fn bench_kafka(
             break;
         }
         if started.elapsed() > Duration::from_secs(600) {
-            bail!("only {written} of {} events arrived within 10 minutes", events.len());
+            bail!(
+                "only {written} of {} events arrived within 10 minutes",
+                events.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -223,11 +253,16 @@ async fn bench_kafka(
 
 /// Creates a topic (idempotent: an existing topic is fine).
 pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().context("kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("kafka admin client")?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let res = admin
-        .create_topics(&[new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+        .create_topics(
+            &[new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
         .await
         .with_context(|| format!("cannot create topic {topic} on {brokers}"))?;
     for r in res {
@@ -258,7 +293,12 @@ fn produce(brokers: &str, topic: &str, events: &[String]) -> Result<f64> {
         loop {
             match producer.send(record) {
                 Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    r,
+                )) => {
                     record = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }
@@ -269,7 +309,9 @@ fn produce(brokers: &str, topic: &str, events: &[String]) -> Result<f64> {
             pb.set_position(i as u64);
         }
     }
-    producer.flush(Duration::from_secs(120)).context("flushing producer")?;
+    producer
+        .flush(Duration::from_secs(120))
+        .context("flushing producer")?;
     pb.finish_and_clear();
     Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }
@@ -278,7 +320,11 @@ fn produce(brokers: &str, topic: &str, events: &[String]) -> Result<f64> {
 async fn raw_insert(store: &vigil_store::Store, events: &[String]) -> Result<f64> {
     let now = EventTime::now();
     let limits = Limits::default();
-    let coord = SourceCoord { source: "bench-raw".into(), partition: -1, offset: 0 };
+    let coord = SourceCoord {
+        source: "bench-raw".into(),
+        partition: -1,
+        offset: 0,
+    };
     let mut batch = RowBatch::default();
     for e in events {
         let ev = parse_event(EventKind::Inference, e.as_bytes(), &limits, now)?;

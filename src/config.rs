@@ -41,7 +41,11 @@ pub struct VigilConfig {
 pub fn default_data_dir() -> PathBuf {
     std::env::var_os("VIGIL_DATA_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| ".".into()).join("vigil-data"))
+        .unwrap_or_else(|| {
+            std::env::current_dir()
+                .unwrap_or_else(|_| ".".into())
+                .join("vigil-data")
+        })
 }
 
 impl VigilConfig {
@@ -62,7 +66,8 @@ impl VigilConfig {
     pub fn load(path: Option<&Path>) -> Result<VigilConfig> {
         let (text, name) = match path {
             Some(p) => (
-                std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?,
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config {}", p.display()))?,
                 p.display().to_string(),
             ),
             None if Path::new("vigil.toml").exists() => (
@@ -81,16 +86,21 @@ impl VigilConfig {
         env: impl Iterator<Item = (String, String)>,
     ) -> Result<VigilConfig> {
         // First pass on the file alone, so errors point at its lines.
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow!("{name}: {e}"))?;
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow!("{name}: {e}"))?;
         let _: VigilConfig = toml::from_str(text).map_err(|e| anyhow!("{name}: {e}"))?;
         let mut overridden = false;
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("VIGIL_") else { continue };
+            let Some(rest) = key.strip_prefix("VIGIL_") else {
+                continue;
+            };
             if !rest.contains("__") {
                 continue; // VIGIL_CHDB_LIB, VIGIL_DATA_DIR… are not config keys
             }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut doc, &path, &value).with_context(|| format!("environment variable {key}"))?;
+            set_path(&mut doc, &path, &value)
+                .with_context(|| format!("environment variable {key}"))?;
             overridden = true;
         }
         let config: VigilConfig = if overridden {
@@ -154,13 +164,20 @@ mod tests {
     #[test]
     fn defaults_to_embedded_store() {
         let c = parse("", &[]).unwrap();
-        assert!(matches!(c.store_url(None).unwrap(), StoreUrl::Embedded { .. }));
+        assert!(matches!(
+            c.store_url(None).unwrap(),
+            StoreUrl::Embedded { .. }
+        ));
         assert_eq!(c.collector.batch_max_rows, 100_000);
     }
 
     #[test]
     fn errors_point_at_the_line() {
-        let e = parse("[store]\nurl = \"chdb:///x\"\n\n[collector]\nbatch_max_rowz = 5\n", &[]).unwrap_err();
+        let e = parse(
+            "[store]\nurl = \"chdb:///x\"\n\n[collector]\nbatch_max_rowz = 5\n",
+            &[],
+        )
+        .unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("line 5"), "{msg}");
         assert!(msg.contains("batch_max_rowz"), "{msg}");
@@ -182,7 +199,13 @@ mod tests {
         .unwrap();
         assert_eq!(c.collector.batch_max_rows, 7);
         assert_eq!(c.store.url, "clickhouse://127.0.0.1:18123/x");
-        assert_eq!(c.kafka.properties.get("session.timeout.ms").map(String::as_str), Some("6000"));
+        assert_eq!(
+            c.kafka
+                .properties
+                .get("session.timeout.ms")
+                .map(String::as_str),
+            Some("6000")
+        );
         let e = parse("", &[("VIGIL_COLLECTOR__BATCH_MAX_ROWS", "\"x\"")]).unwrap_err();
         assert!(format!("{e:#}").contains("batch_max_rows"), "{e:#}");
     }

@@ -50,8 +50,17 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     let started = Instant::now();
     let since = chrono::Utc::now().timestamp() as u32;
     let run_id = format!("demo{}", chrono::Utc::now().timestamp_millis());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
-    let sim_task = tokio::spawn(simulate(client, base.clone(), run_id, args.rate, args.drift_after, args.duration));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let sim_task = tokio::spawn(simulate(
+        client,
+        base.clone(),
+        run_id,
+        args.rate,
+        args.drift_after,
+        args.duration,
+    ));
 
     let mut ticker = tokio::time::interval(Duration::from_secs(args.every.max(1)));
     ticker.tick().await;
@@ -76,22 +85,43 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     if !dead.is_empty() {
         println!("\ndead letters (rejected input, kept with the reason):");
         for d in dead.iter().take(8) {
-            println!("  {:>6}  {:<9} {:<8} {:<22} {}", d.count, d.kind, d.source, d.field, truncate(&d.example_reason, 70));
+            println!(
+                "  {:>6}  {:<9} {:<8} {:<22} {}",
+                d.count,
+                d.kind,
+                d.source,
+                d.field,
+                truncate(&d.example_reason, 70)
+            );
         }
     }
-    println!("\ndata is in {}; run `vigil status` to see it again", store.describe());
+    println!(
+        "\ndata is in {}; run `vigil status` to see it again",
+        store.describe()
+    );
     Ok(())
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n).collect::<String>() + "…" }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n).collect::<String>() + "…"
+    }
 }
 
 async fn print_counts(store: &vigil_store::Store, since: u32, elapsed: u64, drift_after: u64) {
     let until = chrono::Utc::now().timestamp() as u32 + 3600;
-    match (queries::counts_by_version(store, since, until).await, queries::table_counts(store).await) {
+    match (
+        queries::counts_by_version(store, since, until).await,
+        queries::table_counts(store).await,
+    ) {
         (Ok(rows), Ok(totals)) => {
-            let phase = if elapsed >= drift_after { "DRIFT INJECTED" } else { "baseline" };
+            let phase = if elapsed >= drift_after {
+                "DRIFT INJECTED"
+            } else {
+                "baseline"
+            };
             println!(
                 "t={elapsed:>4}s [{phase}] inferences={} outcomes={} dead_letters={}",
                 totals.inference, totals.outcomes, totals.dead_letters
@@ -108,7 +138,14 @@ async fn print_counts(store: &vigil_store::Store, since: u32, elapsed: u64, drif
 }
 
 /// Posts batches of simulated events every 100 ms.
-async fn simulate(client: reqwest::Client, base: String, run_id: String, rate: u32, drift_after: u64, duration: u64) {
+async fn simulate(
+    client: reqwest::Client,
+    base: String,
+    run_id: String,
+    rate: u32,
+    drift_after: u64,
+    duration: u64,
+) {
     let mut sim = TrafficSimulator::new(42, &run_id);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -133,7 +170,7 @@ async fn simulate(client: reqwest::Client, base: String, run_id: String, rate: u
             let inf = sim.inference(now);
             events.push_str(&inf.json);
             events.push('\n');
-            if n % 4 == 0 {
+            if n.is_multiple_of(4) {
                 outcomes.push_str(&sim.outcome(&inf, now));
                 outcomes.push('\n');
             }
@@ -158,8 +195,13 @@ async fn simulate(client: reqwest::Client, base: String, run_id: String, rate: u
             if body.is_empty() {
                 continue;
             }
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-            let req = client.post(format!("{base}{path}")).header("content-type", "application/x-ndjson").body(body);
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let req = client
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/x-ndjson")
+                .body(body);
             tokio::spawn(async move {
                 match req.send().await {
                     Ok(r) if r.status().is_success() || r.status().as_u16() == 207 => {}

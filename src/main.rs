@@ -17,7 +17,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "vigil", version, about = "Continuous monitoring and A/B experimentation for ML models in production")]
+#[command(
+    name = "vigil",
+    version,
+    about = "Continuous monitoring and A/B experimentation for ML models in production"
+)]
 struct Cli {
     /// Configuration file (default: ./vigil.toml when present). Keys can be overridden with
     /// VIGIL_<SECTION>__<KEY> environment variables.
@@ -110,9 +114,12 @@ enum BenchCommand {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,actix_server=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,actix_server=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
@@ -126,7 +133,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<vigil_experimenter::AssignError>().is_some() {
+            if e.downcast_ref::<vigil_experimenter::AssignError>()
+                .is_some()
+            {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -152,16 +161,25 @@ fn run(cli: Cli) -> Result<()> {
     let store = cli.store.as_deref();
     match cli.command {
         Command::Assign(args) => {
-            println!("{}", vigil_experimenter::run_assign(&args, &config.experiments)?);
+            println!(
+                "{}",
+                vigil_experimenter::run_assign(&args, &config.experiments)?
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Check) => {
             let url = config.store_url(store)?;
-            println!("configuration OK (store: {url:?}; {} experiment(s); {} token(s))", config.experiments.len(), config.auth.tokens.len());
+            println!(
+                "configuration OK (store: {url}; {} experiment(s); {} token(s))",
+                config.experiments.len(),
+                config.auth.tokens.len()
+            );
             Ok(())
         }
         command => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(run_async(command, config, store))
         }
     }
@@ -170,12 +188,19 @@ fn run(cli: Cli) -> Result<()> {
 async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -> Result<()> {
     match command {
         Command::Demo(args) => demo::run(config, store, args).await,
-        Command::Serve { no_http, no_kafka } => serve::serve(config, store, !no_http, !no_kafka).await,
+        Command::Serve { no_http, no_kafka } => {
+            serve::serve(config, store, !no_http, !no_kafka).await
+        }
         Command::Migrate => {
             let url = config.store_url(store)?;
             let s = vigil_store::Store::open_url(&url).await?;
             let applied = s.migrate(config.store.cluster.as_deref()).await?;
-            println!("{}: schema version {} ({} migration(s) applied now)", s.describe(), s.schema_version().await?, applied.len());
+            println!(
+                "{}: schema version {} ({} migration(s) applied now)",
+                s.describe(),
+                s.schema_version().await?,
+                applied.len()
+            );
             Ok(())
         }
         Command::Ingest { file, kind } => ingest_file(config, store, file, kind).await,
@@ -184,12 +209,21 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             let totals = vigil_store::queries::table_counts(&s).await?;
             let versions = vigil_store::queries::counts_by_version(&s, 0, u32::MAX).await?;
             match format {
-                Format::Json => println!("{}", serde_json::json!({"store": s.describe(), "totals": totals, "versions": versions})),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"store": s.describe(), "totals": totals, "versions": versions})
+                ),
                 Format::Table => {
                     println!("{}", s.describe());
-                    println!("inferences {}  outcomes {}  exposures {}  dead letters {}", totals.inference, totals.outcomes, totals.exposures, totals.dead_letters);
+                    println!(
+                        "inferences {}  outcomes {}  exposures {}  dead letters {}",
+                        totals.inference, totals.outcomes, totals.exposures, totals.dead_letters
+                    );
                     for v in versions {
-                        println!("  {:<16} {:<8} {:>10} events  mean score {:.3}", v.model, v.version, v.events, v.mean_score);
+                        println!(
+                            "  {:<16} {:<8} {:>10} events  mean score {:.3}",
+                            v.model, v.version, v.events, v.mean_score
+                        );
                     }
                 }
             }
@@ -204,25 +238,39 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,
-        Command::Drift(_) | Command::Fairness(_) | Command::Assign(_) | Command::Config(_) => unreachable!("handled before the runtime starts"),
+        Command::Drift(_) | Command::Fairness(_) | Command::Assign(_) | Command::Config(_) => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 
-async fn ingest_file(config: VigilConfig, store: Option<&str>, file: PathBuf, kind: vigil_store::event::EventKind) -> Result<()> {
-    let size = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
+async fn ingest_file(
+    config: VigilConfig,
+    store: Option<&str>,
+    file: PathBuf,
+    kind: vigil_store::event::EventKind,
+) -> Result<()> {
+    let size = std::fs::metadata(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?
+        .len();
     let s = serve::open_store(&config, store).await?;
     let metrics = Arc::new(vigil_collector::metrics::Metrics::new());
-    let (writer, task) = vigil_collector::writer::spawn_writer(s.clone(), &config.collector, metrics);
+    let (writer, task) =
+        vigil_collector::writer::spawn_writer(s.clone(), &config.collector, metrics);
     let pb = ProgressBar::new(size);
     pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     pb.set_message(format!("ingesting {}", file.display()));
     let limits = config.collector.limits.clone();
     let pb2 = pb.clone();
     let report = tokio::task::spawn_blocking(move || {
-        let r = vigil_collector::file::ingest_file(&file, kind, &limits, &writer, 20_000, |b| pb2.set_position(b));
+        let r = vigil_collector::file::ingest_file(&file, kind, &limits, &writer, 20_000, |b| {
+            pb2.set_position(b)
+        });
         drop(writer);
         r
     })

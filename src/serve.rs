@@ -58,7 +58,11 @@ pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Res
     .workers(config.http.workers.max(1))
     .bind(bind)
     .with_context(|| format!("cannot listen on {bind}"))?;
-    let addr = server.addrs().first().copied().context("server bound to no address")?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .context("server bound to no address")?;
     let server = server.disable_signals().run();
     let handle = server.handle();
     let task = tokio::spawn(server);
@@ -67,7 +71,12 @@ pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Res
 
 /// `vigil serve`: HTTP ingest and, when `[kafka] brokers` is set, the Kafka source, until
 /// SIGINT/SIGTERM; then drains the queue.
-pub async fn serve(config: VigilConfig, store_override: Option<&str>, http: bool, kafka: bool) -> Result<()> {
+pub async fn serve(
+    config: VigilConfig,
+    store_override: Option<&str>,
+    http: bool,
+    kafka: bool,
+) -> Result<()> {
     let store = open_store(&config, store_override).await?;
     tracing::info!(store = %store.describe(), "store ready");
     let metrics = Arc::new(Metrics::new());
@@ -110,13 +119,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -13,41 +13,88 @@ fn demo_ingests_simulated_traffic_into_the_embedded_store() {
     let data = dir.path().join("vigil-data");
     let out = vigil()
         .current_dir(dir.path())
-        .args(["demo", "--duration", "8", "--every", "2", "--drift-after", "4", "--rate", "1000"])
+        .args([
+            "demo",
+            "--duration",
+            "8",
+            "--every",
+            "2",
+            "--drift-after",
+            "4",
+            "--rate",
+            "1000",
+        ])
         .arg("--bind")
         .arg(format!("127.0.0.1:{}", free_port()))
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("embedded chDB 26."), "{stdout}");
     assert!(stdout.contains("DRIFT INJECTED"), "{stdout}");
     for model in ["churn  v1", "churn  v2", "fraud  v1", "fraud  v2"] {
-        assert!(stdout.contains(model), "no live counts for {model}:\n{stdout}");
+        assert!(
+            stdout.contains(model),
+            "no live counts for {model}:\n{stdout}"
+        );
     }
     // The default store is ./vigil-data; what the demo printed is what the store holds.
     let rt = runtime();
-    let store = rt.block_on(Store::open(&format!("chdb://{}", data.display()))).unwrap();
+    let store = rt
+        .block_on(Store::open(&format!("chdb://{}", data.display())))
+        .unwrap();
     let totals = rt.block_on(queries::table_counts(&store)).unwrap();
     assert!(totals.inference >= 4000, "{totals:?}");
     assert!(totals.outcomes > 0 && totals.dead_letters > 0, "{totals:?}");
-    let last = stdout.lines().rev().find(|l| l.contains("inferences=")).unwrap();
-    assert!(last.contains(&format!("inferences={}", totals.inference)), "{last} vs {totals:?}");
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("inferences="))
+        .unwrap();
+    assert!(
+        last.contains(&format!("inferences={}", totals.inference)),
+        "{last} vs {totals:?}"
+    );
 }
 
 #[test]
 fn config_check_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vigil.toml");
-    std::fs::write(&path, "[store]\nurl = \"chdb:///tmp/x\"\n\n[collector]\nbatch_max_rows = \"lots\"\n").unwrap();
-    let out = vigil().arg("--config").arg(&path).args(["config", "check"]).output().unwrap();
+    std::fs::write(
+        &path,
+        "[store]\nurl = \"chdb:///tmp/x\"\n\n[collector]\nbatch_max_rows = \"lots\"\n",
+    )
+    .unwrap();
+    let out = vigil()
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 5") && err.contains("batch_max_rows"), "{err}");
+    assert!(
+        err.contains("line 5") && err.contains("batch_max_rows"),
+        "{err}"
+    );
 
     std::fs::write(&path, "[store]\nurl = \"chdb:///tmp/x\"\n").unwrap();
-    let out = vigil().arg("--config").arg(&path).args(["config", "check"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vigil()
+        .arg("--config")
+        .arg(&path)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Environment overrides are validated too.
     let out = vigil()
         .arg("--config")
@@ -64,8 +111,24 @@ fn config_check_names_the_line() {
 fn usage_errors_exit_2() {
     let out = vigil().args(["ingest"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = vigil().args(["assign", "--unit", "u1", "--seed", "s", "--weights", "0.9,0.9"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vigil()
+        .args([
+            "assign",
+            "--unit",
+            "u1",
+            "--seed",
+            "s",
+            "--weights",
+            "0.9,0.9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -79,7 +142,10 @@ fn missing_chdb_library_says_how_to_install_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bash scripts/services/chdb.sh install"), "{err}");
+    assert!(
+        err.contains("bash scripts/services/chdb.sh install"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -100,21 +166,40 @@ fn file_ingest_stores_good_lines_and_dead_letters_bad_ones() {
     drop(f);
     for _ in 0..2 {
         // Twice: the second run is a replay and must not double-count.
-        let out = vigil().args(["--store", &url, "ingest", "--file"]).arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = vigil()
+            .args(["--store", &url, "ingest", "--file"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("3000 stored, 31 rejected"), "{stdout}");
     }
     let rt = runtime();
     let store = rt.block_on(Store::open(&url)).unwrap();
-    assert_eq!(rt.block_on(queries::count_events(&store, "inference_events")).unwrap(), 3000);
+    assert_eq!(
+        rt.block_on(queries::count_events(&store, "inference_events"))
+            .unwrap(),
+        3000
+    );
     let dead = rt.block_on(queries::dead_letter_summary(&store)).unwrap();
-    assert!(dead.iter().all(|d| d.source.starts_with("file:")), "{dead:?}");
+    assert!(
+        dead.iter().all(|d| d.source.starts_with("file:")),
+        "{dead:?}"
+    );
     assert_eq!(dead.iter().map(|d| d.count).sum::<u64>(), 62);
 
     let out = vigil().args(["--store", &url, "migrate"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("schema version 1 (0 migration(s) applied now)"));
-    let out = vigil().args(["--store", &url, "status", "--format", "json"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("schema version 1 (0 migration(s) applied now)"));
+    let out = vigil()
+        .args(["--store", &url, "status", "--format", "json"])
+        .output()
+        .unwrap();
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["totals"]["inference"], 3000);
 }

@@ -48,21 +48,32 @@ fn clickhouse_down_for_20s_loses_nothing() {
     require_clickhouse(); // the binary is installed and works
     let brokers = kafka_brokers();
     let dir = tempfile::tempdir().unwrap();
-    let ch = PrivateClickHouse { dir: dir.path().join("services"), http: free_port(), tcp: free_port() };
+    let ch = PrivateClickHouse {
+        dir: dir.path().join("services"),
+        http: free_port(),
+        tcp: free_port(),
+    };
     ch.run("start");
     let db = unique("outage");
     let url = format!("clickhouse://127.0.0.1:{}/{db}", ch.http);
     let topic = unique("vigil-outage");
     create_topic(&brokers, &topic, 3);
     let http_port = free_port();
-    let config = write_config(dir.path(), &url, http_port, Some((&brokers, &topic, &unique("g"))));
+    let config = write_config(
+        dir.path(),
+        &url,
+        http_port,
+        Some((&brokers, &topic, &unique("g"))),
+    );
     let log = dir.path().join("serve.log");
     let served = Served::start(&config, &log, &[]);
 
     // Stream events for ~40 s from another thread.
     let now = chrono::Utc::now().timestamp_millis();
     let mut sim = TrafficSimulator::new(5, &db);
-    let payloads: Vec<Vec<u8>> = (0..EVENTS).map(|_| sim.inference(now).json.into_bytes()).collect();
+    let payloads: Vec<Vec<u8>> = (0..EVENTS)
+        .map(|_| sim.inference(now).json.into_bytes())
+        .collect();
     let producer = {
         let (brokers, topic) = (brokers.clone(), topic.clone());
         std::thread::spawn(move || {
@@ -77,9 +88,16 @@ fn clickhouse_down_for_20s_loses_nothing() {
     let mut store: Option<Store> = None;
     let started = wait_for(Duration::from_secs(60), || {
         if store.is_none() {
-            store = rt.block_on(Store::open(&url)).ok().filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1);
+            store = rt
+                .block_on(Store::open(&url))
+                .ok()
+                .filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1);
         }
-        store.as_ref().is_some_and(|s| rt.block_on(queries::count_physical_rows(s, "inference_events")).unwrap_or(0) > 5_000)
+        store.as_ref().is_some_and(|s| {
+            rt.block_on(queries::count_physical_rows(s, "inference_events"))
+                .unwrap_or(0)
+                > 5_000
+        })
     });
     assert!(started, "ingest never started; log:\n{}", served.log_text());
     let store = store.unwrap();
@@ -99,7 +117,10 @@ fn clickhouse_down_for_20s_loses_nothing() {
         eprintln!("during outage: {:?}", sent.as_ref().map(|r| r.status()));
         if let Ok(resp) = sent {
             if resp.status().as_u16() == 503 {
-                assert!(resp.headers().contains_key("retry-after"), "503 carries Retry-After");
+                assert!(
+                    resp.headers().contains_key("retry-after"),
+                    "503 carries Retry-After"
+                );
                 saw_503 = true;
             }
         }
@@ -111,7 +132,9 @@ fn clickhouse_down_for_20s_loses_nothing() {
     producer.join().expect("producer thread");
 
     let complete = wait_for(Duration::from_secs(180), || {
-        rt.block_on(queries::count_events(&store, "inference_events")).unwrap_or(0) >= EVENTS as u64
+        rt.block_on(queries::count_events(&store, "inference_events"))
+            .unwrap_or(0)
+            >= EVENTS as u64
     });
     let metrics = client
         .get(format!("http://127.0.0.1:{http_port}/metrics"))
@@ -119,8 +142,15 @@ fn clickhouse_down_for_20s_loses_nothing() {
         .and_then(|r| r.text())
         .unwrap_or_default();
     served.terminate();
-    assert!(complete, "events lost after the outage; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-    assert!(saw_503, "HTTP ingest should answer 503 while the store is down");
+    assert!(
+        complete,
+        "events lost after the outage; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        saw_503,
+        "HTTP ingest should answer 503 while the store is down"
+    );
     // HTTP events answered 503 were never accepted; Kafka's must all be there, exactly once.
     let kafka_rows = rt
         .block_on(store.fetch::<Count>(&format!(
@@ -134,7 +164,10 @@ fn clickhouse_down_for_20s_loses_nothing() {
         .find_map(|l| l.strip_prefix("vigil_insert_errors_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    assert!(errors > 0, "inserts failed and were retried during the outage:\n{metrics}");
+    assert!(
+        errors > 0,
+        "inserts failed and were retried during the outage:\n{metrics}"
+    );
 }
 
 #[derive(clickhouse::Row, serde::Deserialize)]

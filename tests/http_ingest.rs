@@ -26,9 +26,15 @@ fn http_to_chdb_with_hostile_payloads() {
     std::env::set_var("TEST_INGEST_TOKEN", "ingest-secret");
     let served = Served::start(&config, &log, &[]);
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
     assert!(
-        wait_for(Duration::from_secs(60), || client.get(format!("{base}/healthz")).send().is_ok_and(|r| r.status().is_success())),
+        wait_for(Duration::from_secs(60), || client
+            .get(format!("{base}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())),
         "server never became healthy; log:\n{}",
         served.log_text()
     );
@@ -48,15 +54,34 @@ fn http_to_chdb_with_hostile_payloads() {
     // Auth: no token 401, wrong role 403; nothing is stored for refused requests.
     let one = sim.inference(now).json.into_bytes();
     assert_eq!(post("/v1/events", one.clone(), None).0, 401);
-    assert_eq!(post("/v1/events", one.clone(), Some("viewer-secret")).0, 403);
+    assert_eq!(
+        post("/v1/events", one.clone(), Some("viewer-secret")).0,
+        403
+    );
     assert_eq!(post("/v1/events", one, Some("nope")).0, 401);
 
     // Valid events as a JSON array and as NDJSON.
     let valid: Vec<String> = (0..VALID).map(|_| sim.inference(now).json).collect();
-    let (status, reply) = post("/v1/events", format!("[{}]", valid[..2500].join(",")).into_bytes(), Some("ingest-secret"));
-    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(2500)), "{reply}");
-    let (status, reply) = post("/v1/events", valid[2500..].join("\n").into_bytes(), Some("ingest-secret"));
-    assert_eq!((status, reply["accepted"].as_u64()), (200, Some(2500)), "{reply}");
+    let (status, reply) = post(
+        "/v1/events",
+        format!("[{}]", valid[..2500].join(",")).into_bytes(),
+        Some("ingest-secret"),
+    );
+    assert_eq!(
+        (status, reply["accepted"].as_u64()),
+        (200, Some(2500)),
+        "{reply}"
+    );
+    let (status, reply) = post(
+        "/v1/events",
+        valid[2500..].join("\n").into_bytes(),
+        Some("ingest-secret"),
+    );
+    assert_eq!(
+        (status, reply["accepted"].as_u64()),
+        (200, Some(2500)),
+        "{reply}"
+    );
 
     // Hostile payloads one per request (each is a whole body), plus mixed batches with per-item
     // results: 1000 hostile payloads in total.
@@ -66,11 +91,19 @@ fn http_to_chdb_with_hostile_payloads() {
     for i in 0..100 {
         let bad = sim.hostile(i, now);
         let (status, reply) = post("/v1/events", bad, Some("ingest-secret"));
-        assert!(status == 400, "hostile kind {} answered {status}: {reply}", i % TrafficSimulator::HOSTILE_KINDS);
+        assert!(
+            status == 400,
+            "hostile kind {} answered {status}: {reply}",
+            i % TrafficSimulator::HOSTILE_KINDS
+        );
         kinds_seen.insert(i % TrafficSimulator::HOSTILE_KINDS);
         hostile_sent += 1;
         // A top-level array (`[1,2,3]`) is a batch of three bad items, each kept on its own.
-        expected_dead += if i % TrafficSimulator::HOSTILE_KINDS == 16 { 3 } else { 1 };
+        expected_dead += if i % TrafficSimulator::HOSTILE_KINDS == 16 {
+            3
+        } else {
+            1
+        };
     }
     // Items of an NDJSON batch cannot contain raw newlines; the deep and huge kinds are covered
     // above. Mixed batches: 10 valid + 10 hostile per request.
@@ -98,7 +131,10 @@ fn http_to_chdb_with_hostile_payloads() {
         assert_eq!(reply["rejected"].as_u64(), Some(expected_bad), "{reply}");
         for e in reply["errors"].as_array().unwrap() {
             assert!(!e["reason"].as_str().unwrap_or("").is_empty());
-            assert!(e["index"].as_u64().unwrap() % 2 == 1, "only odd items are bad: {e}");
+            assert!(
+                e["index"].as_u64().unwrap() % 2 == 1,
+                "only odd items are bad: {e}"
+            );
         }
         hostile_sent += expected_bad as usize;
         expected_dead += expected_bad as usize;
@@ -110,13 +146,35 @@ fn http_to_chdb_with_hostile_payloads() {
 
     // Outcomes and exposures have their own endpoints.
     let inf = sim.inference(now);
-    let (status, _) = post("/v1/outcomes", sim.outcome(&inf, now).into_bytes(), Some("ingest-secret"));
+    let (status, _) = post(
+        "/v1/outcomes",
+        sim.outcome(&inf, now).into_bytes(),
+        Some("ingest-secret"),
+    );
     assert_eq!(status, 200);
-    let exposure = format!(r#"{{"event_id":"x-1","ts":{now},"experiment":"exp","variant":"b","unit_id":"u1"}}"#);
-    assert_eq!(post("/v1/exposures", exposure.into_bytes(), Some("ingest-secret")).0, 200);
+    let exposure = format!(
+        r#"{{"event_id":"x-1","ts":{now},"experiment":"exp","variant":"b","unit_id":"u1"}}"#
+    );
+    assert_eq!(
+        post(
+            "/v1/exposures",
+            exposure.into_bytes(),
+            Some("ingest-secret")
+        )
+        .0,
+        200
+    );
 
-    let metrics = client.get(format!("{base}/metrics")).send().unwrap().text().unwrap();
-    assert!(metrics.contains("vigil_events_rejected_total{source=\"http\",kind=\"inference\"}"), "{metrics}");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("vigil_events_rejected_total{source=\"http\",kind=\"inference\"}"),
+        "{metrics}"
+    );
     served.terminate();
 
     // Read back from the store after the server released the chDB directory.
@@ -124,15 +182,30 @@ fn http_to_chdb_with_hostile_payloads() {
     let store = rt.block_on(Store::open(&url)).unwrap();
     let totals = rt.block_on(queries::table_counts(&store)).unwrap();
     assert!(hostile_sent >= HOSTILE);
-    assert_eq!(totals.dead_letters as usize, expected_dead, "every hostile payload is a dead letter");
+    assert_eq!(
+        totals.dead_letters as usize, expected_dead,
+        "every hostile payload is a dead letter"
+    );
     assert!(totals.inference as usize >= VALID, "{totals:?}");
     assert_eq!(totals.outcomes, 1);
     assert_eq!(totals.exposures, 1);
     let summary = rt.block_on(queries::dead_letter_summary(&store)).unwrap();
     assert!(summary.iter().all(|s| !s.example_reason.is_empty()));
-    let fields: std::collections::BTreeSet<&str> = summary.iter().map(|s| s.field.as_str()).collect();
-    for f in ["features.age", "$", "latency_ms", "event_id", "features", "ts", "surprise"] {
-        assert!(fields.iter().any(|x| x.starts_with(f)), "no dead letter names {f}: {fields:?}");
+    let fields: std::collections::BTreeSet<&str> =
+        summary.iter().map(|s| s.field.as_str()).collect();
+    for f in [
+        "features.age",
+        "$",
+        "latency_ms",
+        "event_id",
+        "features",
+        "ts",
+        "surprise",
+    ] {
+        assert!(
+            fields.iter().any(|x| x.starts_with(f)),
+            "no dead letter names {f}: {fields:?}"
+        );
     }
     // Invalid UTF-8 is kept losslessly (base64) and huge payloads keep their size.
     #[derive(clickhouse::Row, serde::Deserialize)]

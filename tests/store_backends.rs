@@ -52,25 +52,57 @@ async fn exercise(store: Store) {
     store.insert(&rows).await.expect("insert");
     // A replay of the same event must not count twice.
     store.insert(&rows[..1]).await.expect("insert duplicate");
-    assert_eq!(queries::count_physical_rows(&store, "inference_events").await.unwrap(), 5);
-    assert_eq!(queries::count_events(&store, "inference_events").await.unwrap(), 4);
-    assert_eq!(queries::count_distinct_events(&store, "inference_events").await.unwrap(), 4);
+    assert_eq!(
+        queries::count_physical_rows(&store, "inference_events")
+            .await
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        queries::count_events(&store, "inference_events")
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        queries::count_distinct_events(&store, "inference_events")
+            .await
+            .unwrap(),
+        4
+    );
 
-    let by_version = queries::counts_by_version(&store, t0, t0 + 3600).await.unwrap();
+    let by_version = queries::counts_by_version(&store, t0, t0 + 3600)
+        .await
+        .unwrap();
     assert_eq!(by_version.len(), 3, "{by_version:?}");
-    assert_eq!((by_version[0].model.as_str(), by_version[0].version.as_str(), by_version[0].events), ("churn", "v1", 2));
+    assert_eq!(
+        (
+            by_version[0].model.as_str(),
+            by_version[0].version.as_str(),
+            by_version[0].events
+        ),
+        ("churn", "v1", 2)
+    );
     assert!((by_version[0].mean_score - 0.5).abs() < 1e-12);
     assert_eq!(by_version[1].events, 1);
     assert_eq!(by_version[1].mean_score, 0.0, "all-null scores read as 0");
     assert_eq!(by_version[0].last_ts, t0 + 30);
 
-    let buckets = queries::time_buckets(&store, "churn", 60, t0 - 3600, t0 + 3600).await.unwrap();
+    let buckets = queries::time_buckets(&store, "churn", 60, t0 - 3600, t0 + 3600)
+        .await
+        .unwrap();
     let start = t0 / 60 * 60;
-    let got: Vec<(u32, &str, u64)> = buckets.iter().map(|b| (b.bucket, b.version.as_str(), b.events)).collect();
+    let got: Vec<(u32, &str, u64)> = buckets
+        .iter()
+        .map(|b| (b.bucket, b.version.as_str(), b.events))
+        .collect();
     let mut expected = vec![];
     for r in rows.iter().filter(|r| r.model == "churn") {
         let b = r.ts / 60 * 60;
-        match expected.iter_mut().find(|(eb, ev, _): &&mut (u32, &str, u64)| *eb == b && *ev == r.version) {
+        match expected
+            .iter_mut()
+            .find(|(eb, ev, _): &&mut (u32, &str, u64)| *eb == b && *ev == r.version)
+        {
             Some(e) => e.2 += 1,
             None => expected.push((b, r.version.as_str(), 1)),
         }
@@ -80,42 +112,120 @@ async fn exercise(store: Store) {
     assert!(got.iter().all(|(b, _, _)| *b >= start));
 
     let outcome = OutcomeRow {
-        event_id: "o1".into(), ts: t0, ts_ms: t0 as u64 * 1000, unit_id: "u".into(), model: "churn".into(),
-        inference_id: "a".into(), name: "churned".into(), value: 1.0, source: "t".into(), src_partition: -1,
-        src_offset: 0, ingested_at: t0,
+        event_id: "o1".into(),
+        ts: t0,
+        ts_ms: t0 as u64 * 1000,
+        unit_id: "u".into(),
+        model: "churn".into(),
+        inference_id: "a".into(),
+        name: "churned".into(),
+        value: 1.0,
+        source: "t".into(),
+        src_partition: -1,
+        src_offset: 0,
+        ingested_at: t0,
     };
     store.insert(&[outcome]).await.unwrap();
     let exposure = ExposureRow {
-        event_id: "x1".into(), ts: t0, ts_ms: t0 as u64 * 1000, experiment: "exp".into(), variant: "b".into(),
-        unit_id: "u".into(), model: "churn".into(), version: "v2".into(), attr_names: vec!["region".into()],
-        attr_values: vec!["eu".into()], source: "t".into(), src_partition: -1, src_offset: 0, ingested_at: t0,
+        event_id: "x1".into(),
+        ts: t0,
+        ts_ms: t0 as u64 * 1000,
+        experiment: "exp".into(),
+        variant: "b".into(),
+        unit_id: "u".into(),
+        model: "churn".into(),
+        version: "v2".into(),
+        attr_names: vec!["region".into()],
+        attr_values: vec!["eu".into()],
+        source: "t".into(),
+        src_partition: -1,
+        src_offset: 0,
+        ingested_at: t0,
     };
     store.insert(&[exposure]).await.unwrap();
-    let coord = SourceCoord { source: "kafka:t".into(), partition: 2, offset: 99 };
+    let coord = SourceCoord {
+        source: "kafka:t".into(),
+        partition: 2,
+        offset: 99,
+    };
     let dead = vec![
-        DeadLetterRow::new(vigil_store::event::EventKind::Inference, &coord, "features.age", "must be a finite number", b"{\"x\":NaN}"),
-        DeadLetterRow::new(vigil_store::event::EventKind::Inference, &coord, "$", "not valid JSON", &[0xff, 0x00, 0x41]),
+        DeadLetterRow::new(
+            vigil_store::event::EventKind::Inference,
+            &coord,
+            "features.age",
+            "must be a finite number",
+            b"{\"x\":NaN}",
+        ),
+        DeadLetterRow::new(
+            vigil_store::event::EventKind::Inference,
+            &coord,
+            "$",
+            "not valid JSON",
+            &[0xff, 0x00, 0x41],
+        ),
     ];
     store.insert(&dead).await.unwrap();
     let totals = queries::table_counts(&store).await.unwrap();
-    assert_eq!((totals.inference, totals.outcomes, totals.exposures, totals.dead_letters), (4, 1, 1, 2));
+    assert_eq!(
+        (
+            totals.inference,
+            totals.outcomes,
+            totals.exposures,
+            totals.dead_letters
+        ),
+        (4, 1, 1, 2)
+    );
     let summary = queries::dead_letter_summary(&store).await.unwrap();
     assert_eq!(summary.len(), 2);
-    assert!(summary.iter().any(|s| s.field == "features.age" && s.count == 1 && s.example_reason.contains("finite")));
+    assert!(summary
+        .iter()
+        .any(|s| s.field == "features.age" && s.count == 1 && s.example_reason.contains("finite")));
 
     let offsets = vec![
-        IngestOffsetRow { consumer_group: "g".into(), topic: "t".into(), partition: 0, next_offset: 10, written_at: t0 },
-        IngestOffsetRow { consumer_group: "g".into(), topic: "t".into(), partition: 0, next_offset: 25, written_at: t0 },
-        IngestOffsetRow { consumer_group: "g".into(), topic: "t".into(), partition: 1, next_offset: 7, written_at: t0 },
-        IngestOffsetRow { consumer_group: "other".into(), topic: "t".into(), partition: 0, next_offset: 99, written_at: t0 },
+        IngestOffsetRow {
+            consumer_group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            next_offset: 10,
+            written_at: t0,
+        },
+        IngestOffsetRow {
+            consumer_group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            next_offset: 25,
+            written_at: t0,
+        },
+        IngestOffsetRow {
+            consumer_group: "g".into(),
+            topic: "t".into(),
+            partition: 1,
+            next_offset: 7,
+            written_at: t0,
+        },
+        IngestOffsetRow {
+            consumer_group: "other".into(),
+            topic: "t".into(),
+            partition: 0,
+            next_offset: 99,
+            written_at: t0,
+        },
     ];
     store.insert(&offsets).await.unwrap();
     let resume = queries::stored_offsets(&store, "g").await.unwrap();
     assert_eq!(
         resume,
         vec![
-            queries::StoredOffset { topic: "t".into(), partition: 0, next_offset: 25 },
-            queries::StoredOffset { topic: "t".into(), partition: 1, next_offset: 7 },
+            queries::StoredOffset {
+                topic: "t".into(),
+                partition: 0,
+                next_offset: 25
+            },
+            queries::StoredOffset {
+                topic: "t".into(),
+                partition: 1,
+                next_offset: 7
+            },
         ]
     );
 
@@ -141,14 +251,23 @@ async fn exercise(store: Store) {
     assert_eq!(back[0].payload, "/wBB");
 
     // A bad query reports the engine's message and the SQL.
-    let err = store.execute("SELECT no_such_column FROM system.one").await.unwrap_err();
+    let err = store
+        .execute("SELECT no_such_column FROM system.one")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no_such_column"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_server_backend() {
-    let store = Store::open(&common::clickhouse_url(&common::unique("store"))).await.expect("open server store");
-    assert!(store.describe().contains("18.16") || std::env::var("VIGIL_TEST_CLICKHOUSE").is_ok(), "{}", store.describe());
+    let store = Store::open(&common::clickhouse_url(&common::unique("store")))
+        .await
+        .expect("open server store");
+    assert!(
+        store.describe().contains("18.16") || std::env::var("VIGIL_TEST_CLICKHOUSE").is_ok(),
+        "{}",
+        store.describe()
+    );
     exercise(store).await;
 }
 
@@ -156,8 +275,16 @@ async fn clickhouse_server_backend() {
 async fn embedded_chdb_backend() {
     common::require_chdb();
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("chdb://{}?database={}", dir.path().display(), common::unique("store"));
+    let url = format!(
+        "chdb://{}?database={}",
+        dir.path().display(),
+        common::unique("store")
+    );
     let store = Store::open(&url).await.expect("open chdb store");
-    assert!(store.describe().contains("chDB 26."), "{}", store.describe());
+    assert!(
+        store.describe().contains("chDB 26."),
+        "{}",
+        store.describe()
+    );
     exercise(store).await;
 }

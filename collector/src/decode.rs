@@ -18,9 +18,9 @@ pub fn decode_into(
             Ok(())
         }
         Err(e) => {
-            batch
-                .dead_letters
-                .push(DeadLetterRow::new(kind, coord, &e.field, &e.reason, payload));
+            batch.dead_letters.push(DeadLetterRow::new(
+                kind, coord, &e.field, &e.reason, payload,
+            ));
             Err(e)
         }
     }
@@ -43,7 +43,9 @@ pub fn split_body(body: &[u8]) -> BodyItems<'_> {
     if trimmed[0] == b'[' {
         return match serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(trimmed) {
             Ok(items) => BodyItems::Items(items.iter().map(|r| r.get().as_bytes()).collect()),
-            Err(e) => BodyItems::Malformed(format!("body starts with `[` but is not a JSON array of events: {e}")),
+            Err(e) => BodyItems::Malformed(format!(
+                "body starts with `[` but is not a JSON array of events: {e}"
+            )),
         };
     }
     BodyItems::Items(
@@ -56,8 +58,14 @@ pub fn split_body(body: &[u8]) -> BodyItems<'_> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &s[start..end]
 }
 
@@ -67,15 +75,24 @@ mod tests {
 
     fn items(b: &str) -> Vec<String> {
         match split_body(b.as_bytes()) {
-            BodyItems::Items(v) => v.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect(),
+            BodyItems::Items(v) => v
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect(),
             BodyItems::Malformed(m) => vec![format!("MALFORMED {m}")],
         }
     }
 
     #[test]
     fn splits_arrays_ndjson_and_single_objects() {
-        assert_eq!(items(r#"[{"a":1}, {"b":[1,2]}]"#), vec![r#"{"a":1}"#, r#"{"b":[1,2]}"#]);
-        assert_eq!(items("{\"a\":1}\n\n{\"b\":2}\r\n"), vec![r#"{"a":1}"#, r#"{"b":2}"#]);
+        assert_eq!(
+            items(r#"[{"a":1}, {"b":[1,2]}]"#),
+            vec![r#"{"a":1}"#, r#"{"b":[1,2]}"#]
+        );
+        assert_eq!(
+            items("{\"a\":1}\n\n{\"b\":2}\r\n"),
+            vec![r#"{"a":1}"#, r#"{"b":2}"#]
+        );
         assert_eq!(items(r#" {"a":1} "#), vec![r#"{"a":1}"#]);
         assert!(items("[{\"a\":1},").remove(0).starts_with("MALFORMED"));
         assert!(items("  ").remove(0).starts_with("MALFORMED"));

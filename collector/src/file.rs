@@ -20,7 +20,10 @@ pub struct FileReport {
 #[derive(Debug, thiserror::Error)]
 pub enum FileSourceError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the collector stopped before {0} was fully written")]
     WriterGone(String),
 }
@@ -36,7 +39,10 @@ pub fn ingest_file(
     mut on_progress: impl FnMut(u64),
 ) -> Result<FileReport, FileSourceError> {
     let name = path.display().to_string();
-    let io = |source| FileSourceError::Io { path: name.clone(), source };
+    let io = |source| FileSourceError::Io {
+        path: name.clone(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let source = format!("file:{name}");
@@ -68,7 +74,11 @@ pub fn ingest_file(
         if content.is_empty() {
             continue;
         }
-        let coord = SourceCoord { source: source.clone(), partition: -1, offset: report.lines as i64 };
+        let coord = SourceCoord {
+            source: source.clone(),
+            partition: -1,
+            offset: report.lines as i64,
+        };
         match decode_into(&mut batch, kind, content, &coord, limits, EventTime::now()) {
             Ok(()) => report.accepted += 1,
             Err(_) => report.rejected += 1,

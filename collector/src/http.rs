@@ -62,13 +62,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<IngestState>) {
         .route("/healthz", web::get().to(healthz));
 }
 
-async fn ingest_inference(req: HttpRequest, body: web::Payload, state: web::Data<IngestState>) -> HttpResponse {
+async fn ingest_inference(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+) -> HttpResponse {
     ingest(EventKind::Inference, req, body, state).await
 }
-async fn ingest_outcomes(req: HttpRequest, body: web::Payload, state: web::Data<IngestState>) -> HttpResponse {
+async fn ingest_outcomes(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+) -> HttpResponse {
     ingest(EventKind::Outcome, req, body, state).await
 }
-async fn ingest_exposures(req: HttpRequest, body: web::Payload, state: web::Data<IngestState>) -> HttpResponse {
+async fn ingest_exposures(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<IngestState>,
+) -> HttpResponse {
     ingest(EventKind::Exposure, req, body, state).await
 }
 
@@ -79,17 +91,33 @@ async fn metrics(state: web::Data<IngestState>) -> HttpResponse {
 }
 
 async fn healthz(state: web::Data<IngestState>) -> HttpResponse {
-    if state.writer.metrics().store_up.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+    if state
+        .writer
+        .metrics()
+        .store_up
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1
+    {
         HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
     } else {
-        error_reply(StatusCode::SERVICE_UNAVAILABLE, "store writes are failing; see logs", Some(5))
+        error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store writes are failing; see logs",
+            Some(5),
+        )
     }
 }
 
 async fn read_body(mut body: web::Payload, limit: usize) -> Result<web::BytesMut, HttpResponse> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| error_reply(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}"), None))?;
+        let chunk = chunk.map_err(|e| {
+            error_reply(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read body: {e}"),
+                None,
+            )
+        })?;
         if buf.len() + chunk.len() > limit {
             return Err(error_reply(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -108,7 +136,10 @@ async fn ingest(
     body: web::Payload,
     state: web::Data<IngestState>,
 ) -> HttpResponse {
-    let auth_header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth_header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     if let Err(e) = state.auth.check(auth_header, Role::Ingest) {
         let status = match e {
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -123,18 +154,31 @@ async fn ingest(
     let metrics = state.writer.metrics().clone();
     let now = EventTime::now();
     let mut batch = RowBatch::default();
-    let mut reply = IngestReply { accepted: 0, rejected: 0, errors: Vec::new(), errors_truncated: false };
+    let mut reply = IngestReply {
+        accepted: 0,
+        rejected: 0,
+        errors: Vec::new(),
+        errors_truncated: false,
+    };
     let mut whole_body_error = None;
     match split_body(&body) {
         BodyItems::Items(items) => {
             for (index, item) in items.iter().enumerate() {
-                let coord = SourceCoord { source: "http".into(), partition: -1, offset: index as i64 };
+                let coord = SourceCoord {
+                    source: "http".into(),
+                    partition: -1,
+                    offset: index as i64,
+                };
                 match decode_into(&mut batch, kind, item, &coord, &state.limits, now) {
                     Ok(()) => reply.accepted += 1,
                     Err(e) => {
                         reply.rejected += 1;
                         if reply.errors.len() < MAX_LISTED_ERRORS {
-                            reply.errors.push(ItemError { index, field: e.field, reason: e.reason });
+                            reply.errors.push(ItemError {
+                                index,
+                                field: e.field,
+                                reason: e.reason,
+                            });
                         } else {
                             reply.errors_truncated = true;
                         }
@@ -143,29 +187,49 @@ async fn ingest(
             }
         }
         BodyItems::Malformed(reason) => {
-            let coord = SourceCoord { source: "http".into(), partition: -1, offset: -1 };
-            batch.dead_letters.push(DeadLetterRow::new(kind, &coord, "$", &reason, &body));
+            let coord = SourceCoord {
+                source: "http".into(),
+                partition: -1,
+                offset: -1,
+            };
+            batch
+                .dead_letters
+                .push(DeadLetterRow::new(kind, &coord, "$", &reason, &body));
             reply.rejected = 1;
             whole_body_error = Some(reason);
         }
     }
-    metrics.received("http", kind.as_str(), (reply.accepted + reply.rejected) as u64);
+    metrics.received(
+        "http",
+        kind.as_str(),
+        (reply.accepted + reply.rejected) as u64,
+    );
     metrics.rejected("http", kind.as_str(), reply.rejected as u64);
     let ack = match state.writer.try_submit(batch) {
         Ok(ack) => ack,
         Err(Busy::QueueFull) => {
-            metrics.http_throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return error_reply(StatusCode::TOO_MANY_REQUESTS, &Busy::QueueFull.to_string(), Some(1));
+            metrics
+                .http_throttled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return error_reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                &Busy::QueueFull.to_string(),
+                Some(1),
+            );
         }
         Err(busy) => {
-            metrics.http_unavailable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics
+                .http_unavailable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return error_reply(StatusCode::SERVICE_UNAVAILABLE, &busy.to_string(), Some(5));
         }
     };
     match tokio::time::timeout(state.ack_timeout, ack).await {
         Ok(Ok(())) => {}
         _ => {
-            metrics.http_unavailable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics
+                .http_unavailable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "events are queued but not yet stored (the store is slow or down); retrying is safe, events are de-duplicated by event_id",
@@ -174,7 +238,11 @@ async fn ingest(
         }
     }
     if let Some(reason) = whole_body_error {
-        return error_reply(StatusCode::BAD_REQUEST, &format!("{reason} (kept in dead_letters)"), None);
+        return error_reply(
+            StatusCode::BAD_REQUEST,
+            &format!("{reason} (kept in dead_letters)"),
+            None,
+        );
     }
     let status = if reply.rejected == 0 {
         StatusCode::OK

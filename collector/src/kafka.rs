@@ -60,7 +60,11 @@ impl StoreResumeContext {
             let q = vigil_store::queries::stored_offsets(&self.store, &self.group);
             match self.runtime.block_on(q) {
                 Ok(rows) => {
-                    return Some(rows.into_iter().map(|r| ((r.topic, r.partition), r.next_offset)).collect())
+                    return Some(
+                        rows.into_iter()
+                            .map(|r| ((r.topic, r.partition), r.next_offset))
+                            .collect(),
+                    )
                 }
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "cannot read stored offsets");
@@ -161,7 +165,11 @@ impl KafkaSource {
             (config.outcome_topic.as_str(), EventKind::Outcome),
             (config.exposure_topic.as_str(), EventKind::Exposure),
         ];
-        let names: Vec<&str> = topics.iter().map(|t| t.0).filter(|t| !t.is_empty()).collect();
+        let names: Vec<&str> = topics
+            .iter()
+            .map(|t| t.0)
+            .filter(|t| !t.is_empty())
+            .collect();
         consumer.subscribe(&names)?;
         let kinds: HashMap<String, EventKind> =
             topics.iter().map(|(t, k)| (t.to_string(), *k)).collect();
@@ -178,8 +186,13 @@ impl KafkaSource {
         let thread = std::thread::Builder::new()
             .name("vigil-kafka".into())
             .spawn(move || worker.run())
-            .map_err(|e| KafkaSourceError::Kafka(rdkafka::error::KafkaError::Subscription(e.to_string())))?;
-        Ok(KafkaSource { stop, thread: Some(thread) })
+            .map_err(|e| {
+                KafkaSourceError::Kafka(rdkafka::error::KafkaError::Subscription(e.to_string()))
+            })?;
+        Ok(KafkaSource {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops consuming, hands the last chunk to the writer and waits for the thread.
@@ -205,6 +218,12 @@ struct ConsumeLoop {
     stop: Arc<AtomicBool>,
 }
 
+/// A chunk handed to the writer: its durability ack and the offsets to commit to Kafka after it.
+type PendingChunk = (
+    tokio::sync::oneshot::Receiver<()>,
+    BTreeMap<(String, i32), i64>,
+);
+
 struct Chunk {
     rows: RowBatch,
     next: BTreeMap<(String, i32), i64>,
@@ -215,27 +234,49 @@ struct Chunk {
 impl ConsumeLoop {
     fn run(self) {
         let metrics = self.writer.metrics().clone();
-        let mut chunk = Chunk { rows: RowBatch::default(), next: BTreeMap::new(), count: 0, started: None };
+        let mut chunk = Chunk {
+            rows: RowBatch::default(),
+            next: BTreeMap::new(),
+            count: 0,
+            started: None,
+        };
         // Acks of chunks handed to the writer, with the Kafka offsets to commit once durable.
-        let mut pending: VecDeque<(tokio::sync::oneshot::Receiver<()>, BTreeMap<(String, i32), i64>)> = VecDeque::new();
+        let mut pending: VecDeque<PendingChunk> = VecDeque::new();
         let max_age = Duration::from_millis(200);
         let mut sources: HashMap<String, String> = HashMap::new();
         while !self.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(msg)) => {
                     let topic = msg.topic();
-                    let Some(kind) = self.kinds.get(topic).copied() else { continue };
+                    let Some(kind) = self.kinds.get(topic).copied() else {
+                        continue;
+                    };
                     let source = sources
                         .entry(topic.to_string())
                         .or_insert_with(|| format!("kafka:{topic}"))
                         .clone();
-                    let coord = SourceCoord { source: source.clone(), partition: msg.partition(), offset: msg.offset() };
+                    let coord = SourceCoord {
+                        source: source.clone(),
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                    };
                     let payload = msg.payload().unwrap_or(&[]);
                     metrics.received(&source, kind.as_str(), 1);
-                    if decode_into(&mut chunk.rows, kind, payload, &coord, &self.limits, EventTime::now()).is_err() {
+                    if decode_into(
+                        &mut chunk.rows,
+                        kind,
+                        payload,
+                        &coord,
+                        &self.limits,
+                        EventTime::now(),
+                    )
+                    .is_err()
+                    {
                         metrics.rejected(&source, kind.as_str(), 1);
                     }
-                    chunk.next.insert((topic.to_string(), msg.partition()), msg.offset() + 1);
+                    chunk
+                        .next
+                        .insert((topic.to_string(), msg.partition()), msg.offset() + 1);
                     chunk.count += 1;
                     chunk.started.get_or_insert_with(Instant::now);
                 }
@@ -260,11 +301,7 @@ impl ConsumeLoop {
         }
     }
 
-    fn hand_over(
-        &self,
-        chunk: &mut Chunk,
-        pending: &mut VecDeque<(tokio::sync::oneshot::Receiver<()>, BTreeMap<(String, i32), i64>)>,
-    ) -> bool {
+    fn hand_over(&self, chunk: &mut Chunk, pending: &mut VecDeque<PendingChunk>) -> bool {
         let rows = std::mem::take(&mut chunk.rows);
         let next = std::mem::take(&mut chunk.next);
         chunk.count = 0;
@@ -290,10 +327,7 @@ impl ConsumeLoop {
         }
     }
 
-    fn commit_durable(
-        &self,
-        pending: &mut VecDeque<(tokio::sync::oneshot::Receiver<()>, BTreeMap<(String, i32), i64>)>,
-    ) {
+    fn commit_durable(&self, pending: &mut VecDeque<PendingChunk>) {
         while let Some((rx, _)) = pending.front_mut() {
             match rx.try_recv() {
                 Ok(()) => {
@@ -313,7 +347,10 @@ impl ConsumeLoop {
     fn commit(&self, offsets: &BTreeMap<(String, i32), i64>) {
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), next) in offsets {
-            if tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)).is_err() {
+            if tpl
+                .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .is_err()
+            {
                 return;
             }
         }

@@ -88,16 +88,34 @@ impl Metrics {
     /// Prometheus text exposition format 0.0.4.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let labelled = |out: &mut String, name: &str, help: &str, map: &Mutex<BTreeMap<(String, String), u64>>| {
+        let labelled = |out: &mut String,
+                        name: &str,
+                        help: &str,
+                        map: &Mutex<BTreeMap<(String, String), u64>>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             if let Ok(m) = map.lock() {
                 for ((source, kind), v) in m.iter() {
-                    let _ = writeln!(out, "{name}{{source=\"{}\",kind=\"{}\"}} {v}", esc(source), esc(kind));
+                    let _ = writeln!(
+                        out,
+                        "{name}{{source=\"{}\",kind=\"{}\"}} {v}",
+                        esc(source),
+                        esc(kind)
+                    );
                 }
             }
         };
-        labelled(&mut out, "vigil_events_received_total", "Events received, by source and kind.", &self.received);
-        labelled(&mut out, "vigil_events_rejected_total", "Events rejected into dead_letters, by source and kind.", &self.rejected);
+        labelled(
+            &mut out,
+            "vigil_events_received_total",
+            "Events received, by source and kind.",
+            &self.received,
+        );
+        labelled(
+            &mut out,
+            "vigil_events_rejected_total",
+            "Events rejected into dead_letters, by source and kind.",
+            &self.rejected,
+        );
         let _ = writeln!(out, "# HELP vigil_rows_written_total Rows written to the store, by table.\n# TYPE vigil_rows_written_total counter");
         if let Ok(m) = self.written.lock() {
             for (t, v) in m.iter() {
@@ -105,27 +123,84 @@ impl Metrics {
             }
         }
         let simple = |out: &mut String, name: &str, kind: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         };
-        simple(&mut out, "vigil_batches_total", "counter", "Batches written to the store.", self.batches.load(Relaxed));
-        simple(&mut out, "vigil_batch_rows_sum", "counter", "Rows in all written batches (divide by vigil_batches_total for the mean size).", self.batch_rows_sum.load(Relaxed));
-        simple(&mut out, "vigil_batch_rows_max", "gauge", "Largest batch written, in rows.", self.batch_rows_max.load(Relaxed));
-        simple(&mut out, "vigil_insert_errors_total", "counter", "Failed insert attempts (each is retried).", self.insert_errors.load(Relaxed));
-        simple(&mut out, "vigil_http_throttled_total", "counter", "HTTP ingest requests answered 429 (queue full).", self.http_throttled.load(Relaxed));
-        simple(&mut out, "vigil_http_unavailable_total", "counter", "HTTP ingest requests answered 503 (store down).", self.http_unavailable.load(Relaxed));
-        simple(&mut out, "vigil_store_up", "gauge", "1 while store writes succeed, 0 while they are being retried.", self.store_up.load(Relaxed));
+        simple(
+            &mut out,
+            "vigil_batches_total",
+            "counter",
+            "Batches written to the store.",
+            self.batches.load(Relaxed),
+        );
+        simple(
+            &mut out,
+            "vigil_batch_rows_sum",
+            "counter",
+            "Rows in all written batches (divide by vigil_batches_total for the mean size).",
+            self.batch_rows_sum.load(Relaxed),
+        );
+        simple(
+            &mut out,
+            "vigil_batch_rows_max",
+            "gauge",
+            "Largest batch written, in rows.",
+            self.batch_rows_max.load(Relaxed),
+        );
+        simple(
+            &mut out,
+            "vigil_insert_errors_total",
+            "counter",
+            "Failed insert attempts (each is retried).",
+            self.insert_errors.load(Relaxed),
+        );
+        simple(
+            &mut out,
+            "vigil_http_throttled_total",
+            "counter",
+            "HTTP ingest requests answered 429 (queue full).",
+            self.http_throttled.load(Relaxed),
+        );
+        simple(
+            &mut out,
+            "vigil_http_unavailable_total",
+            "counter",
+            "HTTP ingest requests answered 503 (store down).",
+            self.http_unavailable.load(Relaxed),
+        );
+        simple(
+            &mut out,
+            "vigil_store_up",
+            "gauge",
+            "1 while store writes succeed, 0 while they are being retried.",
+            self.store_up.load(Relaxed),
+        );
         let _ = writeln!(out, "# HELP vigil_insert_seconds Time to write one batch (all tables).\n# TYPE vigil_insert_seconds histogram");
         for (i, b) in INSERT_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "vigil_insert_seconds_bucket{{le=\"{b}\"}} {}", self.insert_seconds_buckets[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "vigil_insert_seconds_bucket{{le=\"{b}\"}} {}",
+                self.insert_seconds_buckets[i].load(Relaxed)
+            );
         }
         let count = self.insert_seconds_count.load(Relaxed);
         let _ = writeln!(out, "vigil_insert_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "vigil_insert_seconds_sum {}", self.insert_micros_sum.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            out,
+            "vigil_insert_seconds_sum {}",
+            self.insert_micros_sum.load(Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(out, "vigil_insert_seconds_count {count}");
         let _ = writeln!(out, "# HELP vigil_consumer_lag Messages behind the partition's high watermark.\n# TYPE vigil_consumer_lag gauge");
         if let Ok(m) = self.lag.lock() {
             for ((t, p), v) in m.iter() {
-                let _ = writeln!(out, "vigil_consumer_lag{{topic=\"{}\",partition=\"{p}\"}} {v}", esc(t));
+                let _ = writeln!(
+                    out,
+                    "vigil_consumer_lag{{topic=\"{}\",partition=\"{p}\"}} {v}",
+                    esc(t)
+                );
             }
         }
         out
@@ -133,7 +208,9 @@ impl Metrics {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

@@ -41,7 +41,12 @@ fn normal(rng: &mut StdRng) -> f64 {
 impl TrafficSimulator {
     /// `run_id` keeps event ids unique across runs sharing a store.
     pub fn new(seed: u64, run_id: &str) -> Self {
-        TrafficSimulator { rng: StdRng::seed_from_u64(seed), run_id: run_id.to_string(), seq: 0, drift: false }
+        TrafficSimulator {
+            rng: StdRng::seed_from_u64(seed),
+            run_id: run_id.to_string(),
+            seq: 0,
+            drift: false,
+        }
     }
 
     /// From now on, shift the input distributions (what the analyzer should notice).
@@ -69,10 +74,19 @@ impl TrafficSimulator {
             let spend_mu = if self.drift { 70.0 } else { 50.0 };
             let spend = (spend_mu + 15.0 * normal(&mut self.rng)).max(0.0);
             let tickets = self.rng.gen_range(0..if self.drift { 9 } else { 4 }) as f64;
-            let plan = if self.drift && self.rng.gen_bool(0.5) { "free" } else { PLANS[self.rng.gen_range(0..PLANS.len())] };
-            let z = -1.0 - 0.04 * tenure + 0.02 * spend + 0.3 * tickets + if version == "v2" { -0.1 } else { 0.0 };
+            let plan = if self.drift && self.rng.gen_bool(0.5) {
+                "free"
+            } else {
+                PLANS[self.rng.gen_range(0..PLANS.len())]
+            };
+            let z = -1.0 - 0.04 * tenure
+                + 0.02 * spend
+                + 0.3 * tickets
+                + if version == "v2" { -0.1 } else { 0.0 };
             (
-                format!(r#"{{"tenure_months":{tenure},"monthly_spend":{spend:.2},"support_tickets":{tickets},"plan":"{plan}"}}"#),
+                format!(
+                    r#"{{"tenure_months":{tenure},"monthly_spend":{spend:.2},"support_tickets":{tickets},"plan":"{plan}"}}"#
+                ),
                 1.0 / (1.0 + (-z).exp()),
             )
         } else {
@@ -83,17 +97,26 @@ impl TrafficSimulator {
             let merchant = MERCHANTS[self.rng.gen_range(0..MERCHANTS.len())];
             let z = -4.0 + 0.004 * amount + 0.05 * distance + if hour < 5 { 1.0 } else { 0.0 };
             (
-                format!(r#"{{"amount":{amount:.2},"hour":{hour},"distance_km":{distance:.3},"merchant_category":"{merchant}"}}"#),
+                format!(
+                    r#"{{"amount":{amount:.2},"hour":{hour},"distance_km":{distance:.3},"merchant_category":"{merchant}"}}"#
+                ),
                 1.0 / (1.0 + (-z).exp()),
             )
         };
         let label = if score >= 0.5 { "positive" } else { "negative" };
-        let latency = (if version == "v2" { 18.0 } else { 12.0 }) + 4.0 * normal(&mut self.rng).abs();
+        let latency =
+            (if version == "v2" { 18.0 } else { 12.0 }) + 4.0 * normal(&mut self.rng).abs();
         let _ = write!(
             json,
             r#"{{"event_id":"{event_id}","ts":{ts_ms},"model":"{model}","version":"{version}","unit_id":"{unit_id}","features":{features},"prediction":{{"score":{score:.5},"label":"{label}"}},"latency_ms":{latency:.2},"attributes":{{"region":"{region}"}},"cost":0.0004}}"#
         );
-        SimulatedInference { event_id, unit_id, model, score, json }
+        SimulatedInference {
+            event_id,
+            unit_id,
+            model,
+            score,
+            json,
+        }
     }
 
     /// An outcome for an inference: whether the prediction came true (label) or revenue.
@@ -177,10 +200,21 @@ mod tests {
             sim.set_drift(drift);
             for _ in 0..200 {
                 let inf = sim.inference(now);
-                parse_event(EventKind::Inference, inf.json.as_bytes(), &Limits::default(), EventTime(now))
-                    .unwrap_or_else(|e| panic!("{e}: {}", inf.json));
+                parse_event(
+                    EventKind::Inference,
+                    inf.json.as_bytes(),
+                    &Limits::default(),
+                    EventTime(now),
+                )
+                .unwrap_or_else(|e| panic!("{e}: {}", inf.json));
                 let o = sim.outcome(&inf, now);
-                parse_event(EventKind::Outcome, o.as_bytes(), &Limits::default(), EventTime(now)).unwrap();
+                parse_event(
+                    EventKind::Outcome,
+                    o.as_bytes(),
+                    &Limits::default(),
+                    EventTime(now),
+                )
+                .unwrap();
             }
         }
         for i in 0..TrafficSimulator::HOSTILE_KINDS {

@@ -58,7 +58,11 @@ impl WriterHandle {
         }
         let (ack, done) = oneshot::channel();
         self.tx
-            .try_send(Submission { rows, offsets: Vec::new(), ack: Some(ack) })
+            .try_send(Submission {
+                rows,
+                offsets: Vec::new(),
+                ack: Some(ack),
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => Busy::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => Busy::Closed,
@@ -74,7 +78,11 @@ impl WriterHandle {
     ) -> Result<oneshot::Receiver<()>, Busy> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Submission { rows, offsets, ack: Some(ack) })
+            .send(Submission {
+                rows,
+                offsets,
+                ack: Some(ack),
+            })
             .await
             .map_err(|_| Busy::Closed)?;
         Ok(done)
@@ -88,7 +96,11 @@ impl WriterHandle {
     ) -> Result<oneshot::Receiver<()>, Busy> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .blocking_send(Submission { rows, offsets, ack: Some(ack) })
+            .blocking_send(Submission {
+                rows,
+                offsets,
+                ack: Some(ack),
+            })
             .map_err(|_| Busy::Closed)?;
         Ok(done)
     }
@@ -105,7 +117,10 @@ pub fn spawn_writer(
     metrics: Arc<Metrics>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-    let handle = WriterHandle { tx, metrics: metrics.clone() };
+    let handle = WriterHandle {
+        tx,
+        metrics: metrics.clone(),
+    };
     let task = tokio::spawn(run_writer(store, config.clone(), metrics, rx));
     (handle, task)
 }
@@ -122,15 +137,18 @@ async fn run_writer(
         let mut batch = RowBatch::default();
         let mut offsets: BTreeMap<(String, String, i32), i64> = BTreeMap::new();
         let mut acks = Vec::new();
-        let mut absorb = |s: Submission, batch: &mut RowBatch, acks: &mut Vec<oneshot::Sender<()>>| {
-            let mut rows = s.rows;
-            batch.append(&mut rows);
-            for m in s.offsets {
-                let e = offsets.entry((m.group, m.topic, m.partition)).or_insert(m.next_offset);
-                *e = (*e).max(m.next_offset);
-            }
-            acks.extend(s.ack);
-        };
+        let mut absorb =
+            |s: Submission, batch: &mut RowBatch, acks: &mut Vec<oneshot::Sender<()>>| {
+                let mut rows = s.rows;
+                batch.append(&mut rows);
+                for m in s.offsets {
+                    let e = offsets
+                        .entry((m.group, m.topic, m.partition))
+                        .or_insert(m.next_offset);
+                    *e = (*e).max(m.next_offset);
+                }
+                acks.extend(s.ack);
+            };
         absorb(first, &mut batch, &mut acks);
         while batch.len() < config.batch_max_rows {
             tokio::select! {

@@ -82,7 +82,11 @@ impl Checker {
             got.unadjusted_mean,
             num(&want["unadjusted_mean"]),
         );
-        self.num(&format!("{what}.variance"), got.variance, num(&want["variance"]));
+        self.num(
+            &format!("{what}.variance"),
+            got.variance,
+            num(&want["variance"]),
+        );
     }
     fn frequentist(&mut self, what: &str, got: &FrequentistResult, want: &Value, lesser: bool) {
         self.error(
@@ -92,7 +96,11 @@ impl Checker {
         );
         let expected = num(&want["expected"]);
         self.num(&format!("{what}.expected"), got.expected, expected);
-        self.num(&format!("{what}.p_value"), got.p_value, num(&want["p_value"]));
+        self.num(
+            &format!("{what}.p_value"),
+            got.p_value,
+            num(&want["p_value"]),
+        );
         self.num(&format!("{what}.stddev"), got.stddev, num(&want["stddev"]));
         self.num(&format!("{what}.ci[0]"), got.ci[0], num(&want["ci"][0]));
         let mut upper = num(&want["ci"][1]);
@@ -103,7 +111,11 @@ impl Checker {
         }
         self.num(&format!("{what}.ci[1]"), got.ci[1], upper);
         self.summary(&format!("{what}.control"), &got.control, &want["control"]);
-        self.summary(&format!("{what}.treatment"), &got.treatment, &want["treatment"]);
+        self.summary(
+            &format!("{what}.treatment"),
+            &got.treatment,
+            &want["treatment"],
+        );
     }
     fn bayesian(&mut self, what: &str, got: &BayesianResult, want: &Value) {
         self.error(
@@ -116,14 +128,30 @@ impl Checker {
             got.chance_to_win,
             num(&want["chance_to_win"]),
         );
-        self.num(&format!("{what}.expected"), got.expected, num(&want["expected"]));
+        self.num(
+            &format!("{what}.expected"),
+            got.expected,
+            num(&want["expected"]),
+        );
         self.num(&format!("{what}.stddev"), got.stddev, num(&want["stddev"]));
         self.num(&format!("{what}.ci[0]"), got.ci[0], num(&want["ci"][0]));
         self.num(&format!("{what}.ci[1]"), got.ci[1], num(&want["ci"][1]));
-        self.num(&format!("{what}.risk[0]"), got.risk.control, num(&want["risk"][0]));
-        self.num(&format!("{what}.risk[1]"), got.risk.treatment, num(&want["risk"][1]));
+        self.num(
+            &format!("{what}.risk[0]"),
+            got.risk.control,
+            num(&want["risk"][0]),
+        );
+        self.num(
+            &format!("{what}.risk[1]"),
+            got.risk.treatment,
+            num(&want["risk"][1]),
+        );
         self.summary(&format!("{what}.control"), &got.control, &want["control"]);
-        self.summary(&format!("{what}.treatment"), &got.treatment, &want["treatment"]);
+        self.summary(
+            &format!("{what}.treatment"),
+            &got.treatment,
+            &want["treatment"],
+        );
     }
     fn finish(self, min_checked: usize) {
         assert!(
@@ -208,7 +236,12 @@ fn sequential_tests_match_gbstats() {
             };
             let got = sequential::analyze(&arms[0], &arms[i], &config)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            check.frequentist(&format!("{name}[{i}].sequential"), &got, &c["sequential"], false);
+            check.frequentist(
+                &format!("{name}[{i}].sequential"),
+                &got,
+                &c["sequential"],
+                false,
+            );
         }
     }
     check.finish(300);
@@ -260,7 +293,11 @@ fn srm_matches_gbstats() {
             .map(num)
             .collect();
         let got = srm_p_value(&users, &weights).expect("valid SRM input");
-        check.num(&format!("{}.srm", case["name"]), got, num(&case["srm_p_value"]));
+        check.num(
+            &format!("{}.srm", case["name"]),
+            got,
+            num(&case["srm_p_value"]),
+        );
     }
     for (k, s) in g["srm"].as_array().expect("srm cases").iter().enumerate() {
         let users: Vec<u64> = serde_json::from_value(s["users"].clone()).expect("users");
@@ -275,11 +312,25 @@ fn srm_matches_gbstats() {
 fn multiple_testing_matches_statsmodels() {
     let g = golden();
     let mut check = Checker::default();
-    for (k, m) in g["multiple"].as_array().expect("multiple").iter().enumerate() {
-        let p: Vec<f64> = m["p_values"].as_array().expect("p").iter().map(num).collect();
+    for (k, m) in g["multiple"]
+        .as_array()
+        .expect("multiple")
+        .iter()
+        .enumerate()
+    {
+        let p: Vec<f64> = m["p_values"]
+            .as_array()
+            .expect("p")
+            .iter()
+            .map(num)
+            .collect();
         let holm = holm_bonferroni(&p).expect("valid p-values");
         let bh = benjamini_hochberg(&p).expect("valid p-values");
-        for (j, (got, want)) in holm.iter().zip(m["holm"].as_array().expect("holm")).enumerate() {
+        for (j, (got, want)) in holm
+            .iter()
+            .zip(m["holm"].as_array().expect("holm"))
+            .enumerate()
+        {
             check.num(&format!("multiple[{k}].holm[{j}]"), *got, num(want));
         }
         for (j, (got, want)) in bh.iter().zip(m["bh"].as_array().expect("bh")).enumerate() {

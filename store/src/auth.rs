@@ -50,7 +50,10 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print secrets.
         f.debug_struct("Authenticator")
-            .field("tokens", &self.tokens.iter().map(|t| (&t.0, t.1)).collect::<Vec<_>>())
+            .field(
+                "tokens",
+                &self.tokens.iter().map(|t| (&t.0, t.1)).collect::<Vec<_>>(),
+            )
             .field("open", &self.open)
             .finish()
     }
@@ -63,7 +66,11 @@ pub enum AuthError {
     #[error("unknown token")]
     Unknown,
     #[error("token `{name}` has role {have:?}; this needs {need:?}")]
-    Forbidden { name: String, have: Role, need: Role },
+    Forbidden {
+        name: String,
+        have: Role,
+        need: Role,
+    },
     #[error("token `{0}`: set `token` or `token_env` (environment variable {1} is empty)")]
     NoSecret(String, String),
 }
@@ -71,7 +78,10 @@ pub enum AuthError {
 impl Authenticator {
     /// Accepts every request. Only for local demos and tests.
     pub fn open() -> Self {
-        Authenticator { tokens: Vec::new(), open: true }
+        Authenticator {
+            tokens: Vec::new(),
+            open: true,
+        }
     }
 
     pub fn from_config(tokens: &[TokenConfig]) -> Result<Self, AuthError> {
@@ -90,7 +100,10 @@ impl Authenticator {
             };
             out.push((t.name.clone(), t.role, secret.into_bytes()));
         }
-        Ok(Authenticator { tokens: out, open: false })
+        Ok(Authenticator {
+            tokens: out,
+            open: false,
+        })
     }
 
     pub fn is_open(&self) -> bool {
@@ -103,7 +116,10 @@ impl Authenticator {
             return Ok(());
         }
         let presented = header
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(AuthError::Missing)?;
         // Compare against every token without early exit so timing reveals nothing.
@@ -117,7 +133,11 @@ impl Authenticator {
         if role.allows(need) {
             Ok(())
         } else {
-            Err(AuthError::Forbidden { name: name.to_string(), have: role, need })
+            Err(AuthError::Forbidden {
+                name: name.to_string(),
+                have: role,
+                need,
+            })
         }
     }
 }
@@ -139,8 +159,18 @@ mod tests {
 
     fn auth() -> Authenticator {
         Authenticator::from_config(&[
-            TokenConfig { name: "producer".into(), role: Role::Ingest, token: Some("s3cret".into()), token_env: None },
-            TokenConfig { name: "ops".into(), role: Role::Operator, token: Some("op".into()), token_env: None },
+            TokenConfig {
+                name: "producer".into(),
+                role: Role::Ingest,
+                token: Some("s3cret".into()),
+                token_env: None,
+            },
+            TokenConfig {
+                name: "ops".into(),
+                role: Role::Operator,
+                token: Some("op".into()),
+                token_env: None,
+            },
         ])
         .unwrap()
     }
@@ -150,9 +180,18 @@ mod tests {
         let a = auth();
         assert!(a.check(Some("Bearer s3cret"), Role::Ingest).is_ok());
         assert_eq!(a.check(None, Role::Ingest), Err(AuthError::Missing));
-        assert_eq!(a.check(Some("Bearer s3cre"), Role::Ingest), Err(AuthError::Unknown));
-        assert_eq!(a.check(Some("Bearer s3cret!"), Role::Ingest), Err(AuthError::Unknown));
-        assert!(matches!(a.check(Some("Bearer op"), Role::Ingest), Err(AuthError::Forbidden { .. })));
+        assert_eq!(
+            a.check(Some("Bearer s3cre"), Role::Ingest),
+            Err(AuthError::Unknown)
+        );
+        assert_eq!(
+            a.check(Some("Bearer s3cret!"), Role::Ingest),
+            Err(AuthError::Unknown)
+        );
+        assert!(matches!(
+            a.check(Some("Bearer op"), Role::Ingest),
+            Err(AuthError::Forbidden { .. })
+        ));
         assert!(a.check(Some("Bearer op"), Role::Viewer).is_ok());
         assert!(!format!("{a:?}").contains("s3cret"));
     }

@@ -656,7 +656,10 @@ mod tests {
         .unwrap();
         let Event::Inference(e) = e else { panic!() };
         assert_eq!(e.features.0[0], ("age".into(), FeatureValue::Number(31.0)));
-        assert_eq!(e.features.0[1], ("plan".into(), FeatureValue::Text("pro".into())));
+        assert_eq!(
+            e.features.0[1],
+            ("plan".into(), FeatureValue::Text("pro".into()))
+        );
         assert_eq!(e.attributes.0[1].1, Scalar("true".into()));
         assert_eq!(e.latency_ms, Some(12.5));
     }
@@ -664,9 +667,13 @@ mod tests {
     #[test]
     fn accepts_rfc3339_and_epoch_ms() {
         let a = inference("").replace("1790000000000", "\"2026-09-21T14:13:20Z\"");
-        let Event::Inference(e) =
-            parse_event(EventKind::Inference, a.as_bytes(), &Limits::default(), now()).unwrap()
-        else {
+        let Event::Inference(e) = parse_event(
+            EventKind::Inference,
+            a.as_bytes(),
+            &Limits::default(),
+            now(),
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(e.ts, EventTime(1_790_000_000_000));
@@ -676,11 +683,17 @@ mod tests {
     fn errors_name_the_field() {
         let e = err(EventKind::Inference, &inference("").replace("31", "[1]"));
         assert_eq!(e.field, "features.age");
-        let e = err(EventKind::Inference, &inference("").replace("0.7", "\"high\""));
+        let e = err(
+            EventKind::Inference,
+            &inference("").replace("0.7", "\"high\""),
+        );
         assert_eq!(e.field, "prediction.score");
         let e = err(EventKind::Inference, &inference(r#","latency":3"#));
         assert!(e.reason.contains("unknown field"), "{e}");
-        let e = err(EventKind::Inference, &inference("").replace(r#""model":"churn","#, ""));
+        let e = err(
+            EventKind::Inference,
+            &inference("").replace(r#""model":"churn","#, ""),
+        );
         assert!(e.reason.contains("missing field `model`"), "{e}");
         let e = err(EventKind::Inference, &inference(r#","latency_ms":-1"#));
         assert_eq!(e.field, "latency_ms");
@@ -688,13 +701,21 @@ mod tests {
 
     #[test]
     fn rejects_non_finite_and_bad_json() {
-        assert_eq!(err(EventKind::Inference, &inference("").replace("31", "NaN")).field, "features.age");
-        assert!(err(EventKind::Inference, &inference("").replace("31", "1e999"))
-            .reason
-            .contains("out of range"));
+        assert_eq!(
+            err(EventKind::Inference, &inference("").replace("31", "NaN")).field,
+            "features.age"
+        );
+        assert!(
+            err(EventKind::Inference, &inference("").replace("31", "1e999"))
+                .reason
+                .contains("out of range")
+        );
         let deep = format!("{}1{}", "[".repeat(500), "]".repeat(500));
         let e = err(EventKind::Inference, &inference("").replace("31", &deep));
-        assert!(e.reason.contains("too deep") || e.field.starts_with("features"), "{e}");
+        assert!(
+            e.reason.contains("too deep") || e.field.starts_with("features"),
+            "{e}"
+        );
         let bad = [b'{', 0xff, 0xfe, b'}'];
         assert!(parse_event(EventKind::Inference, &bad, &Limits::default(), now()).is_err());
     }
@@ -707,12 +728,20 @@ mod tests {
         let e = parse_event(EventKind::Inference, s.as_bytes(), &limits, now()).unwrap_err();
         assert_eq!(e.field, "features");
         let long = "x".repeat(257);
-        let e = err(EventKind::Inference, &inference("").replace("\"churn\"", &format!("\"{long}\"")));
+        let e = err(
+            EventKind::Inference,
+            &inference("").replace("\"churn\"", &format!("\"{long}\"")),
+        );
         assert_eq!(e.field, "model");
         let dup = inference("").replace(r#""plan":"pro""#, r#""age":2"#);
         assert_eq!(err(EventKind::Inference, &dup).field, "features.age");
         let huge = vec![b' '; (1 << 20) + 1];
-        assert_eq!(parse_event(EventKind::Inference, &huge, &limits, now()).unwrap_err().field, "$");
+        assert_eq!(
+            parse_event(EventKind::Inference, &huge, &limits, now())
+                .unwrap_err()
+                .field,
+            "$"
+        );
     }
 
     #[test]
@@ -730,7 +759,11 @@ mod tests {
         let x = r#"{"event_id":"x1","ts":1790000000000,"experiment":"exp","variant":"b","unit_id":"u1"}"#;
         assert!(parse_event(EventKind::Exposure, x.as_bytes(), &Limits::default(), now()).is_ok());
         assert_eq!(
-            err(EventKind::Outcome, &o.replace("\"value\":1", "\"value\":\"1\"")).field,
+            err(
+                EventKind::Outcome,
+                &o.replace("\"value\":1", "\"value\":\"1\"")
+            )
+            .field,
             "value"
         );
     }

@@ -24,7 +24,10 @@ struct Count {
 /// Counts rows of `table` as queries see them (de-duplicated with `FINAL`).
 pub async fn count_events(store: &Store, table: &str) -> Result<u64, StoreError> {
     let rows = store
-        .fetch::<Count>(&format!("SELECT toUInt64(count()) AS n FROM {} FINAL", store.table(table)))
+        .fetch::<Count>(&format!(
+            "SELECT toUInt64(count()) AS n FROM {} FINAL",
+            store.table(table)
+        ))
         .await?;
     Ok(rows.first().map(|r| r.n).unwrap_or(0))
 }
@@ -32,7 +35,10 @@ pub async fn count_events(store: &Store, table: &str) -> Result<u64, StoreError>
 /// Counts physical rows, duplicates included (diagnostics and tests only).
 pub async fn count_physical_rows(store: &Store, table: &str) -> Result<u64, StoreError> {
     let rows = store
-        .fetch::<Count>(&format!("SELECT toUInt64(count()) AS n FROM {}", store.table(table)))
+        .fetch::<Count>(&format!(
+            "SELECT toUInt64(count()) AS n FROM {}",
+            store.table(table)
+        ))
         .await?;
     Ok(rows.first().map(|r| r.n).unwrap_or(0))
 }

@@ -127,7 +127,9 @@ impl<'a, 'b> ser::Serializer for &'a mut RowBinarySerializer<'b> {
         _: &'static str,
         _: &T,
     ) -> Result<(), EncodeError> {
-        Err(EncodeError("enum variants with data are not supported".into()))
+        Err(EncodeError(
+            "enum variants with data are not supported".into(),
+        ))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<Self, EncodeError> {
         let len = len.ok_or_else(|| EncodeError("sequences need a known length".into()))?;
@@ -147,10 +149,14 @@ impl<'a, 'b> ser::Serializer for &'a mut RowBinarySerializer<'b> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant, EncodeError> {
-        Err(EncodeError("enum variants with data are not supported".into()))
+        Err(EncodeError(
+            "enum variants with data are not supported".into(),
+        ))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, EncodeError> {
-        Err(EncodeError("maps are not supported (use parallel arrays)".into()))
+        Err(EncodeError(
+            "maps are not supported (use parallel arrays)".into(),
+        ))
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, EncodeError> {
         Ok(self)
@@ -162,7 +168,9 @@ impl<'a, 'b> ser::Serializer for &'a mut RowBinarySerializer<'b> {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant, EncodeError> {
-        Err(EncodeError("enum variants with data are not supported".into()))
+        Err(EncodeError(
+            "enum variants with data are not supported".into(),
+        ))
     }
 }
 

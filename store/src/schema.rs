@@ -243,7 +243,10 @@ mod tests {
 
     #[test]
     fn single_node_sql_uses_plain_engines() {
-        let opts = SchemaOptions { database: "vigil".into(), cluster: None };
+        let opts = SchemaOptions {
+            database: "vigil".into(),
+            cluster: None,
+        };
         let m = migrations(&opts);
         let sql = m[0].statements.join("\n");
         assert!(sql.contains("CREATE TABLE IF NOT EXISTS `vigil`.inference_events"));
@@ -251,12 +254,19 @@ mod tests {
         assert!(!sql.contains("ON CLUSTER"));
         assert!(!sql.contains("DateTime64") && !sql.contains("Map("));
         let boot = migrations_table(&opts);
-        assert!(boot[1].ends_with("ENGINE = MergeTree() ORDER BY version"), "{}", boot[1]);
+        assert!(
+            boot[1].ends_with("ENGINE = MergeTree() ORDER BY version"),
+            "{}",
+            boot[1]
+        );
     }
 
     #[test]
     fn cluster_sql_is_replicated_and_distributed() {
-        let opts = SchemaOptions { database: "vigil".into(), cluster: Some("prod".into()) };
+        let opts = SchemaOptions {
+            database: "vigil".into(),
+            cluster: Some("prod".into()),
+        };
         let sql = migrations(&opts)[0].statements.join("\n");
         assert!(sql.contains("`vigil`.inference_events_local ON CLUSTER `prod`"));
         assert!(sql.contains(

@@ -23,7 +23,12 @@ pub fn clickhouse_url(db: &str) -> String {
 pub fn kafka_brokers() -> String {
     let b = std::env::var("VIGIL_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
     let addr = b.split(',').next().unwrap_or_default().to_string();
-    if std::net::TcpStream::connect_timeout(&addr.parse().expect("VIGIL_TEST_KAFKA host:port"), Duration::from_secs(2)).is_err() {
+    if std::net::TcpStream::connect_timeout(
+        &addr.parse().expect("VIGIL_TEST_KAFKA host:port"),
+        Duration::from_secs(2),
+    )
+    .is_err()
+    {
         panic!("no Kafka-protocol broker at {b}: start it with `bash scripts/services/tansu.sh start` (or scripts/services/up.sh)");
     }
     b
@@ -43,16 +48,29 @@ pub fn require_clickhouse() {
 
 /// The chDB library must be installed; the error says how.
 pub fn require_chdb() {
-    let path = std::env::var_os("VIGIL_CHDB_LIB").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("VIGIL_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(|x| PathBuf::from(x).join("vigil"))
-                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vigil"))
+    let path = std::env::var_os("VIGIL_CHDB_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("VIGIL_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::env::var_os("XDG_CACHE_HOME")
+                        .map(|x| PathBuf::from(x).join("vigil"))
+                        .unwrap_or_else(|| {
+                            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                                .join(".cache/vigil")
+                        })
+                });
+            cache
+                .join("chdb")
+                .join(vigil_store::CHDB_VERSION)
+                .join("libchdb.so")
         });
-        cache.join("chdb").join(vigil_store::CHDB_VERSION).join("libchdb.so")
-    });
     if !path.exists() {
-        panic!("chDB library missing at {}: install it with `bash scripts/services/chdb.sh install`", path.display());
+        panic!(
+            "chDB library missing at {}: install it with `bash scripts/services/chdb.sh install`",
+            path.display()
+        );
     }
 }
 
@@ -69,7 +87,10 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn vigil() -> Command {
@@ -86,7 +107,11 @@ pub struct Served {
 
 impl Served {
     pub fn start(config: &Path, log: &Path, args: &[&str]) -> Served {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
         let err = out.try_clone().expect("log file");
         let child = vigil()
             .arg("--config")
@@ -97,7 +122,10 @@ impl Served {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("start vigil serve");
-        Served { child, log: log.to_path_buf() }
+        Served {
+            child,
+            log: log.to_path_buf(),
+        }
     }
 
     /// SIGKILL: no flush, no goodbye.
@@ -108,11 +136,18 @@ impl Served {
 
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "vigil serve exited with {status}; log:\n{}", self.log_text());
+                assert!(
+                    status.success(),
+                    "vigil serve exited with {status}; log:\n{}",
+                    self.log_text()
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -123,7 +158,11 @@ impl Served {
     pub fn log_text(&self) -> String {
         let f = std::fs::File::open(&self.log).map(BufReader::new);
         match f {
-            Ok(r) => r.lines().map_while(Result::ok).collect::<Vec<_>>().join("\n"),
+            Ok(r) => r
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+                .join("\n"),
             Err(_) => String::new(),
         }
     }
@@ -149,11 +188,20 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Writes a config file for `vigil serve`.
-pub fn write_config(dir: &Path, store_url: &str, http_port: u16, kafka: Option<(&str, &str, &str)>) -> PathBuf {
+pub fn write_config(
+    dir: &Path,
+    store_url: &str,
+    http_port: u16,
+    kafka: Option<(&str, &str, &str)>,
+) -> PathBuf {
     let mut text = format!(
         "[store]\nurl = \"{store_url}\"\n\n[collector]\nbatch_max_rows = 20000\nbatch_max_wait_ms = 200\nretry_max_ms = 1000\n\n[http]\nbind = \"127.0.0.1:{http_port}\"\nack_timeout_ms = 5000\n"
     );
@@ -181,7 +229,9 @@ pub fn produce(brokers: &str, topic: &str, payloads: &[Vec<u8>]) {
         .expect("producer");
     for (i, p) in payloads.iter().enumerate() {
         let key = i.to_string();
-        let mut rec = BaseRecord::to(topic).payload(p.as_slice()).key(key.as_str());
+        let mut rec = BaseRecord::to(topic)
+            .payload(p.as_slice())
+            .key(key.as_str());
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
@@ -199,8 +249,10 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
     use rdkafka::config::ClientConfig;
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", brokers).create().expect("admin");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("admin");
     let rt = runtime();
     let res = rt
         .block_on(admin.create_topics(

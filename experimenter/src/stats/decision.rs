@@ -182,7 +182,11 @@ mod tests {
         ArmStats::Proportion(ProportionMoments { n, successes })
     }
 
-    fn input(control: ArmStats, treatment: ArmStats, guardrails: Vec<GuardrailInput>) -> DecisionInput {
+    fn input(
+        control: ArmStats,
+        treatment: ArmStats,
+        guardrails: Vec<GuardrailInput>,
+    ) -> DecisionInput {
         let users = [control.units(), treatment.units()];
         DecisionInput {
             primary: crate::stats::frequentist::analyze(
@@ -230,10 +234,20 @@ mod tests {
     #[test]
     fn harmed_guardrail_rolls_back_a_winner() {
         // Error rate 1.0 % → 1.5 %, higher is worse: one-sided p ≈ 1.2e-4.
-        let g = GuardrailInput::evaluate("error_rate", &conv(20_000, 200.0), &conv(20_000, 300.0), true, 0.05)
-            .expect("valid");
+        let g = GuardrailInput::evaluate(
+            "error_rate",
+            &conv(20_000, 200.0),
+            &conv(20_000, 300.0),
+            true,
+            0.05,
+        )
+        .expect("valid");
         assert!(g.result.p_value < 1e-3, "{}", g.result.p_value);
-        let d = decide(&input(conv(20_000, 2_000.0), conv(20_000, 2_200.0), vec![g]));
+        let d = decide(&input(
+            conv(20_000, 2_000.0),
+            conv(20_000, 2_200.0),
+            vec![g],
+        ));
         assert_eq!(d.verdict, Verdict::Rollback, "{d:?}");
         assert!(d.reasons[0].contains("error_rate"));
     }
@@ -241,10 +255,20 @@ mod tests {
     #[test]
     fn improved_guardrail_is_not_harm() {
         // Error rate went down: the one-sided "worse" test is far from significant.
-        let g = GuardrailInput::evaluate("error_rate", &conv(20_000, 300.0), &conv(20_000, 200.0), true, 0.05)
-            .expect("valid");
+        let g = GuardrailInput::evaluate(
+            "error_rate",
+            &conv(20_000, 300.0),
+            &conv(20_000, 200.0),
+            true,
+            0.05,
+        )
+        .expect("valid");
         assert!(g.result.p_value > 0.99);
-        let d = decide(&input(conv(20_000, 2_000.0), conv(20_000, 2_200.0), vec![g]));
+        let d = decide(&input(
+            conv(20_000, 2_000.0),
+            conv(20_000, 2_200.0),
+            vec![g],
+        ));
         assert_eq!(d.verdict, Verdict::Ship, "{d:?}");
     }
 

@@ -28,11 +28,12 @@ pub mod power;
 pub mod sequential;
 pub mod srm;
 
-pub use bayesian::{BayesianConfig, BayesianResult, GaussianPrior};
+pub use bayesian::{BayesianConfig, BayesianResult, GaussianPrior, Risk};
 pub use decision::{decide, Decision, DecisionInput, GuardrailInput, Verdict};
 pub use frequentist::{Alternative, FrequentistConfig, FrequentistResult};
 pub use moments::{
-    ArmStats, ArmSummary, CupedMoments, Moments, ProportionMoments, RatioMoments, SampleMoments,
+    ArmStats, ArmSummary, CupedMoments, Moments, PairSummary, ProportionMoments, RatioMoments,
+    SampleMoments,
 };
 pub use multiple::{benjamini_hochberg, holm_bonferroni, MultipleCorrection};
 pub use power::{minimum_detectable_effect, power, PowerMetric, PowerScenario};
@@ -134,12 +135,10 @@ pub(crate) fn lift_and_variance(
             // unadjusted means and the (possibly adjusted) variances.
             let ma = a.unadjusted_mean;
             let mb = b.unadjusted_mean;
-            let var = b.variance / (ma.powi(2) * b.n) + a.variance * mb.powi(2) / (ma.powi(4) * a.n);
+            let var =
+                b.variance / (ma.powi(2) * b.n) + a.variance * mb.powi(2) / (ma.powi(4) * a.n);
             (lift, var)
         }
-        DifferenceType::Absolute => (
-            b.mean - a.mean,
-            b.variance / b.n + a.variance / a.n,
-        ),
+        DifferenceType::Absolute => (b.mean - a.mean, b.variance / b.n + a.variance / a.n),
     }
 }

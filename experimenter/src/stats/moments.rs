@@ -340,7 +340,7 @@ impl ArmSummary {
     }
     pub(crate) fn has_zero_variance(&self) -> bool {
         // `!(v > 0)` also catches NaN.
-        !(self.variance > 0.0)
+        self.variance.is_nan() || self.variance <= 0.0
     }
 }
 

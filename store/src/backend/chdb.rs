@@ -59,7 +59,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(d).join("vigil");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("vigil")
 }
 
@@ -67,7 +69,10 @@ pub fn cache_dir() -> PathBuf {
 pub fn library_path() -> PathBuf {
     match std::env::var_os("VIGIL_CHDB_LIB") {
         Some(p) => PathBuf::from(p),
-        None => cache_dir().join("chdb").join(CHDB_VERSION).join("libchdb.so"),
+        None => cache_dir()
+            .join("chdb")
+            .join(CHDB_VERSION)
+            .join("libchdb.so"),
     }
 }
 
@@ -79,10 +84,12 @@ fn load_library(path: &Path) -> Result<ChdbLib, StoreError> {
         });
     }
     // SAFETY: loading a shared library runs its initialisers; libchdb is a plain C API library.
-    let lib = unsafe { Library::new(path) }.map_err(|e| StoreError::Connect(format!(
-        "cannot load {}: {e} (reinstall with `{INSTALL_HINT}`)",
-        path.display()
-    )))?;
+    let lib = unsafe { Library::new(path) }.map_err(|e| {
+        StoreError::Connect(format!(
+            "cannot load {}: {e} (reinstall with `{INSTALL_HINT}`)",
+            path.display()
+        ))
+    })?;
     macro_rules! sym {
         ($name:literal) => {{
             // SAFETY: the symbol's type matches chdb.h of CHDB_VERSION.
@@ -173,7 +180,10 @@ impl ChdbConnection {
         static OPEN: OnceLock<Mutex<Option<Arc<ChdbConnection>>>> = OnceLock::new();
         let lib = library()?;
         std::fs::create_dir_all(path).map_err(|e| {
-            StoreError::Connect(format!("cannot create chDB directory {}: {e}", path.display()))
+            StoreError::Connect(format!(
+                "cannot create chDB directory {}: {e}",
+                path.display()
+            ))
         })?;
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let slot = OPEN.get_or_init(|| Mutex::new(None));

@@ -25,6 +25,30 @@ pub enum StoreUrl {
     Embedded { path: PathBuf, database: String },
 }
 
+/// Shows the URL with any password replaced by `***`.
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Server {
+                endpoint,
+                database,
+                user,
+                password,
+            } => {
+                let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+                match (user, password) {
+                    (Some(u), Some(_)) => write!(f, "clickhouse://{u}:***@{host}/{database}"),
+                    (Some(u), None) => write!(f, "clickhouse://{u}@{host}/{database}"),
+                    _ => write!(f, "clickhouse://{host}/{database}"),
+                }
+            }
+            StoreUrl::Embedded { path, database } => {
+                write!(f, "chdb://{}?database={database}", path.display())
+            }
+        }
+    }
+}
+
 /// Database used when a URL names none.
 pub const DEFAULT_DATABASE: &str = "vigil";
 
@@ -45,7 +69,11 @@ impl std::str::FromStr for StoreUrl {
             "clickhouse" | "http" | "https" => {
                 let host = url.host_str().ok_or_else(|| bad("no host"))?;
                 let port = url.port().unwrap_or(8123);
-                let scheme = if url.scheme() == "https" { "https" } else { "http" };
+                let scheme = if url.scheme() == "https" {
+                    "https"
+                } else {
+                    "http"
+                };
                 let path_db = url.path().trim_matches('/');
                 let database = database_param
                     .or_else(|| (!path_db.is_empty()).then(|| path_db.to_string()))
@@ -72,6 +100,7 @@ impl std::str::FromStr for StoreUrl {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per store, behind an Arc
 enum Backend {
     Server(server::ServerStore),
     Embedded(Arc<chdb::ChdbConnection>),
@@ -138,7 +167,9 @@ impl Store {
                 "ClickHouse server {} at {} (database {})",
                 s.version, s.endpoint, self.database
             ),
-            Backend::Embedded(c) => format!("embedded chDB {} (database {})", c.version(), self.database),
+            Backend::Embedded(c) => {
+                format!("embedded chDB {} (database {})", c.version(), self.database)
+            }
         }
     }
 
@@ -176,7 +207,12 @@ impl Store {
                     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                         rows.push(
                             serde_json::from_slice::<<T as clickhouse::Row>::Value<'_>>(line)
-                                .map_err(|e| StoreError::Decode(format!("{e} in {}", String::from_utf8_lossy(line))))?,
+                                .map_err(|e| {
+                                    StoreError::Decode(format!(
+                                        "{e} in {}",
+                                        String::from_utf8_lossy(line)
+                                    ))
+                                })?,
                         );
                     }
                     Ok(rows)
@@ -304,7 +340,9 @@ mod tests {
     #[test]
     fn parses_urls() {
         assert_eq!(
-            "clickhouse://127.0.0.1:18123/prod".parse::<StoreUrl>().unwrap(),
+            "clickhouse://127.0.0.1:18123/prod"
+                .parse::<StoreUrl>()
+                .unwrap(),
             StoreUrl::Server {
                 endpoint: "http://127.0.0.1:18123".into(),
                 database: "prod".into(),
@@ -314,14 +352,31 @@ mod tests {
         );
         assert_eq!(
             "chdb:///tmp/x?database=t1".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Embedded { path: "/tmp/x".into(), database: "t1".into() }
+            StoreUrl::Embedded {
+                path: "/tmp/x".into(),
+                database: "t1".into()
+            }
         );
-        let StoreUrl::Server { database, user, password, .. } =
-            "clickhouse://bob:pw@h:1".parse::<StoreUrl>().unwrap()
+        let StoreUrl::Server {
+            database,
+            user,
+            password,
+            ..
+        } = "clickhouse://bob:pw@h:1".parse::<StoreUrl>().unwrap()
         else {
             panic!()
         };
-        assert_eq!((database.as_str(), user.as_deref(), password.as_deref()), ("vigil", Some("bob"), Some("pw")));
+        assert_eq!(
+            (database.as_str(), user.as_deref(), password.as_deref()),
+            ("vigil", Some("bob"), Some("pw"))
+        );
+        assert_eq!(
+            "clickhouse://bob:pw@h:1"
+                .parse::<StoreUrl>()
+                .unwrap()
+                .to_string(),
+            "clickhouse://bob:***@h:1/vigil"
+        );
         assert!("mysql://x".parse::<StoreUrl>().is_err());
         assert!("chdb://".parse::<StoreUrl>().is_err());
     }

@@ -89,7 +89,11 @@ impl ServerStore {
         Ok(out)
     }
 
-    pub async fn insert_rowbinary(&self, insert_sql: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    pub async fn insert_rowbinary(
+        &self,
+        insert_sql: &str,
+        data: Vec<u8>,
+    ) -> Result<(), StoreError> {
         let sql = format!("{insert_sql} FORMAT RowBinary");
         let mut insert = self.client.insert_formatted_with(sql.clone());
         insert
