@@ -37,7 +37,7 @@ pub struct BenchIngestArgs {
     #[arg(long, default_value = "127.0.0.1:19092")]
     pub brokers: String,
     /// Concurrent HTTP clients.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 8)]
     pub clients: usize,
     /// Events per HTTP request.
     #[arg(long, default_value_t = 5000)]
@@ -63,6 +63,18 @@ struct BenchReport {
     produce_events_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_insert_rows_per_sec: Option<f64>,
+    batches: u64,
+    mean_batch_rows: f64,
+    writer_busy_secs: f64,
+}
+
+impl BenchReport {
+    fn with_writer_stats(mut self, m: &Metrics) -> Self {
+        self.batches = m.batches.load(Ordering::Relaxed);
+        self.mean_batch_rows = m.batch_rows_sum.load(Ordering::Relaxed) as f64 / self.batches.max(1) as f64;
+        self.writer_busy_secs = m.insert_seconds_total();
+        self
+    }
 }
 
 pub async fn run(
@@ -88,7 +100,8 @@ pub async fn run(
         BenchSource::Kafka => {
             bench_kafka(&config, &store, &events, &args, &run_id, metrics.clone()).await?
         }
-    };
+    }
+    .with_writer_stats(&metrics);
     if !args.no_raw {
         report.raw_insert_rows_per_sec = Some(raw_insert(&store, &events).await?);
     }
@@ -178,6 +191,9 @@ async fn bench_http(
         after_first_event_events_per_sec: None,
         produce_events_per_sec: None,
         raw_insert_rows_per_sec: None,
+        batches: 0,
+        mean_batch_rows: 0.0,
+        writer_busy_secs: 0.0,
     })
 }
 
@@ -248,6 +264,9 @@ async fn bench_kafka(
         after_first_event_events_per_sec: after_first,
         produce_events_per_sec: Some(produce_rate),
         raw_insert_rows_per_sec: None,
+        batches: 0,
+        mean_batch_rows: 0.0,
+        writer_busy_secs: 0.0,
     })
 }
 

@@ -168,7 +168,7 @@ mod tests {
             c.store_url(None).unwrap(),
             StoreUrl::Embedded { .. }
         ));
-        assert_eq!(c.collector.batch_max_rows, 100_000);
+        assert_eq!(c.collector.batch_max_rows, 200_000);
     }
 
     #[test]

@@ -16,6 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+// Ingest allocates many small strings on one thread and frees them on another; glibc's malloc
+// spent a third of the Kafka pipeline's CPU on that (perf, docs/benchmarks.md). mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "vigil",

@@ -8,9 +8,12 @@ use vigil_store::event::Limits;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CollectorConfig {
-    /// A batch is written when it holds this many rows (ClickHouse wants ≥ 10k-row inserts)…
+    /// A batch never grows beyond this many rows.
     pub batch_max_rows: usize,
-    /// …or when its oldest row has waited this long.
+    /// A batch of at least this many rows is written as soon as no more input is queued
+    /// (ClickHouse wants inserts of ≥ 10k rows, not many small ones)…
+    pub batch_min_rows: usize,
+    /// …and a smaller one when its oldest row has waited this long.
     pub batch_max_wait_ms: u64,
     /// Submissions (HTTP requests, Kafka chunks) queued for the writer before sources are told
     /// to wait (Kafka, files) or answered 429 (HTTP). Bounds memory.
@@ -25,7 +28,8 @@ pub struct CollectorConfig {
 impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
-            batch_max_rows: 100_000,
+            batch_max_rows: 200_000,
+            batch_min_rows: 10_000,
             batch_max_wait_ms: 1000,
             queue_capacity: 64,
             retry_initial_ms: 200,
@@ -47,7 +51,9 @@ pub struct KafkaConfig {
     pub exposure_topic: String,
     /// Messages handed to the writer at a time.
     pub chunk_rows: usize,
-    /// Extra librdkafka properties (e.g. `"session.timeout.ms" = "6000"`).
+    /// Extra librdkafka properties (e.g. `"session.timeout.ms" = 6000`; strings, numbers and
+    /// booleans are all accepted and passed to librdkafka as text).
+    #[serde(deserialize_with = "scalar_map")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -63,6 +69,30 @@ impl Default for KafkaConfig {
             properties: BTreeMap::new(),
         }
     }
+}
+
+fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+    let raw = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::S(s) => s,
+                Scalar::I(i) => i.to_string(),
+                Scalar::F(f) => f.to_string(),
+                Scalar::B(b) => b.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 /// HTTP ingest.

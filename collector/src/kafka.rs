@@ -175,7 +175,7 @@ impl KafkaSource {
             topics.iter().map(|(t, k)| (t.to_string(), *k)).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let worker = ConsumeLoop {
-            consumer,
+            consumer: Arc::new(consumer),
             kinds,
             limits,
             writer,
@@ -209,7 +209,7 @@ impl KafkaSource {
 }
 
 struct ConsumeLoop {
-    consumer: BaseConsumer<StoreResumeContext>,
+    consumer: Arc<BaseConsumer<StoreResumeContext>>,
     kinds: HashMap<String, EventKind>,
     limits: Limits,
     writer: WriterHandle,
@@ -224,105 +224,157 @@ type PendingChunk = (
     BTreeMap<(String, i32), i64>,
 );
 
-struct Chunk {
-    rows: RowBatch,
-    next: BTreeMap<(String, i32), i64>,
-    count: usize,
-    started: Option<Instant>,
+/// Messages copied out of librdkafka, in consumption order, for the decode stage.
+struct RawChunk {
+    /// (topic index, partition, offset, payload)
+    messages: Vec<(usize, i32, i64, Vec<u8>)>,
+    /// (topic, partition, next offset) for the partitions this chunk touched; a handful, so a
+    /// linear scan beats hashing.
+    next: Vec<(String, i32, i64)>,
 }
 
+struct TopicState {
+    kind: EventKind,
+    coord: SourceCoord,
+    received: u64,
+    rejected: u64,
+}
+
+/// The consumer is two threads: this one polls and copies payloads (cheap, keeps librdkafka
+/// drained), the decode thread validates, builds rows and hands them to the writer. Chunks flow
+/// through a small bounded channel in order, so offsets are still recorded in order, and the
+/// two halves use two cores.
 impl ConsumeLoop {
     fn run(self) {
-        let metrics = self.writer.metrics().clone();
-        let mut chunk = Chunk {
-            rows: RowBatch::default(),
-            next: BTreeMap::new(),
-            count: 0,
-            started: None,
+        let topic_names: Vec<String> = self.kinds.keys().filter(|t| !t.is_empty()).cloned().collect();
+        let states: Vec<TopicState> = topic_names
+            .iter()
+            .map(|t| TopicState {
+                kind: self.kinds[t],
+                coord: SourceCoord { source: format!("kafka:{t}"), partition: -1, offset: -1 },
+                received: 0,
+                rejected: 0,
+            })
+            .collect();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RawChunk>(4);
+        let decoder = Decoder {
+            consumer: self.consumer.clone(),
+            writer: self.writer.clone(),
+            limits: self.limits.clone(),
+            group: self.group.clone(),
+            states,
         };
-        // Acks of chunks handed to the writer, with the Kafka offsets to commit once durable.
-        let mut pending: VecDeque<PendingChunk> = VecDeque::new();
+        let decode_thread = match std::thread::Builder::new()
+            .name("vigil-kafka-decode".into())
+            .spawn(move || decoder.run(rx))
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the decode thread");
+                return;
+            }
+        };
         let max_age = Duration::from_millis(200);
-        let mut sources: HashMap<String, String> = HashMap::new();
+        let mut chunk = RawChunk { messages: Vec::with_capacity(self.chunk_rows), next: Vec::new() };
+        let mut started: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(msg)) => {
-                    let topic = msg.topic();
-                    let Some(kind) = self.kinds.get(topic).copied() else {
+                    let Some(ix) = topic_names.iter().position(|t| t == msg.topic()) else {
                         continue;
                     };
-                    let source = sources
-                        .entry(topic.to_string())
-                        .or_insert_with(|| format!("kafka:{topic}"))
-                        .clone();
-                    let coord = SourceCoord {
-                        source: source.clone(),
-                        partition: msg.partition(),
-                        offset: msg.offset(),
-                    };
-                    let payload = msg.payload().unwrap_or(&[]);
-                    metrics.received(&source, kind.as_str(), 1);
-                    if decode_into(
-                        &mut chunk.rows,
-                        kind,
-                        payload,
-                        &coord,
-                        &self.limits,
-                        EventTime::now(),
-                    )
-                    .is_err()
-                    {
-                        metrics.rejected(&source, kind.as_str(), 1);
+                    let (partition, offset) = (msg.partition(), msg.offset());
+                    chunk.messages.push((ix, partition, offset, msg.payload().unwrap_or(&[]).to_vec()));
+                    match chunk.next.iter_mut().find(|(t, p, _)| *p == partition && t == msg.topic()) {
+                        Some(entry) => entry.2 = offset + 1,
+                        None => chunk.next.push((msg.topic().to_string(), partition, offset + 1)),
                     }
-                    chunk
-                        .next
-                        .insert((topic.to_string(), msg.partition()), msg.offset() + 1);
-                    chunk.count += 1;
-                    chunk.started.get_or_insert_with(Instant::now);
+                    started.get_or_insert_with(Instant::now);
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "kafka poll error"),
                 None => {}
             }
-            let due = chunk.count >= self.chunk_rows
-                || chunk.started.is_some_and(|s| s.elapsed() >= max_age);
-            if due && chunk.count > 0 && !self.hand_over(&mut chunk, &mut pending) {
-                return;
+            let due = chunk.messages.len() >= self.chunk_rows || started.is_some_and(|s| s.elapsed() >= max_age);
+            if due && !chunk.messages.is_empty() {
+                let full = std::mem::replace(
+                    &mut chunk,
+                    RawChunk { messages: Vec::with_capacity(self.chunk_rows), next: Vec::new() },
+                );
+                started = None;
+                if tx.send(full).is_err() {
+                    tracing::error!("decode stage stopped; stopping the kafka source");
+                    break;
+                }
+            }
+        }
+        if !chunk.messages.is_empty() {
+            let _ = tx.send(chunk);
+        }
+        drop(tx);
+        let _ = decode_thread.join();
+    }
+}
+
+struct Decoder {
+    consumer: Arc<BaseConsumer<StoreResumeContext>>,
+    writer: WriterHandle,
+    limits: Limits,
+    group: String,
+    states: Vec<TopicState>,
+}
+
+impl Decoder {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<RawChunk>) {
+        let metrics = self.writer.metrics().clone();
+        let mut pending: VecDeque<PendingChunk> = VecDeque::new();
+        loop {
+            let chunk = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(c) => c,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.commit_durable(&mut pending);
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut rows = RowBatch::default();
+            let now = EventTime::now();
+            for (ix, partition, offset, payload) in &chunk.messages {
+                let state = &mut self.states[*ix];
+                state.coord.partition = *partition;
+                state.coord.offset = *offset;
+                state.received += 1;
+                if decode_into(&mut rows, state.kind, payload, &state.coord, &self.limits, now).is_err() {
+                    state.rejected += 1;
+                }
+            }
+            for state in &mut self.states {
+                metrics.received(&state.coord.source, state.kind.as_str(), std::mem::take(&mut state.received));
+                metrics.rejected(&state.coord.source, state.kind.as_str(), std::mem::take(&mut state.rejected));
+            }
+            let next: BTreeMap<(String, i32), i64> =
+                chunk.next.into_iter().map(|(t, p, n)| ((t, p), n)).collect();
+            let marks = next
+                .iter()
+                .map(|((topic, partition), n)| OffsetMark {
+                    group: self.group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    next_offset: *n,
+                })
+                .collect();
+            match self.writer.blocking_submit(rows, marks) {
+                Ok(ack) => pending.push_back((ack, next)),
+                Err(e) => {
+                    tracing::error!(error = %e, "writer gone; stopping the kafka source");
+                    return;
+                }
             }
             self.commit_durable(&mut pending);
         }
-        if chunk.count > 0 {
-            self.hand_over(&mut chunk, &mut pending);
-        }
         // Wait for the writer so the final commit reflects what is stored.
-        while let Some((rx, offsets)) = pending.pop_front() {
-            if rx.blocking_recv().is_ok() {
+        while let Some((ack, offsets)) = pending.pop_front() {
+            if ack.blocking_recv().is_ok() {
                 self.commit(&offsets);
-            }
-        }
-    }
-
-    fn hand_over(&self, chunk: &mut Chunk, pending: &mut VecDeque<PendingChunk>) -> bool {
-        let rows = std::mem::take(&mut chunk.rows);
-        let next = std::mem::take(&mut chunk.next);
-        chunk.count = 0;
-        chunk.started = None;
-        let marks = next
-            .iter()
-            .map(|((topic, partition), n)| OffsetMark {
-                group: self.group.clone(),
-                topic: topic.clone(),
-                partition: *partition,
-                next_offset: *n,
-            })
-            .collect();
-        match self.writer.blocking_submit(rows, marks) {
-            Ok(rx) => {
-                pending.push_back((rx, next));
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "writer gone; stopping the kafka source");
-                false
             }
         }
     }

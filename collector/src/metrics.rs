@@ -79,6 +79,10 @@ impl Metrics {
         self.insert_micros_sum
             .fetch_add((seconds * 1e6) as u64, Relaxed);
     }
+    /// Seconds spent writing batches so far.
+    pub fn insert_seconds_total(&self) -> f64 {
+        self.insert_micros_sum.load(Relaxed) as f64 / 1e6
+    }
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         if let Ok(mut m) = self.lag.lock() {
             m.insert((topic.to_string(), partition), lag);

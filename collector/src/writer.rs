@@ -2,7 +2,8 @@
 //!
 //! Sources hand it [`Submission`]s through a bounded queue (the only buffer, so memory is
 //! bounded and a slow store slows sources down instead of piling up rows). It merges submissions
-//! into batches by size and age, writes each batch table by table, then records Kafka progress in
+//! into batches by size and age (a batch of at least `batch_min_rows` is written as soon as the
+//! queue is momentarily empty; smaller ones wait up to `batch_max_wait_ms` for more), writes each batch table by table, then records Kafka progress in
 //! `ingest_offsets`, then acknowledges. A failed insert is retried with backoff until it succeeds:
 //! rows are never dropped, and a replay after a crash is de-duplicated by the tables' keys.
 
@@ -150,7 +151,20 @@ async fn run_writer(
                 acks.extend(s.ack);
             };
         absorb(first, &mut batch, &mut acks);
-        while batch.len() < config.batch_max_rows {
+        loop {
+            // Take everything already queued (it piled up during the previous insert)…
+            while batch.len() < config.batch_max_rows {
+                match rx.try_recv() {
+                    Ok(s) => absorb(s, &mut batch, &mut acks),
+                    Err(_) => break,
+                }
+            }
+            // …and write now if that is a worthwhile insert; otherwise wait for more, up to the
+            // batch's age limit. Waiting only when the batch is small keeps acknowledgement
+            // latency low under load and inserts large when traffic is light.
+            if batch.len() >= config.batch_min_rows.max(1) || batch.len() >= config.batch_max_rows {
+                break;
+            }
             tokio::select! {
                 next = rx.recv() => match next {
                     Some(s) => absorb(s, &mut batch, &mut acks),

@@ -14,12 +14,15 @@ use std::sync::Arc;
 /// Where the store lives, parsed from a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    /// `clickhouse://[user[:password]@]host:port/database` (HTTP port).
+    /// `clickhouse://[user[:password]@]host:port/database[?compression=lz4|none]` (HTTP port).
     Server {
         endpoint: String,
         database: String,
         user: Option<String>,
         password: Option<String>,
+        /// LZ4-compress inserts and results. Default: on, except for loopback hosts, where it
+        /// costs CPU on both ends and saves nothing (co-located: +20% raw insert speed).
+        compress: bool,
     },
     /// `chdb:///path/to/dir[?database=NAME]`.
     Embedded { path: PathBuf, database: String },
@@ -34,6 +37,7 @@ impl std::fmt::Display for StoreUrl {
                 database,
                 user,
                 password,
+                ..
             } => {
                 let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
                 match (user, password) {
@@ -78,11 +82,19 @@ impl std::str::FromStr for StoreUrl {
                 let database = database_param
                     .or_else(|| (!path_db.is_empty()).then(|| path_db.to_string()))
                     .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+                let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.");
+                let compress = match url.query_pairs().find(|(k, _)| k == "compression").map(|(_, v)| v.into_owned()) {
+                    None => !loopback,
+                    Some(v) if v == "lz4" => true,
+                    Some(v) if v == "none" => false,
+                    Some(v) => return Err(bad(&format!("compression must be lz4 or none, not `{v}`"))),
+                };
                 Ok(StoreUrl::Server {
                     endpoint: format!("{scheme}://{host}:{port}"),
                     database,
                     user: (!url.username().is_empty()).then(|| url.username().to_string()),
                     password: url.password().map(str::to_string),
+                    compress,
                 })
             }
             "chdb" => {
@@ -127,10 +139,15 @@ impl Store {
                 database,
                 user,
                 password,
+                compress,
             } => {
-                let s =
-                    server::ServerStore::connect(endpoint, user.as_deref(), password.as_deref())
-                        .await?;
+                let s = server::ServerStore::connect(
+                    endpoint,
+                    user.as_deref(),
+                    password.as_deref(),
+                    *compress,
+                )
+                .await?;
                 Ok(Store {
                     backend: Arc::new(Backend::Server(s)),
                     database: database.as_str().into(),
@@ -347,9 +364,13 @@ mod tests {
                 endpoint: "http://127.0.0.1:18123".into(),
                 database: "prod".into(),
                 user: None,
-                password: None
+                password: None,
+                compress: false,
             }
         );
+        assert!(matches!("clickhouse://ch.internal:8123/x".parse::<StoreUrl>().unwrap(), StoreUrl::Server { compress: true, .. }));
+        assert!(matches!("clickhouse://ch.internal:8123/x?compression=none".parse::<StoreUrl>().unwrap(), StoreUrl::Server { compress: false, .. }));
+        assert!("clickhouse://h:1/x?compression=zstd".parse::<StoreUrl>().is_err());
         assert_eq!(
             "chdb:///tmp/x?database=t1".parse::<StoreUrl>().unwrap(),
             StoreUrl::Embedded {

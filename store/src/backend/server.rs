@@ -31,11 +31,17 @@ impl ServerStore {
         endpoint: &str,
         user: Option<&str>,
         password: Option<&str>,
+        compress: bool,
     ) -> Result<ServerStore, StoreError> {
+        let compression = if compress {
+            clickhouse::Compression::Lz4
+        } else {
+            clickhouse::Compression::None
+        };
         let mut client = Client::default()
             .with_url(endpoint)
             .with_validation(false)
-            .with_compression(clickhouse::Compression::Lz4);
+            .with_compression(compression);
         if let Some(u) = user {
             client = client.with_user(u);
         }
