@@ -53,7 +53,7 @@ ping() { curl -fsS "http://127.0.0.1:$HTTP_PORT/ping" | grep -q Ok; }
 
 start() {
   install
-  if pid_alive "$PIDFILE" && ping; then log "clickhouse already running on :$HTTP_PORT"; return 0; fi
+  if ping; then log "clickhouse already running on :$HTTP_PORT"; return 0; fi
   write_config
   cd "$DIR"
   # exec keeps the recorded pid the server's own, so `stop` signals the server itself.

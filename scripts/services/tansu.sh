@@ -37,7 +37,7 @@ ready() { "$BIN" topic list --broker "tcp://127.0.0.1:$PORT" >/dev/null 2>&1; }
 start() {
   install
   mkdir -p "$DIR"
-  if pid_alive "$PIDFILE" && ready; then log "tansu already running on :$PORT"; return 0; fi
+  if ready; then log "tansu already running on :$PORT"; return 0; fi
   nohup "$BIN" broker --listener-url "tcp://127.0.0.1:$PORT" --advertised-listener-url "tcp://127.0.0.1:$PORT" \
     --storage-engine memory://tansu/ >"$DIR/broker.log" 2>&1 &
   echo $! >"$PIDFILE"
