@@ -1,3 +1,5 @@
+//! Microbenchmark of the per-event CPU cost on the ingest path: JSON validation into rows, and
+//! RowBinary encoding. `cargo run --release -p vigil-collector --example parse_speed`
 use std::time::Instant;
 use vigil_collector::decode::decode_into;
 use vigil_collector::simulate::TrafficSimulator;

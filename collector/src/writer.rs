@@ -261,3 +261,26 @@ async fn write_once(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(capacity: usize) -> (WriterHandle, mpsc::Receiver<Submission>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (WriterHandle { tx, metrics: Arc::new(Metrics::new()) }, rx)
+    }
+
+    #[test]
+    fn http_submissions_fail_fast_instead_of_queueing_without_bound() {
+        let (h, mut rx) = handle(1);
+        assert!(h.try_submit(RowBatch::default()).is_ok());
+        assert_eq!(h.try_submit(RowBatch::default()).err(), Some(Busy::QueueFull));
+        rx.try_recv().expect("first submission queued");
+        h.metrics.store_up.store(0, Relaxed);
+        assert_eq!(h.try_submit(RowBatch::default()).err(), Some(Busy::StoreDown));
+        h.metrics.store_up.store(1, Relaxed);
+        drop(rx);
+        assert_eq!(h.try_submit(RowBatch::default()).err(), Some(Busy::Closed));
+    }
+}

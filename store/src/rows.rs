@@ -209,6 +209,46 @@ impl TableRow for IngestOffsetRow {
     ];
 }
 
+/// A shadow candidate's answer to a mirrored request, kept for offline comparison with the
+/// version that served the request (the gateway writes these; nothing reads them on a hot path).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowResponseRow {
+    /// The gateway's id of the mirrored request (also in the served inference row's `event_id`).
+    pub request_id: String,
+    pub ts: u32,
+    pub ts_ms: u64,
+    pub model: String,
+    /// The candidate version that answered.
+    pub version: String,
+    /// The version that served the original request.
+    pub served_version: String,
+    pub unit_id: String,
+    /// The candidate's response body (JSON as text; not parsed, so any output shape is kept).
+    pub output: String,
+    pub latency_ms: f64,
+    /// HTTP status, or 0 when no response arrived (timeout, connection refused).
+    pub status: u16,
+    /// Transport error text when `status` is 0.
+    pub error: String,
+}
+
+impl TableRow for ShadowResponseRow {
+    const TABLE: &'static str = "shadow_responses";
+    const COLUMNS: &'static [&'static str] = &[
+        "request_id",
+        "ts",
+        "ts_ms",
+        "model",
+        "version",
+        "served_version",
+        "unit_id",
+        "output",
+        "latency_ms",
+        "status",
+        "error",
+    ];
+}
+
 fn now_secs() -> u32 {
     chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32
 }
@@ -380,11 +420,16 @@ pub struct RowBatch {
     pub outcomes: Vec<OutcomeRow>,
     pub exposures: Vec<ExposureRow>,
     pub dead_letters: Vec<DeadLetterRow>,
+    pub shadow_responses: Vec<ShadowResponseRow>,
 }
 
 impl RowBatch {
     pub fn len(&self) -> usize {
-        self.inference.len() + self.outcomes.len() + self.exposures.len() + self.dead_letters.len()
+        self.inference.len()
+            + self.outcomes.len()
+            + self.exposures.len()
+            + self.dead_letters.len()
+            + self.shadow_responses.len()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -402,6 +447,7 @@ impl RowBatch {
         self.outcomes.append(&mut other.outcomes);
         self.exposures.append(&mut other.exposures);
         self.dead_letters.append(&mut other.dead_letters);
+        self.shadow_responses.append(&mut other.shadow_responses);
     }
 }
 

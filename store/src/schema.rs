@@ -148,6 +148,31 @@ const TABLES_V1: &[TableDef] = &[
     },
 ];
 
+const SHADOW_RESPONSE_COLUMNS: &str = "
+    request_id String,
+    ts DateTime,
+    ts_ms UInt64,
+    model String,
+    version String,
+    served_version String,
+    unit_id String,
+    output String,
+    latency_ms Float64,
+    status UInt16,
+    error String";
+
+/// Migration 2: the gateway's shadow (mirrored) responses. A mirrored request is sent once per
+/// candidate, so `(model, version, ts, request_id)` identifies a row; plain `MergeTree` because
+/// the gateway never re-sends a row.
+const TABLES_V2: &[TableDef] = &[TableDef {
+    name: "shadow_responses",
+    columns: SHADOW_RESPONSE_COLUMNS,
+    engine: "MergeTree",
+    partition_by: Some("toYYYYMM(ts)"),
+    order_by: "(model, version, ts, request_id)",
+    shard_key: "cityHash64(request_id)",
+}];
+
 /// A migration: a version number, a name and its statements.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -231,6 +256,14 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
         version: 1,
         name: "events, dead letters and ingest offsets",
         statements: TABLES_V1
+            .iter()
+            .flat_map(|t| render_table(t, opts))
+            .collect(),
+    },
+    Migration {
+        version: 2,
+        name: "gateway shadow responses",
+        statements: TABLES_V2
             .iter()
             .flat_map(|t| render_table(t, opts))
             .collect(),
