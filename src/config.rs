@@ -35,6 +35,14 @@ pub struct VigilConfig {
     pub http: HttpConfig,
     pub auth: AuthSection,
     pub experiments: Vec<Experiment>,
+    /// `[gateway]`: when present, `vigil serve` also routes prediction traffic.
+    pub gateway: Option<vigil_experimenter::gateway::GatewayConfig>,
+    /// The file this configuration was read from (for reloads); not a TOML key.
+    #[serde(skip)]
+    pub source_path: Option<PathBuf>,
+    /// Continuous drift monitors (`vigil analyze`; `vigil serve` runs them on schedule).
+    #[serde(default)]
+    pub monitors: Vec<vigil_analyzer::monitor::MonitorConfig>,
 }
 
 /// Directory of the embedded store when none is configured.
@@ -76,7 +84,13 @@ impl VigilConfig {
             ),
             None => (String::new(), "(defaults)".to_string()),
         };
-        Self::parse(&text, &name, std::env::vars())
+        let mut config = Self::parse(&text, &name, std::env::vars())?;
+        config.source_path = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if name == "vigil.toml" => Some(PathBuf::from("vigil.toml")),
+            None => None,
+        };
+        Ok(config)
     }
 
     /// Parses TOML text, applying overrides from `env`. Errors carry the line and column.
@@ -124,6 +138,10 @@ impl VigilConfig {
         }
         vigil_store::auth::Authenticator::from_config(&self.auth.tokens)?;
         vigil_experimenter::validate_experiments(&self.experiments)?;
+        if let Some(g) = &self.gateway {
+            g.validate(&self.experiments)?;
+        }
+        vigil_analyzer::monitor::validate_monitors(&self.monitors)?;
         Ok(())
     }
 }

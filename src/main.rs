@@ -6,6 +6,7 @@
 mod bench;
 mod config;
 mod demo;
+mod monitor_task;
 mod serve;
 
 use anyhow::{Context, Result};
@@ -102,6 +103,8 @@ enum Command {
     Drift(vigil_analyzer::cli::DriftArgs),
     /// Fairness metrics of a scored dataset (Fairlearn definitions).
     Fairness(vigil_analyzer::cli::FairnessArgs),
+    /// Run the [[monitors]] whose latest complete window has no results yet, once.
+    Analyze(vigil_analyzer::monitor::report::AnalyzeArgs),
     /// Assign a unit to an experiment arm (GrowthBook-compatible hashing).
     Assign(vigil_experimenter::AssignArgs),
 }
@@ -175,9 +178,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCommand::Check) => {
             let url = config.store_url(store)?;
             println!(
-                "configuration OK (store: {url}; {} experiment(s); {} token(s))",
+                "configuration OK (store: {url}; {} experiment(s); {} token(s); {} monitor(s))",
                 config.experiments.len(),
-                config.auth.tokens.len()
+                config.auth.tokens.len(),
+                config.monitors.len()
             );
             Ok(())
         }
@@ -243,6 +247,16 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,
+        Command::Analyze(args) => {
+            use vigil_analyzer::monitor;
+            let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
+            let at = args.at_secs(now)?;
+            let s = serve::open_store(&config, store).await?;
+            let outcomes =
+                monitor::run_due(&s, &config.monitors, args.monitor.as_deref(), at, now).await?;
+            print!("{}", monitor::report::render(&outcomes, args.format)?);
+            Ok(())
+        }
         Command::Drift(_) | Command::Fairness(_) | Command::Assign(_) | Command::Config(_) => {
             unreachable!("handled before the runtime starts")
         }

@@ -8,6 +8,7 @@ use vigil_collector::http::IngestState;
 use vigil_collector::kafka::KafkaSource;
 use vigil_collector::metrics::Metrics;
 use vigil_collector::writer::{spawn_writer, WriterHandle};
+use vigil_experimenter::gateway::{Gateway, GatewayConfig, Reloader};
 use vigil_store::auth::Authenticator;
 use vigil_store::Store;
 
@@ -27,6 +28,8 @@ pub struct HttpServer {
     pub addr: std::net::SocketAddr,
     pub handle: actix_web::dev::ServerHandle,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The prediction gateway, mounted on the same server when `[gateway]` is configured.
+    pub gateway: Option<Gateway>,
 }
 
 impl HttpServer {
@@ -36,6 +39,9 @@ impl HttpServer {
         if let Ok(Err(e)) = self.task.await {
             tracing::warn!(error = %e, "HTTP server ended with an error");
         }
+        if let Some(g) = self.gateway {
+            g.shutdown().await;
+        }
     }
 }
 
@@ -44,6 +50,7 @@ pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Res
     if auth.is_open() {
         tracing::warn!("no [auth] tokens configured: HTTP ingest accepts unauthenticated requests (fine for a local demo, not for production)");
     }
+    let (auth_for_gateway, writer_for_gateway) = (auth.clone(), writer.clone());
     let state = actix_web::web::Data::new(IngestState {
         writer,
         auth,
@@ -51,9 +58,26 @@ pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Res
         max_body_bytes: config.http.max_body_bytes,
         ack_timeout: Duration::from_millis(config.http.ack_timeout_ms),
     });
+    let gateway = match &config.gateway {
+        Some(g) => Some(start_gateway(
+            config,
+            g.clone(),
+            auth_for_gateway,
+            writer_for_gateway,
+        )?),
+        None => None,
+    };
+    let gateway_state = gateway.as_ref().map(|g| g.state.clone());
     let server = actix_web::HttpServer::new(move || {
         let state = state.clone();
-        actix_web::App::new().configure(move |cfg| vigil_collector::http::configure(cfg, state))
+        let gateway_state = gateway_state.clone();
+        actix_web::App::new()
+            .configure(move |cfg| vigil_collector::http::configure(cfg, state))
+            .configure(move |cfg| {
+                if let Some(g) = gateway_state {
+                    vigil_experimenter::gateway::http::configure(cfg, g);
+                }
+            })
     })
     .workers(config.http.workers.max(1))
     .bind(bind)
@@ -66,11 +90,39 @@ pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Res
     let server = server.disable_signals().run();
     let handle = server.handle();
     let task = tokio::spawn(server);
-    Ok(HttpServer { addr, handle, task })
+    Ok(HttpServer {
+        addr,
+        handle,
+        task,
+        gateway,
+    })
 }
 
-/// `vigil serve`: HTTP ingest and, when `[kafka] brokers` is set, the Kafka source, until
-/// SIGINT/SIGTERM; then drains the queue.
+/// Starts the gateway; reloads (SIGHUP, `POST /v1/admin/reload`) re-read the file `config`
+/// came from, with the same `VIGIL_…` overrides.
+fn start_gateway(
+    config: &VigilConfig,
+    gateway: GatewayConfig,
+    auth: Authenticator,
+    writer: WriterHandle,
+) -> Result<Gateway> {
+    let reloader: Option<Reloader> = config.source_path.clone().map(|path| {
+        Box::new(move || {
+            VigilConfig::load(Some(&path))
+                .map(|c| (c.gateway, c.experiments))
+                .map_err(|e| format!("{e:#}"))
+        }) as Reloader
+    });
+    let g = Gateway::start(gateway, config.experiments.clone(), auth, writer, reloader)?;
+    tracing::info!(
+        models = g.state.routing().models.len(),
+        "gateway routes mounted (GET /v1/assign, POST /v1/predict/{{model}}, POST /v1/admin/reload, GET /metrics/gateway)"
+    );
+    Ok(g)
+}
+
+/// `vigil serve`: HTTP ingest and, when `[kafka] brokers` is set, the Kafka source (plus the
+/// `[[monitors]]` on schedule), until SIGINT/SIGTERM; then drains the queue.
 pub async fn serve(
     config: VigilConfig,
     store_override: Option<&str>,
@@ -79,6 +131,7 @@ pub async fn serve(
 ) -> Result<()> {
     let store = open_store(&config, store_override).await?;
     tracing::info!(store = %store.describe(), "store ready");
+    let monitors = crate::monitor_task::spawn(store.clone(), config.monitors.clone());
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let http_server = if http {
@@ -103,6 +156,9 @@ pub async fn serve(
     };
     drop(writer);
     shutdown_signal().await;
+    if let Some(m) = monitors {
+        m.abort();
+    }
     tracing::info!("shutting down: finishing in-flight batches");
     if let Some(s) = http_server {
         s.stop().await;

@@ -37,10 +37,17 @@ fn inference(id: &str, ts: u32, model: &str, version: &str, score: Option<f64>) 
 
 async fn exercise(store: Store) {
     let first = store.migrate(None).await.expect("migrate");
-    assert_eq!(first, vec![1], "fresh database gets migration 1");
+    let all: Vec<u32> = vigil_store::schema::migrations(&Default::default())
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    assert_eq!(first, all, "fresh database gets every migration, in order");
     let again = store.migrate(None).await.expect("migrate again");
     assert!(again.is_empty(), "migrations are idempotent");
-    assert_eq!(store.schema_version().await.unwrap(), 1);
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        all.last().copied().unwrap_or(0)
+    );
 
     let t0 = 1_790_000_000u32; // 2026-09-21
     let rows = vec![

@@ -10,15 +10,33 @@ fn main() {
     let mut sim = TrafficSimulator::new(1, "x");
     let events: Vec<String> = (0..500_000).map(|_| sim.inference(now).json).collect();
     let limits = Limits::default();
-    let coord = SourceCoord { source: "kafka:t".into(), partition: 0, offset: 0 };
+    let coord = SourceCoord {
+        source: "kafka:t".into(),
+        partition: 0,
+        offset: 0,
+    };
     let t = Instant::now();
     let mut batch = RowBatch::default();
     for e in &events {
-        let _ = decode_into(&mut batch, EventKind::Inference, e.as_bytes(), &coord, &limits, EventTime::now());
+        let _ = decode_into(
+            &mut batch,
+            EventKind::Inference,
+            e.as_bytes(),
+            &coord,
+            &limits,
+            EventTime::now(),
+        );
     }
     let parse = t.elapsed();
     let t = Instant::now();
     let mut buf = Vec::new();
-    for r in &batch.inference { vigil_store::rowbinary::encode(r, &mut buf).unwrap(); }
-    println!("decode {:.0}/s, encode {:.0}/s ({} bytes/row)", 500_000.0 / parse.as_secs_f64(), 500_000.0 / t.elapsed().as_secs_f64(), buf.len() / 500_000);
+    for r in &batch.inference {
+        vigil_store::rowbinary::encode(r, &mut buf).unwrap();
+    }
+    println!(
+        "decode {:.0}/s, encode {:.0}/s ({} bytes/row)",
+        500_000.0 / parse.as_secs_f64(),
+        500_000.0 / t.elapsed().as_secs_f64(),
+        buf.len() / 500_000
+    );
 }

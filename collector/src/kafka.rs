@@ -246,12 +246,21 @@ struct TopicState {
 /// two halves use two cores.
 impl ConsumeLoop {
     fn run(self) {
-        let topic_names: Vec<String> = self.kinds.keys().filter(|t| !t.is_empty()).cloned().collect();
+        let topic_names: Vec<String> = self
+            .kinds
+            .keys()
+            .filter(|t| !t.is_empty())
+            .cloned()
+            .collect();
         let states: Vec<TopicState> = topic_names
             .iter()
             .map(|t| TopicState {
                 kind: self.kinds[t],
-                coord: SourceCoord { source: format!("kafka:{t}"), partition: -1, offset: -1 },
+                coord: SourceCoord {
+                    source: format!("kafka:{t}"),
+                    partition: -1,
+                    offset: -1,
+                },
                 received: 0,
                 rejected: 0,
             })
@@ -275,7 +284,10 @@ impl ConsumeLoop {
             }
         };
         let max_age = Duration::from_millis(200);
-        let mut chunk = RawChunk { messages: Vec::with_capacity(self.chunk_rows), next: Vec::new() };
+        let mut chunk = RawChunk {
+            messages: Vec::with_capacity(self.chunk_rows),
+            next: Vec::new(),
+        };
         let mut started: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
             match self.consumer.poll(Duration::from_millis(100)) {
@@ -284,21 +296,36 @@ impl ConsumeLoop {
                         continue;
                     };
                     let (partition, offset) = (msg.partition(), msg.offset());
-                    chunk.messages.push((ix, partition, offset, msg.payload().unwrap_or(&[]).to_vec()));
-                    match chunk.next.iter_mut().find(|(t, p, _)| *p == partition && t == msg.topic()) {
+                    chunk.messages.push((
+                        ix,
+                        partition,
+                        offset,
+                        msg.payload().unwrap_or(&[]).to_vec(),
+                    ));
+                    match chunk
+                        .next
+                        .iter_mut()
+                        .find(|(t, p, _)| *p == partition && t == msg.topic())
+                    {
                         Some(entry) => entry.2 = offset + 1,
-                        None => chunk.next.push((msg.topic().to_string(), partition, offset + 1)),
+                        None => chunk
+                            .next
+                            .push((msg.topic().to_string(), partition, offset + 1)),
                     }
                     started.get_or_insert_with(Instant::now);
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "kafka poll error"),
                 None => {}
             }
-            let due = chunk.messages.len() >= self.chunk_rows || started.is_some_and(|s| s.elapsed() >= max_age);
+            let due = chunk.messages.len() >= self.chunk_rows
+                || started.is_some_and(|s| s.elapsed() >= max_age);
             if due && !chunk.messages.is_empty() {
                 let full = std::mem::replace(
                     &mut chunk,
-                    RawChunk { messages: Vec::with_capacity(self.chunk_rows), next: Vec::new() },
+                    RawChunk {
+                        messages: Vec::with_capacity(self.chunk_rows),
+                        next: Vec::new(),
+                    },
                 );
                 started = None;
                 if tx.send(full).is_err() {
@@ -343,16 +370,36 @@ impl Decoder {
                 state.coord.partition = *partition;
                 state.coord.offset = *offset;
                 state.received += 1;
-                if decode_into(&mut rows, state.kind, payload, &state.coord, &self.limits, now).is_err() {
+                if decode_into(
+                    &mut rows,
+                    state.kind,
+                    payload,
+                    &state.coord,
+                    &self.limits,
+                    now,
+                )
+                .is_err()
+                {
                     state.rejected += 1;
                 }
             }
             for state in &mut self.states {
-                metrics.received(&state.coord.source, state.kind.as_str(), std::mem::take(&mut state.received));
-                metrics.rejected(&state.coord.source, state.kind.as_str(), std::mem::take(&mut state.rejected));
+                metrics.received(
+                    &state.coord.source,
+                    state.kind.as_str(),
+                    std::mem::take(&mut state.received),
+                );
+                metrics.rejected(
+                    &state.coord.source,
+                    state.kind.as_str(),
+                    std::mem::take(&mut state.rejected),
+                );
             }
-            let next: BTreeMap<(String, i32), i64> =
-                chunk.next.into_iter().map(|(t, p, n)| ((t, p), n)).collect();
+            let next: BTreeMap<(String, i32), i64> = chunk
+                .next
+                .into_iter()
+                .map(|(t, p, n)| ((t, p), n))
+                .collect();
             let marks = next
                 .iter()
                 .map(|((topic, partition), n)| OffsetMark {

@@ -201,7 +201,7 @@ async fn write_until_done(
     let mut pause = Duration::from_millis(config.retry_initial_ms.max(1));
     let max_pause = Duration::from_millis(config.retry_max_ms.max(config.retry_initial_ms));
     // Tables already written in this batch are not written again on retry.
-    let mut done = [false; 5];
+    let mut done = [false; 6];
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
@@ -229,7 +229,7 @@ async fn write_once(
     store: &Store,
     batch: &RowBatch,
     marks: &[IngestOffsetRow],
-    done: &mut [bool; 5],
+    done: &mut [bool; 6],
     metrics: &Metrics,
 ) -> Result<(), vigil_store::StoreError> {
     // Dead letters first: if we crash between tables, a replay rewrites events (de-duplicated)
@@ -254,6 +254,12 @@ async fn write_once(
         metrics.written("exposure_events", batch.exposures.len() as u64);
         done[3] = true;
     }
+    // The gateway's mirrored responses (no Kafka source carries them, so their place is free).
+    if !done[5] {
+        store.insert(&batch.shadow_responses).await?;
+        metrics.written("shadow_responses", batch.shadow_responses.len() as u64);
+        done[5] = true;
+    }
     // Progress last: it may only claim what is already stored.
     if !done[4] {
         store.insert(marks).await?;
@@ -268,17 +274,29 @@ mod tests {
 
     fn handle(capacity: usize) -> (WriterHandle, mpsc::Receiver<Submission>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (WriterHandle { tx, metrics: Arc::new(Metrics::new()) }, rx)
+        (
+            WriterHandle {
+                tx,
+                metrics: Arc::new(Metrics::new()),
+            },
+            rx,
+        )
     }
 
     #[test]
     fn http_submissions_fail_fast_instead_of_queueing_without_bound() {
         let (h, mut rx) = handle(1);
         assert!(h.try_submit(RowBatch::default()).is_ok());
-        assert_eq!(h.try_submit(RowBatch::default()).err(), Some(Busy::QueueFull));
+        assert_eq!(
+            h.try_submit(RowBatch::default()).err(),
+            Some(Busy::QueueFull)
+        );
         rx.try_recv().expect("first submission queued");
         h.metrics.store_up.store(0, Relaxed);
-        assert_eq!(h.try_submit(RowBatch::default()).err(), Some(Busy::StoreDown));
+        assert_eq!(
+            h.try_submit(RowBatch::default()).err(),
+            Some(Busy::StoreDown)
+        );
         h.metrics.store_up.store(1, Relaxed);
         drop(rx);
         assert_eq!(h.try_submit(RowBatch::default()).err(), Some(Busy::Closed));

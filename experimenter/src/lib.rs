@@ -12,6 +12,8 @@
 //! - module [`experiment`]: the [`Experiment`] read from `[[experiments]]` in `vigil.toml`,
 //!   its validation and [`Experiment::assign`].
 //! - module [`cli`]: `vigil assign`.
+//! - module [`gateway`]: the HTTP gateway (routing by assignment, shadow mirroring, fallback,
+//!   hot reload). The only module that does I/O.
 //!
 //! ```
 //! use vigil_experimenter::{Experiment, NoAttributes};
@@ -35,6 +37,7 @@
 pub mod bucket;
 pub mod cli;
 pub mod experiment;
+pub mod gateway;
 pub mod hash;
 pub mod namespace;
 pub mod stats;

@@ -249,6 +249,53 @@ impl TableRow for ShadowResponseRow {
     ];
 }
 
+/// One verdict of a continuous monitor: a column (or `*`, the dataset) in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct MonitorResultRow {
+    pub run_at: u32,
+    pub monitor: String,
+    pub model: String,
+    /// Empty when the monitor covers every version of the model.
+    pub version: String,
+    pub window_start: u32,
+    pub window_end: u32,
+    /// Column name, or `*` for the dataset-level row.
+    pub column: String,
+    /// Drift method (`wasserstein`, `jensenshannon`, …); `share` on the dataset row.
+    pub method: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub drift: u8,
+    /// `drift`, `ok` or `insufficient_data`.
+    pub verdict: String,
+    pub reference_rows: u64,
+    pub current_rows: u64,
+    pub dataset_drift: u8,
+    pub drift_share: f64,
+}
+
+impl TableRow for MonitorResultRow {
+    const TABLE: &'static str = "monitor_results";
+    const COLUMNS: &'static [&'static str] = &[
+        "run_at",
+        "monitor",
+        "model",
+        "version",
+        "window_start",
+        "window_end",
+        "`column`",
+        "method",
+        "score",
+        "threshold",
+        "drift",
+        "verdict",
+        "reference_rows",
+        "current_rows",
+        "dataset_drift",
+        "drift_share",
+    ];
+}
+
 fn now_secs() -> u32 {
     chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32
 }

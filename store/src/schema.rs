@@ -173,6 +173,36 @@ const TABLES_V2: &[TableDef] = &[TableDef {
     shard_key: "cityHash64(request_id)",
 }];
 
+/// Results of continuous monitors (`vigil analyze`, `vigil serve`): one row per monitored
+/// column and window plus one dataset-level row (`column = '*'`). Replacing on the key, so
+/// re-running a window replaces its verdict instead of doubling it (read with `FINAL`).
+const MONITOR_RESULT_COLUMNS: &str = "
+    run_at DateTime,
+    monitor String,
+    model String,
+    version String,
+    window_start DateTime,
+    window_end DateTime,
+    `column` String,
+    method String,
+    score Float64,
+    threshold Float64,
+    drift UInt8,
+    verdict String,
+    reference_rows UInt64,
+    current_rows UInt64,
+    dataset_drift UInt8,
+    drift_share Float64";
+
+const TABLES_V3: &[TableDef] = &[TableDef {
+    name: "monitor_results",
+    columns: MONITOR_RESULT_COLUMNS,
+    engine: "ReplacingMergeTree",
+    partition_by: Some("toYYYYMM(window_end)"),
+    order_by: "(monitor, model, version, window_end, `column`)",
+    shard_key: "cityHash64(monitor)",
+}];
+
 /// A migration: a version number, a name and its statements.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -252,22 +282,32 @@ pub fn migrations_table(opts: &SchemaOptions) -> Vec<String> {
 
 /// All migrations, in order.
 pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
-    vec![Migration {
-        version: 1,
-        name: "events, dead letters and ingest offsets",
-        statements: TABLES_V1
-            .iter()
-            .flat_map(|t| render_table(t, opts))
-            .collect(),
-    },
-    Migration {
-        version: 2,
-        name: "gateway shadow responses",
-        statements: TABLES_V2
-            .iter()
-            .flat_map(|t| render_table(t, opts))
-            .collect(),
-    }]
+    vec![
+        Migration {
+            version: 1,
+            name: "events, dead letters and ingest offsets",
+            statements: TABLES_V1
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+        Migration {
+            version: 2,
+            name: "gateway shadow responses",
+            statements: TABLES_V2
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+        Migration {
+            version: 3,
+            name: "monitor results",
+            statements: TABLES_V3
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -311,5 +351,20 @@ mod tests {
         let boot = migrations_table(&opts);
         assert!(boot[0].ends_with("ON CLUSTER `prod`"));
         assert!(boot[1].contains("ReplicatedMergeTree('/clickhouse/tables/{shard}/vigil/schema_migrations', '{replica}')"), "{}", boot[1]);
+    }
+
+    #[test]
+    fn migrations_ascend_and_monitor_results_is_version_3() {
+        let opts = SchemaOptions {
+            database: "vigil".into(),
+            cluster: None,
+        };
+        let all = migrations(&opts);
+        assert!(all.windows(2).all(|w| w[0].version < w[1].version));
+        let m3 = all.iter().find(|m| m.version == 3).expect("migration 3");
+        let sql = m3.statements.join("\n");
+        assert!(sql.contains("`vigil`.monitor_results"), "{sql}");
+        assert!(sql.contains("ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_end)"));
+        assert!(sql.contains("`column` String") && sql.contains("drift UInt8"));
     }
 }

@@ -82,12 +82,19 @@ impl std::str::FromStr for StoreUrl {
                 let database = database_param
                     .or_else(|| (!path_db.is_empty()).then(|| path_db.to_string()))
                     .unwrap_or_else(|| DEFAULT_DATABASE.to_string());
-                let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.");
-                let compress = match url.query_pairs().find(|(k, _)| k == "compression").map(|(_, v)| v.into_owned()) {
+                let loopback =
+                    matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.starts_with("127.");
+                let compress = match url
+                    .query_pairs()
+                    .find(|(k, _)| k == "compression")
+                    .map(|(_, v)| v.into_owned())
+                {
                     None => !loopback,
                     Some(v) if v == "lz4" => true,
                     Some(v) if v == "none" => false,
-                    Some(v) => return Err(bad(&format!("compression must be lz4 or none, not `{v}`"))),
+                    Some(v) => {
+                        return Err(bad(&format!("compression must be lz4 or none, not `{v}`")))
+                    }
                 };
                 Ok(StoreUrl::Server {
                     endpoint: format!("{scheme}://{host}:{port}"),
@@ -368,9 +375,24 @@ mod tests {
                 compress: false,
             }
         );
-        assert!(matches!("clickhouse://ch.internal:8123/x".parse::<StoreUrl>().unwrap(), StoreUrl::Server { compress: true, .. }));
-        assert!(matches!("clickhouse://ch.internal:8123/x?compression=none".parse::<StoreUrl>().unwrap(), StoreUrl::Server { compress: false, .. }));
-        assert!("clickhouse://h:1/x?compression=zstd".parse::<StoreUrl>().is_err());
+        assert!(matches!(
+            "clickhouse://ch.internal:8123/x"
+                .parse::<StoreUrl>()
+                .unwrap(),
+            StoreUrl::Server { compress: true, .. }
+        ));
+        assert!(matches!(
+            "clickhouse://ch.internal:8123/x?compression=none"
+                .parse::<StoreUrl>()
+                .unwrap(),
+            StoreUrl::Server {
+                compress: false,
+                ..
+            }
+        ));
+        assert!("clickhouse://h:1/x?compression=zstd"
+            .parse::<StoreUrl>()
+            .is_err());
         assert_eq!(
             "chdb:///tmp/x?database=t1".parse::<StoreUrl>().unwrap(),
             StoreUrl::Embedded {

@@ -1,0 +1,334 @@
+//! `[[monitors]]` in `vigil.toml`: what to watch, against which reference, how often.
+//!
+//! ```toml
+//! [[monitors]]
+//! name = "churn-inputs"
+//! model = "churn"
+//! # version = "v2"                  # default: every version of the model
+//! columns = ["monthly_spend", "plan", "prediction.score", "outcome.churned"]
+//! window = "1h"                     # the current window; windows are aligned to the epoch
+//! min_rows = 200                    # fewer rows on either side: "insufficient_data"
+//! # method = "psi"                  # default: Evidently's choice per column
+//! # threshold = 0.2                 # default: the method's
+//! # drift_share = 0.5               # share of drifted columns that makes the dataset drift
+//! reference = { trailing = "24h" }  # or { from = "2026-11-01T00:00:00Z", to = "2026-11-08T00:00:00Z" }
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::MonitorError;
+use crate::drift::{DriftTest, DEFAULT_DRIFT_SHARE};
+
+/// Numerical columns with more distinct values than this (over reference ∪ current) are
+/// rounded to [`DEFAULT_FINE_BINS`] equal-width bins in SQL instead of counted exactly, so a
+/// continuous feature never ships millions of `(value, count)` pairs out of ClickHouse.
+pub const DEFAULT_MAX_DISTINCT: u64 = 20_000;
+/// Number of fine bins used when a column exceeds its distinct-value budget.
+pub const DEFAULT_FINE_BINS: u64 = 10_000;
+
+/// One monitor as configured.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    pub name: String,
+    pub model: String,
+    /// Empty or absent: every version of the model.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Feature names, `prediction.score`, or `outcome.NAME` (outcome events of the model).
+    pub columns: Vec<String>,
+    pub reference: ReferenceConfig,
+    /// Length of the current window, e.g. `"1h"`, `"15m"`, `"1d"`.
+    pub window: String,
+    /// Rows needed on each side of a column before it is judged.
+    #[serde(default = "default_min_rows")]
+    pub min_rows: u64,
+    /// Drift method for every column (default: Evidently's choice per column).
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default = "default_drift_share")]
+    pub drift_share: f64,
+    /// Distinct numerical values above which counts are binned in SQL.
+    #[serde(default = "default_max_distinct")]
+    pub max_distinct: u64,
+}
+
+fn default_min_rows() -> u64 {
+    100
+}
+fn default_drift_share() -> f64 {
+    DEFAULT_DRIFT_SHARE
+}
+fn default_max_distinct() -> u64 {
+    DEFAULT_MAX_DISTINCT
+}
+
+/// The period current windows are compared against.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceConfig {
+    /// Fixed period start (RFC 3339), with `to`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Fixed period end (RFC 3339, exclusive).
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Trailing period right before each window, e.g. `"24h"`.
+    #[serde(default)]
+    pub trailing: Option<String>,
+}
+
+/// Where a monitored column's values come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnRef {
+    /// A feature of the inference events (numerical or categorical, decided by the data).
+    Feature(String),
+    /// `prediction.score`.
+    Score,
+    /// `outcome.NAME`: values of outcome events named NAME for the model.
+    Outcome(String),
+}
+
+impl ColumnRef {
+    pub fn parse(column: &str) -> ColumnRef {
+        if column == "prediction.score" {
+            ColumnRef::Score
+        } else if let Some(name) = column.strip_prefix("outcome.") {
+            ColumnRef::Outcome(name.to_string())
+        } else {
+            ColumnRef::Feature(column.to_string())
+        }
+    }
+}
+
+/// A reference period resolved for one window, unix seconds `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub from: u32,
+    pub to: u32,
+}
+
+/// Parses `"90s"`, `"15m"`, `"1h"`, `"7d"` (or a bare number of seconds) into seconds.
+pub fn parse_duration(text: &str) -> Result<u32, MonitorError> {
+    let t = text.trim();
+    let bad = || {
+        MonitorError::Config(format!(
+            "`{text}` is not a duration; write e.g. \"90s\", \"15m\", \"1h\" or \"7d\""
+        ))
+    };
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    if secs == 0 || secs > u32::MAX as u64 {
+        return Err(bad());
+    }
+    Ok(secs as u32)
+}
+
+fn parse_time(field: &str, text: &str) -> Result<u32, MonitorError> {
+    let t = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|e| {
+        MonitorError::Config(format!(
+            "{field} = \"{text}\" is not an RFC 3339 time ({e}); write e.g. 2026-11-01T00:00:00Z"
+        ))
+    })?;
+    u32::try_from(t.timestamp())
+        .map_err(|_| MonitorError::Config(format!("{field} = \"{text}\" is out of range")))
+}
+
+impl MonitorConfig {
+    /// Checks everything that can be checked without data; the error names the monitor.
+    pub fn validate(&self) -> Result<(), MonitorError> {
+        let ctx = |e: MonitorError| MonitorError::Config(format!("monitor `{}`: {e}", self.name));
+        if self.name.trim().is_empty() {
+            return Err(MonitorError::Config("a monitor needs a `name`".into()));
+        }
+        if self.model.trim().is_empty() {
+            return Err(ctx(MonitorError::Config("`model` is empty".into())));
+        }
+        if self.columns.is_empty() {
+            return Err(ctx(MonitorError::Config(
+                "`columns` is empty; list feature names, prediction.score or outcome.NAME".into(),
+            )));
+        }
+        self.window_secs().map_err(ctx)?;
+        self.reference_period(u32::MAX).map_err(ctx)?;
+        self.method().map_err(ctx)?;
+        if let Some(t) = self.threshold {
+            if !t.is_finite() || t < 0.0 {
+                return Err(ctx(MonitorError::Config(format!(
+                    "threshold {t} must be a non-negative number"
+                ))));
+            }
+        }
+        if !(self.drift_share > 0.0 && self.drift_share <= 1.0) {
+            return Err(ctx(MonitorError::Config(format!(
+                "drift_share {} must be in (0, 1]",
+                self.drift_share
+            ))));
+        }
+        if self.max_distinct < 2 {
+            return Err(ctx(MonitorError::Config(
+                "max_distinct must be at least 2".into(),
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn window_secs(&self) -> Result<u32, MonitorError> {
+        parse_duration(&self.window)
+    }
+
+    pub fn method(&self) -> Result<Option<DriftTest>, MonitorError> {
+        match self.method.as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => Ok(None),
+            Some(m) => Ok(Some(DriftTest::from_name(m)?)),
+        }
+    }
+
+    /// The version filter: `None` for every version.
+    pub fn version_filter(&self) -> Option<&str> {
+        self.version.as_deref().filter(|v| !v.trim().is_empty())
+    }
+
+    /// The reference period for a current window starting at `window_start`.
+    pub fn reference_period(&self, window_start: u32) -> Result<Period, MonitorError> {
+        let r = &self.reference;
+        match (&r.from, &r.to, &r.trailing) {
+            (Some(from), Some(to), None) => {
+                let (from, to) = (
+                    parse_time("reference.from", from)?,
+                    parse_time("reference.to", to)?,
+                );
+                if from >= to {
+                    return Err(MonitorError::Config(
+                        "reference.from must be before reference.to".into(),
+                    ));
+                }
+                Ok(Period { from, to })
+            }
+            (None, None, Some(trailing)) => {
+                let len = parse_duration(trailing)?;
+                Ok(Period {
+                    from: window_start.saturating_sub(len),
+                    to: window_start,
+                })
+            }
+            _ => Err(MonitorError::Config(
+                "reference needs either `from` and `to` (RFC 3339) or `trailing` (e.g. \"24h\")"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Checks a set of monitors: each valid, names unique.
+pub fn validate_monitors(monitors: &[MonitorConfig]) -> Result<(), MonitorError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for m in monitors {
+        m.validate()?;
+        if !seen.insert(m.name.as_str()) {
+            return Err(MonitorError::Config(format!(
+                "two monitors are named `{}`; names must be unique",
+                m.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitor(toml_text: &str) -> Result<MonitorConfig, String> {
+        toml_from(toml_text)
+    }
+
+    fn toml_from(text: &str) -> Result<MonitorConfig, String> {
+        // The analyzer has no TOML dependency; JSON exercises the same serde attributes.
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), 90);
+        assert_eq!(parse_duration("15m").unwrap(), 900);
+        assert_eq!(parse_duration("1h").unwrap(), 3600);
+        assert_eq!(parse_duration("2d").unwrap(), 172_800);
+        assert_eq!(parse_duration("60").unwrap(), 60);
+        assert!(parse_duration("0h").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("1 fortnight").is_err());
+    }
+
+    #[test]
+    fn columns_parse() {
+        assert_eq!(ColumnRef::parse("prediction.score"), ColumnRef::Score);
+        assert_eq!(
+            ColumnRef::parse("outcome.churned"),
+            ColumnRef::Outcome("churned".into())
+        );
+        assert_eq!(ColumnRef::parse("plan"), ColumnRef::Feature("plan".into()));
+    }
+
+    #[test]
+    fn reference_periods_and_validation() {
+        let m = monitor(
+            r#"{"name":"m","model":"churn","columns":["plan"],"window":"1h",
+                "reference":{"trailing":"24h"}}"#,
+        )
+        .unwrap();
+        m.validate().unwrap();
+        assert_eq!(m.min_rows, 100);
+        assert_eq!(
+            m.reference_period(100_000).unwrap(),
+            Period {
+                from: 13_600,
+                to: 100_000
+            }
+        );
+        let fixed = monitor(
+            r#"{"name":"m","model":"churn","columns":["plan"],"window":"1h",
+                "reference":{"from":"2026-11-01T00:00:00Z","to":"2026-11-02T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let p = fixed.reference_period(0).unwrap();
+        assert_eq!(p.to - p.from, 86_400);
+        let both = monitor(
+            r#"{"name":"m","model":"churn","columns":["plan"],"window":"1h",
+                "reference":{"from":"2026-11-01T00:00:00Z","trailing":"1h"}}"#,
+        )
+        .unwrap();
+        assert!(both
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("monitor `m`"));
+        let bad_method = monitor(
+            r#"{"name":"m","model":"churn","columns":["plan"],"window":"1h","method":"magic",
+                "reference":{"trailing":"1h"}}"#,
+        )
+        .unwrap();
+        assert!(bad_method.validate().is_err());
+        assert!(monitor(
+            r#"{"name":"m","model":"c","columns":[],"window":"1h","reference":{},"oops":1}"#
+        )
+        .is_err());
+        let dup = vec![m.clone(), m];
+        assert!(validate_monitors(&dup)
+            .unwrap_err()
+            .to_string()
+            .contains("unique"));
+    }
+}

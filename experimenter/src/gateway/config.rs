@@ -1,0 +1,306 @@
+//! The `[gateway]` section of `vigil.toml`: which models the gateway serves, where each version's
+//! backend is, which version is the control, which candidates get mirrored traffic, and how
+//! failures are handled. Experiments stay in `[[experiments]]`; an experiment's `model` key links
+//! it to a gateway model.
+//!
+//! ```toml
+//! [gateway]
+//! timeout_ms = 2000          # default backend timeout
+//! shadow_queue = 1024        # mirrored requests waiting to be sent; more are dropped (counted)
+//! shadow_concurrency = 32    # mirrored requests in flight
+//! record_queue = 65536       # exposure/inference/shadow rows waiting for the writer
+//! max_body_bytes = 1048576
+//!
+//! [gateway.breaker]
+//! failures = 5               # consecutive failures that open a backend's circuit
+//! cooldown_ms = 10000        # then one probe request (half-open) after this long
+//!
+//! [[gateway.models]]
+//! name = "ranker"
+//! control = "ranker@1.4"
+//! fallback_to_control = true
+//! versions = [
+//!   { version = "ranker@1.4", url = "http://10.0.0.1:8080/predict" },
+//!   { version = "ranker@2.0", url = "http://10.0.0.2:8080/predict" },
+//!   { version = "ranker@3.0-rc", url = "http://10.0.0.3:8080/predict" },
+//! ]
+//! shadows = [{ version = "ranker@3.0-rc", share = 0.1 }]
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+use crate::experiment::Experiment;
+
+/// The whole `[gateway]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Backend timeout for models that do not set their own.
+    pub timeout_ms: u64,
+    /// Capacity of the mirror queue; when full, mirrored copies are dropped and counted so that
+    /// shadow traffic can never slow down or block served traffic.
+    pub shadow_queue: usize,
+    /// Mirrored requests sent at the same time.
+    pub shadow_concurrency: usize,
+    /// Capacity of the queue of rows (exposures, inferences, shadow responses) bound for the
+    /// store; when full, rows are dropped and counted rather than delaying requests.
+    pub record_queue: usize,
+    /// Largest request body forwarded.
+    pub max_body_bytes: usize,
+    pub breaker: BreakerConfig,
+    pub models: Vec<ModelConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            timeout_ms: 2000,
+            shadow_queue: 1024,
+            shadow_concurrency: 32,
+            record_queue: 65_536,
+            max_body_bytes: 1 << 20,
+            breaker: BreakerConfig::default(),
+            models: Vec::new(),
+        }
+    }
+}
+
+/// Circuit-breaker thresholds, per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failures (timeouts, 5xx, connection errors) that open the circuit.
+    pub failures: u32,
+    /// How long an open circuit refuses requests before letting one probe through.
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cooldown_ms: 10_000,
+        }
+    }
+}
+
+/// One served model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model name in `POST /v1/predict/{name}` and in events.
+    pub name: String,
+    /// The production version: served outside experiments and used as the fallback.
+    pub control: String,
+    /// Retry a failed request (timeout, 5xx, connection error, open circuit) on `control`.
+    #[serde(default = "yes")]
+    pub fallback_to_control: bool,
+    /// Backend timeout for this model (default: `[gateway] timeout_ms`).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    pub versions: Vec<VersionConfig>,
+    /// Candidates that receive a copy of a share of the requests; their answers are stored in
+    /// `shadow_responses`, never returned.
+    #[serde(default)]
+    pub shadows: Vec<ShadowConfig>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A model version and its backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionConfig {
+    pub version: String,
+    /// Full URL the request body is POSTed to, e.g. `http://10.0.0.2:8080/predict`.
+    pub url: String,
+}
+
+/// A shadow candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// A version listed in the model's `versions`.
+    pub version: String,
+    /// Fraction of requests mirrored to it, in `[0, 1]`.
+    pub share: f64,
+}
+
+/// Why a `[gateway]` section is invalid.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GatewayConfigError {
+    #[error("[[gateway.models]] #{0} has an empty `name`")]
+    EmptyModelName(usize),
+    #[error("gateway model `{0}` is defined twice; model names must be unique")]
+    DuplicateModel(String),
+    #[error("gateway model `{0}` lists no `versions`; add at least the control version with its backend `url`")]
+    NoVersions(String),
+    #[error("gateway model `{model}`: version `{version}` is listed twice")]
+    DuplicateVersion { model: String, version: String },
+    #[error("gateway model `{model}`, version `{version}`: `{url}` is not an http:// URL")]
+    BadUrl {
+        model: String,
+        version: String,
+        url: String,
+    },
+    #[error("gateway model `{model}`: control `{control}` is not one of its `versions`")]
+    UnknownControl { model: String, control: String },
+    #[error("gateway model `{model}`: shadow `{version}` is not one of its `versions`; list it there with its backend url")]
+    UnknownShadow { model: String, version: String },
+    #[error("gateway model `{model}`: shadow `{version}` has share {share}; it must be in [0, 1]")]
+    ShadowShare {
+        model: String,
+        version: String,
+        share: f64,
+    },
+    #[error("experiment `{experiment}` (model `{model}`): arm `{arm}` serves `{version}`, which is not a version of gateway model `{model}`; add it to that model's `versions`")]
+    UnknownArmVersion {
+        experiment: String,
+        model: String,
+        arm: String,
+        version: String,
+    },
+    #[error("[gateway] {0} must be at least 1")]
+    Zero(&'static str),
+}
+
+impl GatewayConfig {
+    /// The backend timeout of `model`.
+    pub fn timeout_of(&self, model: &ModelConfig) -> std::time::Duration {
+        std::time::Duration::from_millis(model.timeout_ms.unwrap_or(self.timeout_ms).max(1))
+    }
+
+    /// Checks the section on its own and against the experiments that name its models.
+    pub fn validate(&self, experiments: &[Experiment]) -> Result<(), GatewayConfigError> {
+        use GatewayConfigError as E;
+        for (name, v) in [
+            ("shadow_queue", self.shadow_queue),
+            ("shadow_concurrency", self.shadow_concurrency),
+            ("record_queue", self.record_queue),
+            ("max_body_bytes", self.max_body_bytes),
+        ] {
+            if v == 0 {
+                return Err(E::Zero(name));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            if m.name.trim().is_empty() {
+                return Err(E::EmptyModelName(i));
+            }
+            if !names.insert(m.name.as_str()) {
+                return Err(E::DuplicateModel(m.name.clone()));
+            }
+            if m.versions.is_empty() {
+                return Err(E::NoVersions(m.name.clone()));
+            }
+            let mut versions = HashSet::new();
+            for v in &m.versions {
+                if !versions.insert(v.version.as_str()) {
+                    return Err(E::DuplicateVersion {
+                        model: m.name.clone(),
+                        version: v.version.clone(),
+                    });
+                }
+                if reqwest::Url::parse(&v.url)
+                    .map(|u| u.scheme() != "http" && u.scheme() != "https")
+                    .unwrap_or(true)
+                {
+                    return Err(E::BadUrl {
+                        model: m.name.clone(),
+                        version: v.version.clone(),
+                        url: v.url.clone(),
+                    });
+                }
+            }
+            if !versions.contains(m.control.as_str()) {
+                return Err(E::UnknownControl {
+                    model: m.name.clone(),
+                    control: m.control.clone(),
+                });
+            }
+            for s in &m.shadows {
+                if !versions.contains(s.version.as_str()) {
+                    return Err(E::UnknownShadow {
+                        model: m.name.clone(),
+                        version: s.version.clone(),
+                    });
+                }
+                if !(0.0..=1.0).contains(&s.share) {
+                    return Err(E::ShadowShare {
+                        model: m.name.clone(),
+                        version: s.version.clone(),
+                        share: s.share,
+                    });
+                }
+            }
+            for e in experiments
+                .iter()
+                .filter(|e| e.config().model.as_deref() == Some(m.name.as_str()))
+            {
+                for arm in e.arms() {
+                    if !versions.contains(arm.model_version.as_str()) {
+                        return Err(E::UnknownArmVersion {
+                            experiment: e.key().to_owned(),
+                            model: m.name.clone(),
+                            arm: arm.name.clone(),
+                            version: arm.model_version.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GatewayConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    const BASE: &str = r#"
+[[models]]
+name = "ranker"
+control = "a"
+versions = [{ version = "a", url = "http://127.0.0.1:1/p" }, { version = "b", url = "http://127.0.0.1:2/p" }]
+shadows = [{ version = "b", share = 0.5 }]
+"#;
+
+    #[test]
+    fn parses_and_validates() {
+        let g = parse(BASE).unwrap();
+        assert!(g.models[0].fallback_to_control);
+        g.validate(&[]).unwrap();
+        assert!(parse(&format!("{BASE}\ntypo = 1\n")).is_err());
+    }
+
+    #[test]
+    fn rejects_unknown_versions() {
+        let mut g = parse(BASE).unwrap();
+        g.models[0].control = "z".into();
+        assert!(matches!(
+            g.validate(&[]),
+            Err(GatewayConfigError::UnknownControl { .. })
+        ));
+        let g = parse(BASE).unwrap();
+        let e: Experiment = serde_json::from_str(
+            r#"{"key":"x","model":"ranker","arms":[{"name":"c","model_version":"a"},{"name":"t","model_version":"nope"}]}"#,
+        )
+        .unwrap();
+        let err = g.validate(&[e]).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let mut g = parse(BASE).unwrap();
+        g.models[0].versions[1].url = "ftp://x".into();
+        assert!(matches!(
+            g.validate(&[]),
+            Err(GatewayConfigError::BadUrl { .. })
+        ));
+    }
+}

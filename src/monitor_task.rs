@@ -1,0 +1,52 @@
+//! `vigil serve` runs the `[[monitors]]` on schedule: a tokio interval that evaluates every
+//! monitor whose latest complete window has no results yet (the same `run_due` as
+//! `vigil analyze`), so a window is judged once, shortly after it closes.
+
+use std::time::Duration;
+use vigil_analyzer::monitor::{self, MonitorConfig};
+use vigil_store::Store;
+
+/// How often to look for due windows: a quarter of the shortest window, between 10 s and 5 min,
+/// so a window's verdict lands soon after it closes without polling the store needlessly.
+fn tick(monitors: &[MonitorConfig]) -> Duration {
+    let shortest = monitors
+        .iter()
+        .filter_map(|m| m.window_secs().ok())
+        .min()
+        .unwrap_or(3600);
+    Duration::from_secs(u64::from(shortest / 4).clamp(10, 300))
+}
+
+/// Starts the schedule; `None` when no monitors are configured. Errors are logged and retried
+/// on the next tick: a store outage must not stop monitoring for good.
+pub fn spawn(store: Store, monitors: Vec<MonitorConfig>) -> Option<tokio::task::JoinHandle<()>> {
+    if monitors.is_empty() {
+        return None;
+    }
+    let every = tick(&monitors);
+    tracing::info!(
+        monitors = monitors.len(),
+        every_secs = every.as_secs(),
+        "monitors scheduled"
+    );
+    Some(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
+            match monitor::run_due(&store, &monitors, None, now, now).await {
+                Ok(outcomes) => {
+                    for o in outcomes {
+                        if let monitor::DueOutcome::Ran(run) = o {
+                            tracing::info!(monitor = %run.monitor, window_end = run.window_end,
+                                verdict = run.verdict.as_str(), drift_share = run.drift_share,
+                                "monitor evaluated");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "monitor run failed; retrying next tick"),
+            }
+        }
+    }))
+}
