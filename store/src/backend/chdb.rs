@@ -134,9 +134,36 @@ fn load_library(path: &Path) -> Result<ChdbLib, StoreError> {
     })
 }
 
+extern "C" {
+    // glibc: like atexit, but the handler receives the exit status.
+    fn on_exit(function: extern "C" fn(c_int, *mut c_void), arg: *mut c_void) -> c_int;
+    fn fflush(stream: *mut c_void) -> c_int;
+    fn _exit(status: c_int) -> !;
+}
+
+/// Ends the process before libchdb's C++ static destructors run.
+///
+/// Those destructors can deadlock against chDB's own background threads at exit (seen: `vigil
+/// demo` hanging in `__run_exit_handlers` after printing its summary). Nothing is lost by
+/// skipping them: every statement, inserts included, completes synchronously, and MergeTree parts
+/// are on disk when it returns; an interrupted background merge is simply redone later.
+extern "C" fn exit_before_chdb_teardown(status: c_int, _: *mut c_void) {
+    // SAFETY: flushing all C stdio streams and ending the process are always sound at exit.
+    unsafe {
+        fflush(std::ptr::null_mut());
+        _exit(status)
+    }
+}
+
 fn library() -> Result<&'static ChdbLib, StoreError> {
     static LIB: OnceLock<Result<ChdbLib, StoreError>> = OnceLock::new();
-    LIB.get_or_init(|| load_library(&library_path()))
+    LIB.get_or_init(|| {
+        let lib = load_library(&library_path())?;
+        // Registered after the library's own exit-time destructors, so it runs before them.
+        // SAFETY: registers a plain function with no captured state.
+        unsafe { on_exit(exit_before_chdb_teardown, std::ptr::null_mut()) };
+        Ok(lib)
+    })
         .as_ref()
         .map_err(Clone::clone)
 }
