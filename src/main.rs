@@ -6,6 +6,7 @@
 mod bench;
 mod config;
 mod demo;
+mod kpi;
 mod monitor_task;
 mod serve;
 
@@ -105,6 +106,8 @@ enum Command {
     Fairness(vigil_analyzer::cli::FairnessArgs),
     /// Run the [[monitors]] whose latest complete window has no results yet, once.
     Analyze(vigil_analyzer::monitor::report::AnalyzeArgs),
+    /// Business KPIs per model version and time bucket (volume, conversion, revenue, cost).
+    Kpi(kpi::KpiArgs),
     /// Assign a unit to an experiment arm (GrowthBook-compatible hashing).
     Assign(vigil_experimenter::AssignArgs),
 }
@@ -247,6 +250,11 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,
+        Command::Kpi(args) => {
+            let s = serve::open_store(&config, store).await?;
+            println!("{}", kpi::run(&s, &args).await?);
+            Ok(())
+        }
         Command::Analyze(args) => {
             use vigil_analyzer::monitor;
             let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;

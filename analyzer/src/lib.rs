@@ -28,6 +28,7 @@ pub mod cli;
 pub mod drift;
 pub mod error;
 pub mod fairness;
+pub mod kpi;
 pub mod monitor;
 pub mod performance;
 pub mod quality;

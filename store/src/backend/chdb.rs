@@ -164,8 +164,8 @@ fn library() -> Result<&'static ChdbLib, StoreError> {
         unsafe { on_exit(exit_before_chdb_teardown, std::ptr::null_mut()) };
         Ok(lib)
     })
-        .as_ref()
-        .map_err(Clone::clone)
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// One open chDB connection. All access goes through its mutex.
