@@ -26,4 +26,4 @@ bash scripts/models/fetch.sh
 
 export CI="${CI:-}"
 # One build profile for everything (dependencies are optimised via [profile.dev.package."*"]).
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
