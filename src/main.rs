@@ -15,7 +15,6 @@ use clap::{Parser, Subcommand};
 use config::VigilConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 // Ingest allocates many small strings on one thread and frees them on another; glibc's malloc
@@ -137,22 +136,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> ExitCode {
+fn main() {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match run(cli) {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<vigil_experimenter::AssignError>()
                 .is_some()
             {
-                ExitCode::from(2)
+                2
             } else {
-                ExitCode::FAILURE
+                1
             }
         }
-    }
+    };
+    // Not a plain return: with the embedded store loaded, libchdb's exit-time destructors can
+    // deadlock, and everything is durable by now (see vigil_store::backend::chdb).
+    vigil_store::backend::chdb::exit_process(code)
 }
 
 fn run(cli: Cli) -> Result<()> {

@@ -381,8 +381,6 @@ fn gateway_metric(c: &reqwest::blocking::Client, base: &str, prefix: &str) -> u6
 fn gateway_routes_reloads_falls_back_and_mirrors() {
     require_chdb();
     let dir = tempfile::tempdir().unwrap();
-    eprintln!("DEBUGDIR {}", dir.path().display());
-    let dir = Box::leak(Box::new(dir));
     let url = format!("chdb://{}", dir.path().join("data").display());
     let port = free_port();
     let config = dir.path().join("vigil.toml");

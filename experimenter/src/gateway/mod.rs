@@ -195,11 +195,11 @@ impl Gateway {
         mirror.drained(Duration::from_millis(grace)).await;
         let _ = self.close_recorder.send(());
         let mut task = self.recorder_task;
-        if tokio::time::timeout(Duration::from_secs(30), &mut task)
+        if tokio::time::timeout(Duration::from_secs(10), &mut task)
             .await
             .is_err()
         {
-            tracing::warn!("gateway recorder still busy after 30 s; giving up on its last rows");
+            tracing::warn!("gateway recorder still busy after 10 s; giving up on its last rows");
             task.abort();
         }
     }

@@ -18,7 +18,7 @@ use super::metrics::GatewayMetrics;
 /// Rows handed to the writer together at most.
 const BATCH_ROWS: usize = 5000;
 /// Longest a row waits in the recorder before its batch is handed over.
-const BATCH_WAIT: Duration = Duration::from_millis(200);
+const BATCH_WAIT: Duration = Duration::from_millis(1000);
 
 /// One row bound for the store.
 #[derive(Debug)]

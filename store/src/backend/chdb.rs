@@ -155,8 +155,27 @@ extern "C" fn exit_before_chdb_teardown(status: c_int, _: *mut c_void) {
     }
 }
 
+/// Ends the process with `code`. When libchdb was loaded, it skips the C++ exit-time
+/// destructors (see [`exit_before_chdb_teardown`]): libchdb keeps registering more of them while
+/// queries run, so a hook registered at load time cannot be sure to run first. Binaries call this
+/// as their last act; stdout and stderr are flushed first.
+pub fn exit_process(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    if LIB.get().is_some() {
+        // SAFETY: see exit_before_chdb_teardown.
+        unsafe {
+            fflush(std::ptr::null_mut());
+            _exit(code)
+        }
+    }
+    std::process::exit(code)
+}
+
+static LIB: OnceLock<Result<ChdbLib, StoreError>> = OnceLock::new();
+
 fn library() -> Result<&'static ChdbLib, StoreError> {
-    static LIB: OnceLock<Result<ChdbLib, StoreError>> = OnceLock::new();
     LIB.get_or_init(|| {
         let lib = load_library(&library_path())?;
         // Registered after the library's own exit-time destructors, so it runs before them.
@@ -189,6 +208,12 @@ impl Drop for ChdbConnection {
                 *h = std::ptr::null_mut();
             }
         }
+        // Exit handlers run last-registered first, and libchdb registers more of its own
+        // destructors lazily while queries run (seen: `vigil serve` with the gateway hanging in
+        // `__run_exit_handlers` inside libchdb after "stopped"). Registering again now puts ours
+        // in front of every one registered so far.
+        // SAFETY: registers a plain function with no captured state.
+        unsafe { on_exit(exit_before_chdb_teardown, std::ptr::null_mut()) };
     }
 }
 
