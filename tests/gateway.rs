@@ -598,4 +598,27 @@ fn gateway_routes_reloads_falls_back_and_mirrors() {
         .unwrap();
     assert!(totals.inference >= 300, "{totals:?}");
     assert!(totals.exposures >= 200, "{totals:?}");
+    // Inference rows carry the request's features, so monitors can watch gateway traffic.
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Features {
+        with_x: u64,
+        without: u64,
+        n: u64,
+    }
+    let f = rt
+        .block_on(store.fetch::<Features>(&format!(
+            "SELECT toUInt64(countIf(num_names = ['x'] AND num_values = [1.5])) AS with_x,
+                    toUInt64(countIf(empty(num_names) AND empty(cat_names))) AS without,
+                    toUInt64(count()) AS n
+             FROM {} FINAL WHERE source = 'gateway'",
+            store.table("inference_events")
+        )))
+        .unwrap();
+    // Exactly one request in this test (unit id in the body) sent no features.
+    assert!(f[0].n >= 300, "{} inference rows", f[0].n);
+    assert_eq!(
+        (f[0].with_x, f[0].without),
+        (f[0].n - 1, 1),
+        "features recorded"
+    );
 }

@@ -139,6 +139,44 @@ struct BodyFields {
     unit_id: Option<String>,
     #[serde(default)]
     attributes: BTreeMap<String, serde_json::Value>,
+    /// The model's inputs, recorded with the inference so monitors can watch them.
+    #[serde(default)]
+    features: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    input: Option<String>,
+}
+
+/// Splits request features into numerical and categorical parallel arrays, within the event
+/// contract's limits (at most 1,000 features, names of at most 256 bytes); other JSON types
+/// (arrays, objects, null) are not features and are left out.
+fn split_features(
+    features: &serde_json::Map<String, serde_json::Value>,
+) -> (Vec<String>, Vec<f64>, Vec<String>, Vec<String>) {
+    let (mut nn, mut nv, mut cn, mut cv) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (name, value) in features
+        .iter()
+        .filter(|(n, _)| !n.is_empty() && n.len() <= 256)
+        .take(1000)
+    {
+        match value {
+            serde_json::Value::Number(n) => {
+                if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
+                    nn.push(name.clone());
+                    nv.push(x);
+                }
+            }
+            serde_json::Value::String(t) if t.len() <= 64 * 1024 => {
+                cn.push(name.clone());
+                cv.push(t.clone());
+            }
+            serde_json::Value::Bool(b) => {
+                cn.push(name.clone());
+                cv.push(b.to_string());
+            }
+            _ => {}
+        }
+    }
+    (nn, nv, cn, cv)
 }
 
 /// A backend's answer.
@@ -362,6 +400,7 @@ async fn predict(
         version,
         unit,
         &attributes,
+        &fields,
         &answer.body,
         latency_ms,
         now,
@@ -467,12 +506,14 @@ fn inference_row(
     version: &str,
     unit: &str,
     attributes: &[(String, String)],
+    request: &BodyFields,
     answer: &[u8],
     latency_ms: f64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> InferenceRow {
     let (ts, ts_ms) = split_ms(now);
     let (score, label) = prediction_of(answer);
+    let (num_names, num_values, cat_names, cat_values) = split_features(&request.features);
     let (attr_names, attr_values) = attributes.iter().cloned().unzip();
     InferenceRow {
         event_id: rid.to_owned(),
@@ -481,10 +522,10 @@ fn inference_row(
         model: model.name.clone(),
         version: version.to_owned(),
         unit_id: unit.to_owned(),
-        num_names: Vec::new(),
-        num_values: Vec::new(),
-        cat_names: Vec::new(),
-        cat_values: Vec::new(),
+        num_names,
+        num_values,
+        cat_names,
+        cat_values,
         score,
         label,
         latency_ms: Some(latency_ms),
@@ -497,7 +538,12 @@ fn inference_row(
         } else {
             String::new()
         },
-        input: String::new(),
+        input: request
+            .input
+            .as_deref()
+            .filter(|i| i.len() <= 64 * 1024)
+            .unwrap_or_default()
+            .to_owned(),
         source: "gateway".into(),
         src_partition: -1,
         src_offset: -1,
