@@ -71,6 +71,7 @@ fn monitor(name: &str, t0: u32, min_rows: u64, max_distinct: u64) -> MonitorConf
             from: Some(rfc(t0)),
             to: Some(rfc(t0 + WINDOW)),
             trailing: None,
+            file: None,
         },
         window: "1h".into(),
         min_rows,
@@ -414,5 +415,95 @@ fn serve_runs_monitors_on_schedule() {
     assert!(
         end.is_multiple_of(3600) && end <= now && now - end < 3600 + 120,
         "latest complete window: {end} at {now}"
+    );
+}
+
+/// A training snapshot (CSV) as the reference: a quiet window stays quiet, a drifted one is
+/// flagged, on the server backend (the snapshot path is backend-independent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_file_as_reference() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("snapshot")))
+        .await
+        .expect("open server store");
+    store.migrate(None).await.expect("migrate");
+    let t0: u32 = 1_790_006_400;
+    let mut sim = TrafficSimulator::new(77, "snap");
+    // The snapshot: 8,000 events' worth of churn rows, written as CSV, never stored.
+    let training = traffic(&mut sim, t0 - 10 * WINDOW, 16_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("training.csv");
+    let mut csv = COLUMNS.join(",") + "\n";
+    for r in training.iter().filter(|r| r.model == "churn") {
+        let cell = |c: &str| -> String {
+            if c == "prediction.score" {
+                return r.score.map(|s| s.to_string()).unwrap_or_default();
+            }
+            if let Some(i) = r.num_names.iter().position(|n| n == c) {
+                return r.num_values[i].to_string();
+            }
+            r.cat_names
+                .iter()
+                .position(|n| n == c)
+                .map(|i| r.cat_values[i].clone())
+                .unwrap_or_default()
+        };
+        csv.push_str(
+            &COLUMNS
+                .iter()
+                .map(|c| cell(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        csv.push('\n');
+    }
+    std::fs::write(&path, csv).expect("write snapshot");
+    let mut m = monitor("snapshot", t0, 100, 20_000);
+    m.reference = ReferenceConfig {
+        file: Some(path.display().to_string()),
+        ..Default::default()
+    };
+
+    store
+        .insert(&traffic(&mut sim, t0, PER_WINDOW))
+        .await
+        .expect("insert quiet window");
+    sim.set_drift(true);
+    store
+        .insert(&traffic(&mut sim, t0 + WINDOW, PER_WINDOW))
+        .await
+        .expect("insert drifted window");
+
+    let quiet = monitor::evaluate(&store, &m, t0 + WINDOW, t0 + WINDOW)
+        .await
+        .expect("quiet window");
+    assert!(
+        quiet.columns.iter().all(|c| c.verdict == Verdict::Ok),
+        "{:?}",
+        quiet.columns
+    );
+    assert!(
+        quiet.columns.iter().all(|c| c.reference_rows >= 7_000),
+        "{:?}",
+        quiet.columns
+    );
+    let drifted = monitor::evaluate(&store, &m, t0 + 2 * WINDOW, t0 + 2 * WINDOW)
+        .await
+        .expect("drifted window");
+    assert_eq!(drifted.verdict, Verdict::Drift, "{:?}", drifted.columns);
+    let spend = drifted
+        .columns
+        .iter()
+        .find(|c| c.column == "monthly_spend")
+        .expect("monthly_spend");
+    assert_eq!(spend.verdict, Verdict::Drift);
+
+    // A snapshot without a monitored column is a configuration error that names it.
+    std::fs::write(&path, "monthly_spend\n1.0\n").expect("rewrite snapshot");
+    let err = monitor::evaluate(&store, &m, t0 + WINDOW, t0 + WINDOW)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("no column `support_tickets`"),
+        "{err}"
     );
 }

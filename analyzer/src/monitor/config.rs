@@ -78,6 +78,10 @@ pub struct ReferenceConfig {
     /// Trailing period right before each window, e.g. `"24h"`.
     #[serde(default)]
     pub trailing: Option<String>,
+    /// A training snapshot: CSV with a header row naming the monitored columns (path relative
+    /// to the working directory). See `monitor::snapshot`.
+    #[serde(default)]
+    pub file: Option<String>,
 }
 
 /// Where a monitored column's values come from.
@@ -204,6 +208,15 @@ impl MonitorConfig {
     /// The reference period for a current window starting at `window_start`.
     pub fn reference_period(&self, window_start: u32) -> Result<Period, MonitorError> {
         let r = &self.reference;
+        if r.file.is_some() {
+            if r.from.is_some() || r.to.is_some() || r.trailing.is_some() {
+                return Err(MonitorError::Config(
+                    "reference.file cannot be combined with from/to or trailing".into(),
+                ));
+            }
+            // The reference comes from the file; no period of events is read for it.
+            return Ok(Period { from: 0, to: 0 });
+        }
         match (&r.from, &r.to, &r.trailing) {
             (Some(from), Some(to), None) => {
                 let (from, to) = (
@@ -225,7 +238,7 @@ impl MonitorConfig {
                 })
             }
             _ => Err(MonitorError::Config(
-                "reference needs either `from` and `to` (RFC 3339) or `trailing` (e.g. \"24h\")"
+                "reference needs `from` and `to` (RFC 3339), `trailing` (e.g. \"24h\") or `file` (CSV snapshot)"
                     .into(),
             )),
         }

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod pushdown;
 pub mod report;
+pub mod snapshot;
 
 use serde::Serialize;
 use vigil_store::rows::MonitorResultRow;
@@ -177,17 +178,26 @@ pub async fn evaluate(
         model: &monitor.model,
         version: monitor.version_filter(),
     };
+    let snapshot = match &monitor.reference.file {
+        Some(path) => Some(snapshot::Snapshot::read(std::path::Path::new(path))?),
+        None => None,
+    };
     let mut columns = Vec::with_capacity(monitor.columns.len());
     let mut judged = Vec::new();
     for name in &monitor.columns {
         let column = ColumnRef::parse(name);
-        let counts = column_counts(
+        let mut counts = column_counts(
             store,
             &scope,
             &column,
             reference,
             current,
-            monitor.max_distinct,
+            // A file reference is compared with exact counts (see `snapshot`).
+            if snapshot.is_some() {
+                u64::MAX
+            } else {
+                monitor.max_distinct
+            },
             config::DEFAULT_FINE_BINS,
         )
         .await
@@ -195,6 +205,9 @@ pub async fn evaluate(
             PushdownError::Store(s) => MonitorError::Store(s),
             PushdownError::Analyzer(a) => statistic(monitor, name, a),
         })?;
+        if let Some(snap) = &snapshot {
+            counts.reference = snap.sample(name, &counts.current)?;
+        }
         let (r, c) = (counts.reference.total(), counts.current.total());
         if r < monitor.min_rows.max(1) || c < monitor.min_rows.max(1) {
             columns.push(ColumnResult {
