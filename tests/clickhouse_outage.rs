@@ -88,10 +88,7 @@ fn clickhouse_down_for_20s_loses_nothing() {
     let mut store: Option<Store> = None;
     let started = wait_for(Duration::from_secs(60), || {
         if store.is_none() {
-            store = rt
-                .block_on(Store::open(&url))
-                .ok()
-                .filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1);
+            store = open_when_migrated(&rt, &url);
         }
         store.as_ref().is_some_and(|s| {
             rt.block_on(queries::count_physical_rows(s, "inference_events"))

@@ -53,10 +53,7 @@ fn exactly_once_across_kill_9() {
         let served = Served::start(&config, &log, &["--no-http"]);
         let reached = wait_for(Duration::from_secs(180), || {
             if store.is_none() {
-                store = rt
-                    .block_on(Store::open(&url))
-                    .ok()
-                    .filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1);
+                store = open_when_migrated(&rt, &url);
             }
             store.as_ref().is_some_and(|s| physical(s) >= kill_at)
         });
@@ -158,10 +155,7 @@ fn hostile_kafka_messages_become_dead_letters() {
     let mut store: Option<Store> = None;
     let done = wait_for(Duration::from_secs(120), || {
         if store.is_none() {
-            store = rt
-                .block_on(Store::open(&url))
-                .ok()
-                .filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1);
+            store = open_when_migrated(&rt, &url);
         }
         store.as_ref().is_some_and(|s| {
             rt.block_on(queries::count_events(s, "inference_events"))

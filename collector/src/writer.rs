@@ -201,7 +201,7 @@ async fn write_until_done(
     let mut pause = Duration::from_millis(config.retry_initial_ms.max(1));
     let max_pause = Duration::from_millis(config.retry_max_ms.max(config.retry_initial_ms));
     // Tables already written in this batch are not written again on retry.
-    let mut done = [false; 6];
+    let mut done = Written::default();
     let mut attempt = 0u32;
     loop {
         let started = Instant::now();
@@ -225,45 +225,57 @@ async fn write_until_done(
     }
 }
 
+/// Tables of one batch already written, so a retry does not write them again.
+#[derive(Default)]
+struct Written {
+    dead_letters: bool,
+    inference: bool,
+    outcomes: bool,
+    exposures: bool,
+    shadow_responses: bool,
+    progress: bool,
+}
+
+/// Inserts `rows` into their table unless `done`; then marks it done.
+async fn write_table<R: vigil_store::rows::TableRow>(
+    store: &Store,
+    rows: &[R],
+    done: &mut bool,
+    metrics: &Metrics,
+) -> Result<(), vigil_store::StoreError> {
+    if !*done {
+        store.insert(rows).await?;
+        metrics.written(R::TABLE, rows.len() as u64);
+        *done = true;
+    }
+    Ok(())
+}
+
 async fn write_once(
     store: &Store,
     batch: &RowBatch,
     marks: &[IngestOffsetRow],
-    done: &mut [bool; 6],
+    done: &mut Written,
     metrics: &Metrics,
 ) -> Result<(), vigil_store::StoreError> {
     // Dead letters first: if we crash between tables, a replay rewrites events (de-duplicated)
     // but the reasons for rejects are already safe.
-    if !done[0] {
-        store.insert(&batch.dead_letters).await?;
-        metrics.written("dead_letters", batch.dead_letters.len() as u64);
-        done[0] = true;
-    }
-    if !done[1] {
-        store.insert(&batch.inference).await?;
-        metrics.written("inference_events", batch.inference.len() as u64);
-        done[1] = true;
-    }
-    if !done[2] {
-        store.insert(&batch.outcomes).await?;
-        metrics.written("outcome_events", batch.outcomes.len() as u64);
-        done[2] = true;
-    }
-    if !done[3] {
-        store.insert(&batch.exposures).await?;
-        metrics.written("exposure_events", batch.exposures.len() as u64);
-        done[3] = true;
-    }
-    // The gateway's mirrored responses (no Kafka source carries them, so their place is free).
-    if !done[5] {
-        store.insert(&batch.shadow_responses).await?;
-        metrics.written("shadow_responses", batch.shadow_responses.len() as u64);
-        done[5] = true;
-    }
-    // Progress last: it may only claim what is already stored.
-    if !done[4] {
+    write_table(store, &batch.dead_letters, &mut done.dead_letters, metrics).await?;
+    write_table(store, &batch.inference, &mut done.inference, metrics).await?;
+    write_table(store, &batch.outcomes, &mut done.outcomes, metrics).await?;
+    write_table(store, &batch.exposures, &mut done.exposures, metrics).await?;
+    // The gateway's mirrored responses.
+    write_table(
+        store,
+        &batch.shadow_responses,
+        &mut done.shadow_responses,
+        metrics,
+    )
+    .await?;
+    // Progress last: it may only claim what is already stored. (Not counted as written rows.)
+    if !done.progress {
         store.insert(marks).await?;
-        done[4] = true;
+        done.progress = true;
     }
     Ok(())
 }

@@ -187,6 +187,13 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Opens the store at `url` once a `vigil serve` child has created its schema; `None` before.
+pub fn open_when_migrated(rt: &tokio::runtime::Runtime, url: &str) -> Option<vigil_store::Store> {
+    rt.block_on(vigil_store::Store::open(url))
+        .ok()
+        .filter(|s| rt.block_on(s.schema_version()).unwrap_or(0) >= 1)
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

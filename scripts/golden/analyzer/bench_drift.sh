@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Times Evidently's DataDriftPreset against `vigil drift` (analyzer/examples/drift.rs, which
-# calls vigil_analyzer::cli::run_drift) on 1,000,000 rows x 20 mixed columns, with peak memory.
+# Times Evidently's DataDriftPreset against `vigil drift` (the release binary) on
+# 1,000,000 rows x 20 mixed columns, with peak memory.
 # Usage: scripts/golden/analyzer/bench_drift.sh [ROWS]   (needs /tmp/venv-golden, see generate.py)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 ROWS="${1:-1000000}"
 PY="${PYTHON:-/tmp/venv-golden/bin/python}"
 WORK="${WORK:-/tmp/vigil-bench-drift}"
-TARGET="${CARGO_TARGET_DIR:-$ROOT/target/helper-analyzer}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$WORK"
 
 "$PY" - "$ROWS" "$WORK" <<'PYEOF'
@@ -44,11 +44,11 @@ t2 = time.time()
 print(f"evidently: read {t1-t0:.2f}s drift {t2-t1:.2f}s total {t2-t0:.2f}s")
 PYEOF
 
-(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p vigil-analyzer --example drift)
-BIN="$TARGET/release/examples/drift"
+(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release -q -p vigil)
+BIN="$TARGET/release/vigil"
 
 echo "== vigil drift (Rust, release) on $ROWS rows x 20 columns"
-/usr/bin/time -v "$BIN" --reference "$WORK/ref.csv" --current "$WORK/cur.csv" --format table \
+/usr/bin/time -v "$BIN" drift --reference "$WORK/ref.csv" --current "$WORK/cur.csv" --format table \
   2> "$WORK/rust.time" > "$WORK/rust.out"
 grep -E "Elapsed|Maximum resident" "$WORK/rust.time"
 echo "== Evidently DataDriftPreset"
