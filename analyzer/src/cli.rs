@@ -132,8 +132,9 @@ fn looks_integer(cell: &[u8]) -> bool {
 }
 
 fn parse_number(cell: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(cell).ok()?.trim();
-    s.parse::<f64>().ok()
+    // Straight from bytes (no UTF-8 pass, no allocation); same accepted syntax as `str::parse`
+    // (`inf`, `nan`, exponents), with surrounding ASCII whitespace ignored as before.
+    fast_float2::parse::<f64, _>(cell.trim_ascii()).ok()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
