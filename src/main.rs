@@ -105,10 +105,20 @@ enum Command {
     Fairness(vigil_analyzer::cli::FairnessArgs),
     /// Run the [[monitors]] whose latest complete window has no results yet, once.
     Analyze(vigil_analyzer::monitor::report::AnalyzeArgs),
+    /// A/B test statistics.
+    #[command(subcommand)]
+    Ab(AbCommand),
     /// Business KPIs per model version and time bucket (volume, conversion, revenue, cost).
     Kpi(kpi::KpiArgs),
     /// Assign a unit to an experiment arm (GrowthBook-compatible hashing).
     Assign(vigil_experimenter::AssignArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum AbCommand {
+    /// Compare every arm with the control from a per-unit CSV (frequentist, sequential,
+    /// Bayesian, CUPED with --covariate-column; SRM check), gbstats-compatible.
+    Analyze(vigil_experimenter::ab_cli::AbAnalyzeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,6 +176,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Fairness(args) => {
             println!("{}", vigil_analyzer::cli::run_fairness(args)?);
+            return Ok(());
+        }
+        Command::Ab(AbCommand::Analyze(args)) => {
+            println!("{}", vigil_experimenter::ab_cli::run_ab_analyze(args)?);
             return Ok(());
         }
         _ => {}
@@ -267,7 +281,11 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             print!("{}", monitor::report::render(&outcomes, args.format)?);
             Ok(())
         }
-        Command::Drift(_) | Command::Fairness(_) | Command::Assign(_) | Command::Config(_) => {
+        Command::Drift(_)
+        | Command::Fairness(_)
+        | Command::Ab(_)
+        | Command::Assign(_)
+        | Command::Config(_) => {
             unreachable!("handled before the runtime starts")
         }
     }

@@ -34,6 +34,7 @@
 //! assert_eq!(vigil_experimenter::hash::hash("ranker-v2", "user-42", vigil_experimenter::HashVersion::V2), a.hash);
 //! ```
 
+pub mod ab_cli;
 pub mod bucket;
 pub mod cli;
 pub mod experiment;
