@@ -51,23 +51,30 @@ pub struct WriterHandle {
     metrics: Arc<Metrics>,
 }
 
+/// A submission and the receiver its acknowledgement arrives on.
+fn submission(rows: RowBatch, offsets: Vec<OffsetMark>) -> (Submission, oneshot::Receiver<()>) {
+    let (ack, done) = oneshot::channel();
+    (
+        Submission {
+            rows,
+            offsets,
+            ack: Some(ack),
+        },
+        done,
+    )
+}
+
 impl WriterHandle {
     /// Queues without waiting (HTTP): fails fast when the queue is full or the store is down.
     pub fn try_submit(&self, rows: RowBatch) -> Result<oneshot::Receiver<()>, Busy> {
         if self.metrics.store_up.load(Relaxed) == 0 {
             return Err(Busy::StoreDown);
         }
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .try_send(Submission {
-                rows,
-                offsets: Vec::new(),
-                ack: Some(ack),
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Busy::QueueFull,
-                mpsc::error::TrySendError::Closed(_) => Busy::Closed,
-            })?;
+        let (sub, done) = submission(rows, Vec::new());
+        self.tx.try_send(sub).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Busy::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => Busy::Closed,
+        })?;
         Ok(done)
     }
 
@@ -77,15 +84,8 @@ impl WriterHandle {
         rows: RowBatch,
         offsets: Vec<OffsetMark>,
     ) -> Result<oneshot::Receiver<()>, Busy> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Submission {
-                rows,
-                offsets,
-                ack: Some(ack),
-            })
-            .await
-            .map_err(|_| Busy::Closed)?;
+        let (sub, done) = submission(rows, offsets);
+        self.tx.send(sub).await.map_err(|_| Busy::Closed)?;
         Ok(done)
     }
 
@@ -95,14 +95,8 @@ impl WriterHandle {
         rows: RowBatch,
         offsets: Vec<OffsetMark>,
     ) -> Result<oneshot::Receiver<()>, Busy> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .blocking_send(Submission {
-                rows,
-                offsets,
-                ack: Some(ack),
-            })
-            .map_err(|_| Busy::Closed)?;
+        let (sub, done) = submission(rows, offsets);
+        self.tx.blocking_send(sub).map_err(|_| Busy::Closed)?;
         Ok(done)
     }
 
