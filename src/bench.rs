@@ -137,7 +137,7 @@ async fn bench_http(
         .collect();
     let bodies = Arc::new(bodies);
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
-    let server = start_http(config, writer, "127.0.0.1:0")?;
+    let server = start_http(config, writer, "127.0.0.1:0", None)?;
     let url = format!("http://{}/v1/events", server.addr);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))

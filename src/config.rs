@@ -43,6 +43,23 @@ pub struct VigilConfig {
     /// Continuous drift monitors (`vigil analyze`; `vigil serve` runs them on schedule).
     #[serde(default)]
     pub monitors: Vec<vigil_analyzer::monitor::MonitorConfig>,
+    /// `[shadow]`: model registry, replay defaults and retraining triggers (`vigil shadow …`).
+    #[serde(default)]
+    pub shadow: vigil_shadow_runner::config::ShadowConfig,
+    /// `[roi]`: the value model of the dashboards' ROI page.
+    #[serde(default)]
+    pub roi: vigil_dashboards::RoiConfig,
+    /// `[mlflow]`: promotion and rollback also move the registered model's alias.
+    pub mlflow: Option<vigil_experimenter::mlflow::MlflowConfig>,
+    /// `[alerting]`: defaults, links and delivery timing (docs/alerting.md).
+    #[serde(default)]
+    pub alerting: vigil_analyzer::alerting::AlertingConfig,
+    /// `[[alert_routes]]`: where notifications go (e-mail, webhook).
+    #[serde(default)]
+    pub alert_routes: Vec<vigil_analyzer::alerting::RouteConfig>,
+    /// `[[alert_rules]]`: which monitor results raise incidents (default rules when empty).
+    #[serde(default)]
+    pub alert_rules: Vec<vigil_analyzer::alerting::RuleConfig>,
 }
 
 /// Directory of the embedded store when none is configured.
@@ -57,6 +74,16 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 impl VigilConfig {
+    /// What alerting needs: its sections plus the monitors it watches.
+    pub fn alert_context(&self) -> vigil_analyzer::alerting::AlertContext {
+        vigil_analyzer::alerting::AlertContext {
+            alerting: self.alerting.clone(),
+            routes: self.alert_routes.clone(),
+            rules: self.alert_rules.clone(),
+            monitors: self.monitors.clone(),
+        }
+    }
+
     /// The store URL: `--store`, else `[store] url`, else embedded chDB in the data directory.
     pub fn store_url(&self, cli_override: Option<&str>) -> Result<StoreUrl> {
         let url = cli_override.unwrap_or(&self.store.url);
@@ -141,7 +168,17 @@ impl VigilConfig {
         if let Some(g) = &self.gateway {
             g.validate(&self.experiments)?;
         }
+        if let Some(m) = &self.mlflow {
+            m.validate().map_err(|e| anyhow!(e))?;
+        }
         vigil_analyzer::monitor::validate_monitors(&self.monitors)?;
+        self.shadow.validate()?;
+        self.roi.validate().map_err(|e| anyhow!(e))?;
+        vigil_analyzer::alerting::config::validate(
+            &self.alerting,
+            &self.alert_routes,
+            &self.alert_rules,
+        )?;
         Ok(())
     }
 }

@@ -38,10 +38,11 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     let mut collector = config.collector.clone();
     collector.batch_max_wait_ms = collector.batch_max_wait_ms.min(500);
     let (writer, writer_task) = spawn_writer(store.clone(), &collector, metrics.clone());
-    let server = start_http(&config, writer.clone(), &args.bind)?;
+    let server = start_http(&config, writer.clone(), &args.bind, Some(store.clone()))?;
     drop(writer);
     let base = format!("http://{}", server.addr);
     println!("HTTP ingest on {base}  (try: curl -s {base}/metrics | grep vigil_rows)");
+    println!("dashboards on {base}/ui/  (afterwards: `vigil serve --no-kafka` on the same store)");
     println!(
         "simulating {} inferences/s for models churn and fraud (v1, v2); drift injected after {} s\n",
         args.rate, args.drift_after
@@ -170,7 +171,9 @@ async fn simulate(
             let inf = sim.inference(now);
             events.push_str(&inf.json);
             events.push('\n');
-            if n.is_multiple_of(4) {
+            // One outcome per four inferences, for both models (the simulator alternates
+            // models, so `n % 4 == 0` would only ever pick one of them).
+            if matches!(n % 8, 0 | 5) {
                 outcomes.push_str(&sim.outcome(&inf, now));
                 outcomes.push('\n');
             }

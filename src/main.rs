@@ -9,6 +9,7 @@ mod demo;
 mod kpi;
 mod monitor_task;
 mod serve;
+mod ui;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -112,6 +113,18 @@ enum Command {
     Kpi(kpi::KpiArgs),
     /// Assign a unit to an experiment arm (GrowthBook-compatible hashing).
     Assign(vigil_experimenter::AssignArgs),
+    /// Make an experiment's winning version its model's production version (audited; sets the
+    /// MLflow alias when [mlflow] is configured).
+    Promote(vigil_experimenter::promote_cli::PromoteArgs),
+    /// Restore a model's previous production version.
+    Rollback(vigil_experimenter::promote_cli::RollbackArgs),
+    /// Alerts: test a route, list, acknowledge, silence, evaluate, deliver (docs/alerting.md).
+    #[command(subcommand)]
+    Alerts(vigil_analyzer::alerting::cli::AlertsCommand),
+    /// Shadow runs: replay captured traffic against candidate models, compare with production,
+    /// retraining triggers and training-set export.
+    #[command(subcommand)]
+    Shadow(vigil_shadow_runner::cli::ShadowCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +132,9 @@ enum AbCommand {
     /// Compare every arm with the control from a per-unit CSV (frequentist, sequential,
     /// Bayesian, CUPED with --covariate-column; SRM check), gbstats-compatible.
     Analyze(vigil_experimenter::ab_cli::AbAnalyzeArgs),
+    /// Plan an experiment: the minimum detectable effect at a sample size (and the power at a
+    /// given lift).
+    Power(vigil_experimenter::ab_cli::AbPowerArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,7 +194,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", vigil_analyzer::cli::run_fairness(args)?);
             return Ok(());
         }
-        Command::Ab(AbCommand::Analyze(args)) => {
+        Command::Ab(AbCommand::Power(args)) => {
+            println!("{}", vigil_experimenter::ab_cli::run_ab_power(args)?);
+            return Ok(());
+        }
+        Command::Ab(AbCommand::Analyze(args)) if args.experiment.is_none() => {
             println!("{}", vigil_experimenter::ab_cli::run_ab_analyze(args)?);
             return Ok(());
         }
@@ -212,6 +232,9 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
 }
+
+/// An embedded store belongs to one process: while `vigil serve` runs on it, promote through it.
+const SERVER_HINT: &str = "cannot open the store to record the change; if `vigil serve` is running on an embedded (chdb://) store, go through it: --server http://HOST:PORT with VIGIL_TOKEN set to an admin token";
 
 async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -> Result<()> {
     match command {
@@ -279,11 +302,100 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             let outcomes =
                 monitor::run_due(&s, &config.monitors, args.monitor.as_deref(), at, now).await?;
             print!("{}", monitor::report::render(&outcomes, args.format)?);
+            // Alert rules run on what was just stored; due notifications go out once (a
+            // failed one stays in the outbox for `vigil serve` or the next run).
+            let ctx = config.alert_context();
+            let r = vigil_analyzer::alerting::evaluate::evaluate(&s, &ctx).await?;
+            let d = vigil_analyzer::alerting::outbox::deliver_due(
+                &s,
+                &ctx.alerting,
+                &ctx.routes,
+                None,
+                false,
+            )
+            .await?;
+            tracing::info!(
+                fired = r.fired.len(),
+                resolved = r.resolved.len(),
+                delivered = d.delivered.len(),
+                retrying = d.retrying.len(),
+                "alerts evaluated"
+            );
+            Ok(())
+        }
+        Command::Shadow(cmd) => {
+            let s = serve::open_store(&config, store).await?;
+            let ctx = vigil_shadow_runner::cli::Context {
+                default_brokers: &config.kafka.brokers,
+                alert_routes: &config.alert_routes,
+            };
+            let out = vigil_shadow_runner::cli::run(&cmd, &config.shadow, &s, ctx).await?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Alerts(cmd) => {
+            let s = serve::open_store(&config, store).await?;
+            let ctx = config.alert_context();
+            print!(
+                "{}",
+                vigil_analyzer::alerting::cli::run(&s, &ctx, &cmd).await?
+            );
+            Ok(())
+        }
+        Command::Ab(AbCommand::Analyze(args)) => {
+            let s = serve::open_store(&config, store).await?;
+            println!(
+                "{}",
+                vigil_experimenter::promote_cli::run_ab_store(&s, &config.experiments, &args)
+                    .await?
+            );
+            Ok(())
+        }
+        Command::Promote(args) => {
+            let s = match &args.server {
+                Some(_) => None,
+                None => Some(
+                    serve::open_store(&config, store)
+                        .await
+                        .context(SERVER_HINT)?,
+                ),
+            };
+            print!(
+                "{}",
+                vigil_experimenter::promote_cli::run_promote(
+                    s.as_ref(),
+                    &config.experiments,
+                    config.gateway.as_ref(),
+                    config.mlflow.as_ref(),
+                    &args
+                )
+                .await?
+            );
+            Ok(())
+        }
+        Command::Rollback(args) => {
+            let s = match &args.server {
+                Some(_) => None,
+                None => Some(
+                    serve::open_store(&config, store)
+                        .await
+                        .context(SERVER_HINT)?,
+                ),
+            };
+            print!(
+                "{}",
+                vigil_experimenter::promote_cli::run_rollback(
+                    s.as_ref(),
+                    config.mlflow.as_ref(),
+                    &args
+                )
+                .await?
+            );
             Ok(())
         }
         Command::Drift(_)
         | Command::Fairness(_)
-        | Command::Ab(_)
+        | Command::Ab(AbCommand::Power(_))
         | Command::Assign(_)
         | Command::Config(_) => {
             unreachable!("handled before the runtime starts")

@@ -3,6 +3,7 @@
 //! `vigil analyze`), so a window is judged once, shortly after it closes.
 
 use std::time::Duration;
+use vigil_analyzer::alerting::AlertContext;
 use vigil_analyzer::monitor::{self, MonitorConfig};
 use vigil_store::Store;
 
@@ -19,7 +20,14 @@ fn tick(monitors: &[MonitorConfig]) -> Duration {
 
 /// Starts the schedule; `None` when no monitors are configured. Errors are logged and retried
 /// on the next tick: a store outage must not stop monitoring for good.
-pub fn spawn(store: Store, monitors: Vec<MonitorConfig>) -> Option<tokio::task::JoinHandle<()>> {
+///
+/// After a run that evaluated a window, the alert rules run on the new results (their
+/// notifications go to the outbox; `alerting::spawn_delivery` sends them).
+pub fn spawn(
+    store: Store,
+    monitors: Vec<MonitorConfig>,
+    alerts: AlertContext,
+) -> Option<tokio::task::JoinHandle<()>> {
     if monitors.is_empty() {
         return None;
     }
@@ -37,11 +45,20 @@ pub fn spawn(store: Store, monitors: Vec<MonitorConfig>) -> Option<tokio::task::
             let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
             match monitor::run_due(&store, &monitors, None, now, now).await {
                 Ok(outcomes) => {
+                    let mut ran = false;
                     for o in outcomes {
                         if let monitor::DueOutcome::Ran(run) = o {
+                            ran = true;
                             tracing::info!(monitor = %run.monitor, window_end = run.window_end,
                                 verdict = run.verdict.as_str(), drift_share = run.drift_share,
                                 "monitor evaluated");
+                        }
+                    }
+                    if ran {
+                        if let Err(e) =
+                            vigil_analyzer::alerting::evaluate::evaluate(&store, &alerts).await
+                        {
+                            tracing::warn!(error = %e, "alert evaluation failed; retrying next window");
                         }
                     }
                 }

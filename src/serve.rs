@@ -45,12 +45,33 @@ impl HttpServer {
     }
 }
 
-pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Result<HttpServer> {
+/// `store` lets the gateway read and write promotions (`deployments`); without it, promotion
+/// endpoints answer 503.
+pub fn start_http(
+    config: &VigilConfig,
+    writer: WriterHandle,
+    bind: &str,
+    store: Option<Store>,
+) -> Result<HttpServer> {
     let auth = Authenticator::from_config(&config.auth.tokens)?;
     if auth.is_open() {
         tracing::warn!("no [auth] tokens configured: HTTP ingest accepts unauthenticated requests (fine for a local demo, not for production)");
     }
     let (auth_for_gateway, writer_for_gateway) = (auth.clone(), writer.clone());
+    // The alerts API (GET /v1/alerts, POST /v1/alerts/{id}/ack, POST /v1/silences) needs the store.
+    let alerts_state = store.clone().map(|s| {
+        actix_web::web::Data::new(vigil_analyzer::alerting::http::AlertApi {
+            store: s,
+            auth: auth.clone(),
+        })
+    });
+    // The shadow API (GET /v1/shadow/runs[/{id}], GET /v1/retraining-requests) reads the store.
+    let shadow_state = store.clone().map(|s| {
+        actix_web::web::Data::new(vigil_shadow_runner::api::ApiState {
+            store: s,
+            auth: auth.clone(),
+        })
+    });
     let state = actix_web::web::Data::new(IngestState {
         writer,
         auth,
@@ -64,18 +85,46 @@ pub fn start_http(config: &VigilConfig, writer: WriterHandle, bind: &str) -> Res
             g.clone(),
             auth_for_gateway,
             writer_for_gateway,
+            store.clone(),
         )?),
         None => None,
     };
     let gateway_state = gateway.as_ref().map(|g| g.state.clone());
+    // The web UI (`/ui`) reads the store, so it is mounted whenever there is one.
+    let ui = match &store {
+        Some(s) => Some(crate::ui::dashboard_state(
+            config,
+            s.clone(),
+            gateway_state.clone(),
+        )?),
+        None => None,
+    };
     let server = actix_web::HttpServer::new(move || {
         let state = state.clone();
         let gateway_state = gateway_state.clone();
+        let alerts_state = alerts_state.clone();
+        let shadow_state = shadow_state.clone();
+        let ui = ui.clone();
         actix_web::App::new()
             .configure(move |cfg| vigil_collector::http::configure(cfg, state))
             .configure(move |cfg| {
+                if let Some(s) = shadow_state {
+                    vigil_shadow_runner::api::configure(cfg, s);
+                }
+            })
+            .configure(move |cfg| {
+                if let Some(a) = alerts_state {
+                    vigil_analyzer::alerting::http::configure(cfg, a);
+                }
+            })
+            .configure(move |cfg| {
                 if let Some(g) = gateway_state {
                     vigil_experimenter::gateway::http::configure(cfg, g);
+                }
+            })
+            .configure(move |cfg| {
+                if let Some(ui) = ui {
+                    vigil_dashboards::configure(cfg, ui);
                 }
             })
     })
@@ -105,6 +154,7 @@ fn start_gateway(
     gateway: GatewayConfig,
     auth: Authenticator,
     writer: WriterHandle,
+    store: Option<Store>,
 ) -> Result<Gateway> {
     let reloader: Option<Reloader> = config.source_path.clone().map(|path| {
         Box::new(move || {
@@ -113,7 +163,15 @@ fn start_gateway(
                 .map_err(|e| format!("{e:#}"))
         }) as Reloader
     });
-    let g = Gateway::start(gateway, config.experiments.clone(), auth, writer, reloader)?;
+    let g = Gateway::start(
+        gateway,
+        config.experiments.clone(),
+        auth,
+        writer,
+        reloader,
+        store,
+        config.mlflow.clone(),
+    )?;
     tracing::info!(
         models = g.state.routing().models.len(),
         "gateway routes mounted (GET /v1/assign, POST /v1/predict/{{model}}, POST /v1/admin/reload, GET /metrics/gateway)"
@@ -131,11 +189,22 @@ pub async fn serve(
 ) -> Result<()> {
     let store = open_store(&config, store_override).await?;
     tracing::info!(store = %store.describe(), "store ready");
-    let monitors = crate::monitor_task::spawn(store.clone(), config.monitors.clone());
+    let monitors = crate::monitor_task::spawn(
+        store.clone(),
+        config.monitors.clone(),
+        config.alert_context(),
+    );
+    let alert_delivery =
+        vigil_analyzer::alerting::spawn_delivery(store.clone(), config.alert_context());
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let http_server = if http {
-        let s = start_http(&config, writer.clone(), &config.http.bind)?;
+        let s = start_http(
+            &config,
+            writer.clone(),
+            &config.http.bind,
+            Some(store.clone()),
+        )?;
         tracing::info!(addr = %s.addr, "HTTP ingest listening (POST /v1/events, /v1/outcomes, /v1/exposures; GET /metrics)");
         Some(s)
     } else {
@@ -158,6 +227,9 @@ pub async fn serve(
     shutdown_signal().await;
     if let Some(m) = monitors {
         m.abort();
+    }
+    if let Some(d) = alert_delivery {
+        d.abort();
     }
     tracing::info!("shutting down: finishing in-flight batches");
     if let Some(s) = http_server {

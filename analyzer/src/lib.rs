@@ -24,6 +24,7 @@
 //! assert!(result.score < 0.05 && result.drift);
 //! ```
 
+pub mod alerting;
 pub mod cli;
 pub mod drift;
 pub mod error;

@@ -23,11 +23,20 @@ pub enum MetricType {
 #[derive(clap::Args, Debug)]
 pub struct AbAnalyzeArgs {
     /// CSV with a header row and one row per unit.
+    #[arg(
+        long,
+        required_unless_present = "experiment",
+        conflicts_with = "experiment"
+    )]
+    pub data: Option<PathBuf>,
+    /// Analyse a configured experiment from the store instead of a CSV: first exposure per
+    /// unit, outcomes within the conversion window, per-arm sums computed in ClickHouse, and the
+    /// ship / roll back / keep running / inconclusive decision (`[experiments.analysis]`).
     #[arg(long)]
-    pub data: PathBuf,
-    /// Name of the control arm.
-    #[arg(long)]
-    pub control: String,
+    pub experiment: Option<String>,
+    /// Name of the control arm (with --experiment: the first arm).
+    #[arg(long, required_unless_present = "experiment")]
+    pub control: Option<String>,
     #[arg(long, default_value = "variant")]
     pub variant_column: String,
     #[arg(long, default_value = "value")]
@@ -140,9 +149,16 @@ fn arm_stats(m: &Moments) -> ArmStats {
 
 /// Runs `vigil ab analyze` and returns what to print.
 pub fn run_ab_analyze(args: &AbAnalyzeArgs) -> Result<String> {
-    let path = args.data.display().to_string();
-    let mut reader =
-        csv::Reader::from_path(&args.data).with_context(|| format!("cannot open {path}"))?;
+    let data = args
+        .data
+        .as_ref()
+        .ok_or_else(|| anyhow!("--data UNITS.csv is required without --experiment"))?;
+    let control_name = args
+        .control
+        .as_deref()
+        .ok_or_else(|| anyhow!("--control NAME is required with --data"))?;
+    let path = data.display().to_string();
+    let mut reader = csv::Reader::from_path(data).with_context(|| format!("cannot open {path}"))?;
     let headers = reader
         .headers()
         .with_context(|| format!("{path}: cannot read the header row"))?
@@ -182,15 +198,12 @@ pub fn run_ab_analyze(args: &AbAnalyzeArgs) -> Result<String> {
         }
     }
     let control = arms
-        .remove(&args.control)
-        .ok_or_else(|| anyhow!("{path}: no unit of the control arm `{}`", args.control))?;
+        .remove(control_name)
+        .ok_or_else(|| anyhow!("{path}: no unit of the control arm `{control_name}`"))?;
     if arms.is_empty() {
-        bail!(
-            "{path}: only the control arm `{}` has units; nothing to compare",
-            args.control
-        );
+        bail!("{path}: only the control arm `{control_name}` has units; nothing to compare");
     }
-    let c_metric = metric_moments(args.metric_type, &control.values, &args.control)?;
+    let c_metric = metric_moments(args.metric_type, &control.values, control_name)?;
     let c_stats = arm_stats(&c_metric);
     let users: Vec<u64> = std::iter::once(control.values.len() as u64)
         .chain(arms.values().map(|a| a.values.len() as u64))
@@ -229,7 +242,7 @@ pub fn run_ab_analyze(args: &AbAnalyzeArgs) -> Result<String> {
                         cross_sum: a.values.iter().zip(&a.covariates).map(|(x, y)| x * y).sum(),
                     })
                 };
-                let cc = moments(&c_metric, &control, &args.control)?;
+                let cc = moments(&c_metric, &control, control_name)?;
                 let tc = moments(&t_metric, acc, name)?;
                 let theta = stats::cuped::pooled_theta(&cc, &tc)?;
                 let r =
@@ -256,7 +269,7 @@ pub fn run_ab_analyze(args: &AbAnalyzeArgs) -> Result<String> {
         );
     }
     let report = Report {
-        control: args.control.clone(),
+        control: control_name.to_owned(),
         control_units: control.values.len() as u64,
         control_mean: c_metric.mean(),
         srm_p_value: srm.p_value,
@@ -287,4 +300,58 @@ pub fn run_ab_analyze(args: &AbAnalyzeArgs) -> Result<String> {
             out
         }
     })
+}
+
+/// Arguments of `vigil ab power`: the minimum detectable effect of a planned experiment, and its
+/// power at a given lift.
+#[derive(clap::Args, Debug)]
+pub struct AbPowerArgs {
+    /// Baseline conversion rate in (0, 1) (a proportion metric).
+    #[arg(long, conflicts_with_all = ["mean", "stddev"])]
+    pub rate: Option<f64>,
+    /// Baseline mean of a numeric metric (with --stddev).
+    #[arg(long, requires = "stddev")]
+    pub mean: Option<f64>,
+    /// Per-unit standard deviation of the numeric metric.
+    #[arg(long, requires = "mean")]
+    pub stddev: Option<f64>,
+    /// Units in each arm.
+    #[arg(long)]
+    pub units_per_arm: f64,
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Target power for the minimum detectable effect.
+    #[arg(long, default_value_t = 0.8)]
+    pub power: f64,
+    /// Also report the power at this relative lift (0.05 = +5 %).
+    #[arg(long)]
+    pub lift: Option<f64>,
+}
+
+/// Runs `vigil ab power` and returns the JSON to print.
+pub fn run_ab_power(args: &AbPowerArgs) -> Result<String> {
+    let metric = match (args.rate, args.mean, args.stddev) {
+        (Some(rate), None, None) => stats::PowerMetric::Proportion { rate },
+        (None, Some(mean), Some(sd)) => stats::PowerMetric::Mean {
+            mean,
+            variance: sd * sd,
+        },
+        _ => bail!("give either --rate R, or --mean M with --stddev S"),
+    };
+    let scenario = stats::PowerScenario {
+        metric,
+        control_units: args.units_per_arm,
+        treatment_units: args.units_per_arm,
+        alpha: args.alpha,
+    };
+    let mde = stats::minimum_detectable_effect(&scenario, args.power)?;
+    let at_lift = args.lift.map(|l| stats::power(&scenario, l)).transpose()?;
+    Ok(serde_json::to_string_pretty(&serde_json::json!({
+        "units_per_arm": args.units_per_arm,
+        "alpha": args.alpha,
+        "target_power": args.power,
+        "minimum_detectable_effect": mde,
+        "lift": args.lift,
+        "power_at_lift": at_lift,
+    }))?)
 }

@@ -154,6 +154,10 @@ pub struct ExperimentConfig {
     /// `targeting = { country = "DE", plan = ["pro", "team"] }`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub targeting: BTreeMap<String, Condition>,
+    /// How to analyse the experiment from the store (`[experiments.analysis]`); see
+    /// [`crate::analysis`]. Not used by assignment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::AnalysisConfig>,
 }
 
 fn default_coverage() -> f64 {
@@ -203,6 +207,8 @@ pub enum ExperimentError {
     EmptyCondition { key: String, attribute: String },
     #[error("experiment `{key}` is defined more than once; experiment keys must be unique")]
     DuplicateKey { key: String },
+    #[error("experiment `{key}`, [experiments.analysis]: {reason}")]
+    Analysis { key: String, reason: String },
 }
 
 impl ExperimentConfig {
@@ -214,6 +220,12 @@ impl ExperimentConfig {
         }
         if self.arms.is_empty() {
             return Err(ExperimentError::NoArms { key: key() });
+        }
+        if let Some(a) = &self.analysis {
+            a.validate().map_err(|e| ExperimentError::Analysis {
+                key: key(),
+                reason: e.to_string(),
+            })?;
         }
         for (index, arm) in self.arms.iter().enumerate() {
             if arm.name.trim().is_empty() {

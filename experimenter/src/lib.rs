@@ -35,13 +35,18 @@
 //! ```
 
 pub mod ab_cli;
+pub mod analysis;
 pub mod bucket;
 pub mod cli;
 pub mod experiment;
 pub mod gateway;
 pub mod hash;
+pub mod mlflow;
 pub mod namespace;
+pub mod promote_cli;
+pub mod promotion;
 pub mod stats;
+pub mod warehouse;
 
 pub use bucket::{bucket_ranges, choose_variation, equal_weights, BucketRange};
 pub use cli::{run_assign, AssignArgs, AssignError, OutputFormat};

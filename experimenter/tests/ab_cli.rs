@@ -11,8 +11,9 @@ use vigil_experimenter::stats::{
 
 fn args(path: &std::path::Path, covariate: bool) -> AbAnalyzeArgs {
     AbAnalyzeArgs {
-        data: path.to_path_buf(),
-        control: "control".into(),
+        data: Some(path.to_path_buf()),
+        experiment: None,
+        control: Some("control".into()),
         variant_column: "variant".into(),
         metric_column: "value".into(),
         covariate_column: covariate.then(|| "pre".into()),
@@ -145,4 +146,35 @@ fn errors_name_file_row_and_column() {
         .unwrap_err()
         .to_string()
         .contains("0 or 1"));
+}
+
+#[test]
+fn power_reports_the_mde_at_which_power_is_the_target() {
+    use vigil_experimenter::ab_cli::{run_ab_power, AbPowerArgs};
+    let args = |lift: Option<f64>| AbPowerArgs {
+        rate: Some(0.1),
+        mean: None,
+        stddev: None,
+        units_per_arm: 10_000.0,
+        alpha: 0.05,
+        power: 0.8,
+        lift,
+    };
+    let v: serde_json::Value = serde_json::from_str(&run_ab_power(&args(None)).unwrap()).unwrap();
+    let mde = v["minimum_detectable_effect"].as_f64().unwrap();
+    // Normal approximation by hand: 2.8 · sqrt(2 · 0.09 / 10 000) / 0.1 ≈ 0.119 (the exact
+    // delta-method variance at the lifted rate is a little larger).
+    assert!((0.115..0.14).contains(&mde), "{mde}");
+    let at: serde_json::Value =
+        serde_json::from_str(&run_ab_power(&args(Some(mde))).unwrap()).unwrap();
+    assert!(
+        (at["power_at_lift"].as_f64().unwrap() - 0.8).abs() < 1e-6,
+        "{at}"
+    );
+    let mut bad = args(None);
+    bad.rate = None;
+    assert!(run_ab_power(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("--rate"));
 }

@@ -1,5 +1,6 @@
-//! Encoder throughput (sentences/s) at several batch sizes on the CPU (or CUDA with `--features
-//! cuda`). Needs `bash scripts/models/fetch.sh`. Results go to docs/benchmarks.md by hand.
+//! Encoder throughput (sentences/s) at batch 1, 32 and 128 on the CPU (or CUDA with `--features
+//! cuda`), on the same 256 sentences as `scripts/models/bench_st.py` (sentence-transformers).
+//! Needs `bash scripts/models/fetch.sh`. Results go to docs/benchmarks.md by hand.
 //!
 //!     cargo run -p vigil-shadow-runner --example throughput -- [MODEL_DIR_NAME] [ROUNDS]
 
@@ -36,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         device_name(&device),
         texts.len()
     );
-    for batch in [1usize, 32] {
+    for batch in [1usize, 32, 128] {
         let encoder = SentenceEncoder::load(&dir, &device)?.with_batch_size(batch);
         encoder.encode(&texts[..batch.min(texts.len())])?; // warm-up
         let mut best = f64::INFINITY;

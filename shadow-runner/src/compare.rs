@@ -55,12 +55,15 @@ pub struct ShadowReport {
 }
 
 /// Thresholds a candidate must meet to be considered safe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ShadowPolicy {
     /// Minimum label agreement with production.
     pub min_agreement: f64,
     /// Maximum absolute change of any label's share.
     pub max_label_shift: f64,
+    /// Accuracy gain (lower end of the 95% interval) above which a candidate is `better`.
+    pub better_margin: f64,
 }
 
 impl Default for ShadowPolicy {
@@ -68,6 +71,7 @@ impl Default for ShadowPolicy {
         Self {
             min_agreement: 0.8,
             max_label_shift: 0.1,
+            better_margin: 0.01,
         }
     }
 }

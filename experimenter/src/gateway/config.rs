@@ -50,6 +50,35 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     pub breaker: BreakerConfig,
     pub models: Vec<ModelConfig>,
+    /// How often the gateway re-reads `deployments` (promotions made elsewhere: the CLI, another
+    /// gateway) and advances ramps.
+    pub deployment_poll_ms: u64,
+    pub ramp: RampConfig,
+}
+
+/// `[gateway.ramp]`: how a promotion with a ramp rolls out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RampConfig {
+    /// Shares of the model's traffic, in order; the last must be 1.
+    pub stages: Vec<f64>,
+    /// Minimum time on a stage before advancing.
+    pub step_seconds: u64,
+    /// Requests the new version must have served on a stage before its guardrails are judged.
+    pub min_requests: u64,
+    /// Significance level of the (always-valid) latency guardrail.
+    pub alpha: f64,
+}
+
+impl Default for RampConfig {
+    fn default() -> Self {
+        RampConfig {
+            stages: vec![0.05, 0.25, 0.5, 1.0],
+            step_seconds: 3600,
+            min_requests: 200,
+            alpha: 0.01,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -62,6 +91,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 1 << 20,
             breaker: BreakerConfig::default(),
             models: Vec::new(),
+            deployment_poll_ms: 2000,
+            ramp: RampConfig::default(),
         }
     }
 }

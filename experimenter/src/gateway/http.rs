@@ -43,10 +43,180 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<GatewayState>) {
             .route(web::post().to(reload)),
     )
     .service(
+        web::resource("/v1/experiments/{key}/promote")
+            .app_data(state.clone())
+            .route(web::post().to(promote)),
+    )
+    .service(
+        web::resource("/v1/experiments/{key}/analysis")
+            .app_data(state.clone())
+            .route(web::get().to(analysis)),
+    )
+    .service(
+        web::resource("/v1/models/{model}/rollback")
+            .app_data(state.clone())
+            .route(web::post().to(rollback)),
+    )
+    .service(
+        web::resource("/v1/deployments")
+            .app_data(state.clone())
+            .route(web::get().to(deployments)),
+    )
+    .service(
         web::resource("/metrics/gateway")
             .app_data(state)
             .route(web::get().to(metrics)),
     );
+}
+
+/// Who is acting, or the refusal (401/403). The refusal is returned by value on purpose: it is
+/// sent straight back, once per refused request.
+#[allow(clippy::result_large_err)]
+fn actor(req: &HttpRequest, state: &GatewayState, need: Role) -> Result<String, HttpResponse> {
+    let h = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state.auth.authorize(h, need).map_err(|e| {
+        let status = match e {
+            AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        error(status, &e.to_string())
+    })
+}
+
+fn deploy_error(e: &super::deploy::DeployError) -> HttpResponse {
+    error(
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_string(),
+    )
+}
+
+/// Body of `POST /v1/experiments/{key}/promote` (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteBody {
+    arm: Option<String>,
+    reason: Option<String>,
+    #[serde(default)]
+    force: bool,
+    /// Roll out along `[gateway.ramp] stages` instead of all at once.
+    #[serde(default)]
+    ramp: bool,
+}
+
+/// `POST /v1/experiments/{key}/promote` (admin).
+async fn promote(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Bytes,
+    state: web::Data<GatewayState>,
+) -> HttpResponse {
+    let who = match actor(&req, &state, Role::Admin) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let parsed: PromoteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PromoteBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+        }
+    };
+    let request = crate::promotion::PromoteRequest {
+        arm: parsed.arm,
+        actor: who,
+        reason: parsed
+            .reason
+            .unwrap_or_else(|| "promoted through the API".into()),
+        force: parsed.force,
+        ramp: Vec::new(),
+    };
+    match state.promote(&path, request, parsed.ramp).await {
+        Ok(o) => HttpResponse::Ok().json(serde_json::json!({
+            "deployment": o.deployment,
+            "decision": o.report.decisions.get(&o.deployment.arm),
+        })),
+        Err(e) => deploy_error(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    reason: Option<String>,
+}
+
+/// `POST /v1/models/{model}/rollback` (admin).
+async fn rollback(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: Bytes,
+    state: web::Data<GatewayState>,
+) -> HttpResponse {
+    let who = match actor(&req, &state, Role::Admin) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let parsed: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RollbackBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+        }
+    };
+    let reason = parsed
+        .reason
+        .unwrap_or_else(|| "rolled back through the API".into());
+    match state.rollback(&path, &who, &reason).await {
+        Ok(row) => HttpResponse::Ok().json(serde_json::json!({ "deployment": row })),
+        Err(e) => deploy_error(&e),
+    }
+}
+
+/// `GET /v1/experiments/{key}/analysis` (viewer): the store-backed analysis and decision.
+async fn analysis(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<GatewayState>,
+) -> HttpResponse {
+    if let Some(r) = refusal(&req, &state, Role::Viewer) {
+        return r;
+    }
+    match state.analysis(&path).await {
+        Ok(r) => HttpResponse::Ok().json(r),
+        Err(e) => deploy_error(&e),
+    }
+}
+
+/// `GET /v1/deployments?model=NAME` (viewer): the audit trail and current production versions.
+async fn deployments(
+    req: HttpRequest,
+    query: web::Query<BTreeMap<String, String>>,
+    state: web::Data<GatewayState>,
+) -> HttpResponse {
+    if let Some(r) = refusal(&req, &state, Role::Viewer) {
+        return r;
+    }
+    let Some(store) = state.store.clone() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no store");
+    };
+    match crate::promotion::load_rows(&store, query.get("model").map(String::as_str)).await {
+        Ok(rows) => {
+            let production: BTreeMap<String, String> = state
+                .routing()
+                .models
+                .values()
+                .map(|m| (m.name.clone(), m.control.clone()))
+                .collect();
+            HttpResponse::Ok()
+                .json(serde_json::json!({ "production": production, "history": rows }))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
 }
 
 fn error(status: StatusCode, message: &str) -> HttpResponse {

@@ -18,8 +18,10 @@
 
 pub mod breaker;
 pub mod config;
+pub mod deploy;
 pub mod http;
 pub mod metrics;
+pub mod ramp;
 pub mod recorder;
 pub mod routing;
 pub mod shadow;
@@ -33,14 +35,18 @@ use vigil_collector::writer::WriterHandle;
 use vigil_store::auth::Authenticator;
 
 pub use config::{
-    BreakerConfig, GatewayConfig, GatewayConfigError, ModelConfig, ShadowConfig, VersionConfig,
+    BreakerConfig, GatewayConfig, GatewayConfigError, ModelConfig, RampConfig, ShadowConfig,
+    VersionConfig,
 };
 pub use metrics::GatewayMetrics;
 pub use routing::Routing;
 
 use crate::experiment::Experiment;
+use crate::mlflow::MlflowConfig;
+use crate::promotion::DeploymentState;
 use recorder::Recorder;
 use shadow::Mirror;
+use vigil_store::Store;
 
 /// Re-reads the configuration for a reload: the `[gateway]` section and `[[experiments]]`.
 pub type Reloader =
@@ -70,6 +76,11 @@ pub struct GatewayState {
     mirror: Mirror,
     pub metrics: Arc<GatewayMetrics>,
     auth: Authenticator,
+    /// Where promotions are recorded; `None` (no store) turns the promotion endpoints off.
+    pub(crate) store: Option<Store>,
+    pub(crate) mlflow: Option<MlflowConfig>,
+    /// One promotion, rollback or ramp step at a time.
+    pub(crate) deploy_lock: tokio::sync::Mutex<()>,
 }
 
 impl GatewayState {
@@ -108,14 +119,50 @@ impl GatewayState {
         let config = config.ok_or_else(|| {
             GatewayError::Reload("the configuration no longer has a [gateway] section; restart to turn the gateway off".into())
         })?;
+        let deployments = self.routing().deployments.clone();
         let routing = Arc::new(
-            Routing::build(config, experiments).map_err(|e| GatewayError::Reload(e.to_string()))?,
+            Routing::build_with(config, experiments, deployments)
+                .map_err(|e| GatewayError::Reload(e.to_string()))?,
         );
-        match self.routing.write() {
-            Ok(mut r) => *r = routing.clone(),
-            Err(poisoned) => *poisoned.into_inner() = routing.clone(),
-        }
+        self.swap(routing.clone());
         Ok(routing)
+    }
+
+    fn swap(&self, routing: Arc<Routing>) {
+        match self.routing.write() {
+            Ok(mut r) => *r = routing,
+            Err(poisoned) => *poisoned.into_inner() = routing,
+        }
+    }
+
+    /// Recompiles the routing with a new deployment history (after a promotion, a rollback or a
+    /// ramp step, here or elsewhere). Breakers are reset, as on reload.
+    pub fn apply_deployments(
+        &self,
+        deployments: DeploymentState,
+    ) -> Result<Arc<Routing>, GatewayError> {
+        let routing = Arc::new(self.routing().rebuild(Arc::new(deployments))?);
+        self.swap(routing.clone());
+        tracing::info!(
+            production = ?routing.models.values().map(|m| (m.name.as_str(), m.control.as_str())).collect::<Vec<_>>(),
+            "gateway routing follows the deployment history"
+        );
+        Ok(routing)
+    }
+
+    /// Re-reads `deployments` and recompiles when it changed.
+    pub async fn refresh_deployments(&self) -> Result<bool, GatewayError> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let state = crate::promotion::load_state(store)
+            .await
+            .map_err(|e| GatewayError::Reload(e.to_string()))?;
+        if *self.routing().deployments == state {
+            return Ok(false);
+        }
+        self.apply_deployments(state)?;
+        Ok(true)
     }
 }
 
@@ -125,6 +172,7 @@ pub struct Gateway {
     close_recorder: tokio::sync::oneshot::Sender<()>,
     recorder_task: tokio::task::JoinHandle<()>,
     sighup_task: Option<tokio::task::JoinHandle<()>>,
+    deployments_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Gateway {
@@ -136,6 +184,8 @@ impl Gateway {
         auth: Authenticator,
         writer: WriterHandle,
         reloader: Option<Reloader>,
+        store: Option<Store>,
+        mlflow: Option<MlflowConfig>,
     ) -> Result<Gateway, GatewayError> {
         let routing = Routing::build(config, experiments)?;
         let metrics = Arc::new(GatewayMetrics::default());
@@ -163,7 +213,14 @@ impl Gateway {
             mirror,
             metrics,
             auth,
+            store,
+            mlflow,
+            deploy_lock: tokio::sync::Mutex::new(()),
         });
+        let deployments_task = state
+            .store
+            .is_some()
+            .then(|| tokio::spawn(ramp::poll_deployments(state.clone())));
         let sighup_task = if has_reloader {
             spawn_sighup(state.clone())
         } else {
@@ -174,6 +231,7 @@ impl Gateway {
             close_recorder,
             recorder_task,
             sighup_task,
+            deployments_task,
         })
     }
 
@@ -187,6 +245,9 @@ impl Gateway {
     /// server has stopped.
     pub async fn shutdown(self) {
         if let Some(t) = self.sighup_task {
+            t.abort();
+        }
+        if let Some(t) = self.deployments_task {
             t.abort();
         }
         let grace = self.state.routing().config.timeout_ms;

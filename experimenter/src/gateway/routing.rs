@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::breaker::Breaker;
 use super::config::{GatewayConfig, GatewayConfigError};
-use crate::experiment::{Assignment, Attributes, Experiment};
+use crate::experiment::{Assignment, Attributes, Experiment, Status};
+use crate::hash::{hash, HashVersion};
+use crate::promotion::{DeploymentState, Rollout};
 
 /// One version's backend.
 #[derive(Debug)]
@@ -26,6 +28,9 @@ pub struct ModelRoute {
     pub versions: HashMap<String, Arc<Backend>>,
     /// (version, share) of shadow candidates.
     pub shadows: Vec<(String, f64)>,
+    /// A version ramping up (after a promotion with a ramp schedule): units whose rollout hash
+    /// falls below its share get it instead of `control`.
+    pub rollout: Option<Rollout>,
     /// Indices into [`Routing::experiments`] of experiments on this model, in config order.
     experiments: Vec<usize>,
 }
@@ -45,19 +50,62 @@ pub struct Route<'a> {
 #[derive(Debug)]
 pub struct Routing {
     pub config: GatewayConfig,
+    /// Experiments as routed: those a promotion ended are `stopped`.
     pub experiments: Vec<Experiment>,
+    /// Experiments as configured (what a rebuild starts from).
+    pub configured: Vec<Experiment>,
     pub models: HashMap<String, ModelRoute>,
+    /// The deployment history this table was built with (production versions, ramps).
+    pub deployments: Arc<DeploymentState>,
 }
 
 impl Routing {
-    /// Validates and compiles. Circuit breakers start closed (a reload resets them).
+    /// Validates and compiles, with no deployment history. Circuit breakers start closed (a
+    /// reload resets them).
     pub fn build(
         config: GatewayConfig,
         experiments: Vec<Experiment>,
     ) -> Result<Routing, GatewayConfigError> {
-        config.validate(&experiments)?;
+        Self::build_with(config, experiments, Arc::new(DeploymentState::default()))
+    }
+
+    /// Validates and compiles, applying the deployment history: a model's production version
+    /// replaces its configured `control` (unless it is no longer one of its versions, which is
+    /// logged and ignored), experiments ended by a promotion stop enrolling, and a ramp in
+    /// progress gets its share.
+    pub fn build_with(
+        config: GatewayConfig,
+        configured: Vec<Experiment>,
+        deployments: Arc<DeploymentState>,
+    ) -> Result<Routing, GatewayConfigError> {
+        config.validate(&configured)?;
+        let experiments: Vec<Experiment> = configured
+            .iter()
+            .map(|e| {
+                if deployments.ended_experiments.contains(e.key()) {
+                    let mut c = e.config().clone();
+                    c.status = Status::Stopped;
+                    Experiment::new(c).unwrap_or_else(|_| e.clone())
+                } else {
+                    e.clone()
+                }
+            })
+            .collect();
         let mut models = HashMap::new();
         for m in &config.models {
+            let deployed = deployments.models.get(&m.name);
+            let known = |v: &str| m.versions.iter().any(|x| x.version == v);
+            let control = match deployed {
+                Some(d) if known(&d.production) => d.production.clone(),
+                Some(d) => {
+                    tracing::warn!(model = %m.name, version = %d.production, "the deployed production version is not in [gateway.models] versions; serving the configured control");
+                    m.control.clone()
+                }
+                None => m.control.clone(),
+            };
+            let rollout = deployed
+                .and_then(|d| d.rollout.clone())
+                .filter(|r| known(&r.version));
             let versions = m
                 .versions
                 .iter()
@@ -81,7 +129,8 @@ impl Routing {
                 m.name.clone(),
                 ModelRoute {
                     name: m.name.clone(),
-                    control: m.control.clone(),
+                    control,
+                    rollout,
                     fallback_to_control: m.fallback_to_control,
                     timeout: config.timeout_of(m),
                     versions,
@@ -97,8 +146,18 @@ impl Routing {
         Ok(Routing {
             config,
             experiments,
+            configured,
             models,
+            deployments,
         })
+    }
+
+    /// The same configuration compiled with a new deployment history.
+    pub fn rebuild(
+        &self,
+        deployments: Arc<DeploymentState>,
+    ) -> Result<Routing, GatewayConfigError> {
+        Self::build_with(self.config.clone(), self.configured.clone(), deployments)
     }
 
     /// The experiment with this key.
@@ -125,6 +184,18 @@ impl Routing {
                     arm: a.arm,
                     variation: a.variation,
                     version: a.model_version,
+                };
+            }
+        }
+        if let Some(r) = &model.rollout {
+            // Sticky: a unit's hash is fixed, so raising the share only adds units.
+            let seed = format!("rollout:{}:{}", model.name, r.version);
+            if hash(&seed, unit, HashVersion::V2) < r.share {
+                return Route {
+                    experiment: None,
+                    arm: "rollout",
+                    variation: -1,
+                    version: &r.version,
                 };
             }
         }

@@ -1,0 +1,654 @@
+//! `vigil shadow …`: run replays, show reports, evaluate retraining triggers, export training
+//! sets. The binary parses [`ShadowCommand`] and calls [`run`].
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use vigil_store::rows::{ShadowMetricRow, ShadowRunRow};
+use vigil_store::Store;
+
+use crate::accumulate::Summary;
+use crate::config::{parse_duration, ShadowConfig};
+use crate::device::{device_name, select_device};
+use crate::error::{Error, Result};
+use crate::replay::{self, source::Filters, Models, ReplayOptions, RunReport};
+use crate::retrain::{self, Delivery, TriggerOutcome};
+
+/// Output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Human-readable table.
+    #[default]
+    Table,
+    /// JSON.
+    Json,
+}
+
+/// `vigil shadow …`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum ShadowCommand {
+    /// Replay captured traffic (inference events with input text) against the candidates and
+    /// compare them with production; results go to the store (shadow_runs, shadow_metrics).
+    Run(RunArgs),
+    /// Show a run's comparison (default: the latest run).
+    Report(ReportArgs),
+    /// Evaluate the [[shadow.triggers]] once: file and deliver retraining requests.
+    Triggers(FormatArgs),
+    /// Export the training set of a retraining request (JSONL).
+    Export(ExportArgs),
+    /// Compare the answers the gateway mirrored to shadow candidates (shadow_responses) with
+    /// the answers production served for the same requests.
+    Mirrored(MirroredArgs),
+    /// Close a retraining request (a new one for the same model and reason may then be filed).
+    Close {
+        /// Request id.
+        #[arg(long)]
+        request: String,
+    },
+}
+
+/// `vigil shadow run`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Model name (default: the only model with a production version in [[shadow.models]]).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Candidate version(s) to replay (default: every candidate of the model).
+    #[arg(long)]
+    pub candidate: Vec<String>,
+    /// Window start: RFC 3339 or unix seconds (default: the beginning).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Window end, exclusive: RFC 3339 or unix seconds (default: now).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Window ending at --until (or now), e.g. 24h, 7d; instead of --since.
+    #[arg(long, conflicts_with = "since")]
+    pub window: Option<String>,
+    /// Replay at most this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Sampling rate (0 < R <= 1; default: [shadow] sample_rate).
+    #[arg(long)]
+    pub sample: Option<f64>,
+    /// Only events served by this version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Only events with this attribute value, KEY=VALUE (repeatable).
+    #[arg(long = "attr")]
+    pub attrs: Vec<String>,
+    /// Resume this job from its checkpoint (its window, sample and filters are kept).
+    #[arg(long)]
+    pub resume: Option<String>,
+    /// Stop after this many pages, leaving the job resumable.
+    #[arg(long, hide = true)]
+    pub pages: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `vigil shadow report`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ReportArgs {
+    /// Job id (default: the latest run).
+    #[arg(long)]
+    pub run: Option<String>,
+    /// Include the per-bucket time series.
+    #[arg(long)]
+    pub buckets: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Just a format.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FormatArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `vigil shadow mirrored`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MirroredArgs {
+    /// Model name.
+    #[arg(long)]
+    pub model: String,
+    /// Window start: RFC 3339 or unix seconds (default: 24 hours before --until).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Window end, exclusive (default: now).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `vigil shadow export`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Retraining request id.
+    #[arg(long)]
+    pub request: String,
+    /// Output file (`.jsonl`).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Parses RFC 3339 or unix seconds.
+pub fn parse_time(text: &str) -> Result<u32> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u32>() {
+        return Ok(secs);
+    }
+    let dt = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
+        Error::Config(format!(
+            "`{text}` is not a time ({e}): write RFC 3339 (2026-11-22T10:00:00Z) or unix seconds"
+        ))
+    })?;
+    u32::try_from(dt.timestamp()).map_err(|_| Error::Config(format!("`{text}` is out of range")))
+}
+
+fn now_secs() -> u32 {
+    chrono::Utc::now().timestamp().clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// What a shadow command needs from the rest of `vigil.toml`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// `[kafka] brokers` (default brokers of `[shadow] kafka_topic`).
+    pub default_brokers: &'a str,
+    /// `[[alert_routes]]` (e-mail of retraining requests via `[shadow] alert_route`).
+    pub alert_routes: &'a [vigil_analyzer::alerting::RouteConfig],
+}
+
+/// Runs a shadow command; returns what to print.
+pub async fn run(
+    cmd: &ShadowCommand,
+    cfg: &ShadowConfig,
+    store: &Store,
+    ctx: Context<'_>,
+) -> Result<String> {
+    cfg.validate()?;
+    match cmd {
+        ShadowCommand::Run(args) => {
+            let report = run_replay(args, cfg, store).await?;
+            Ok(match args.format {
+                Format::Json => to_json(&report)?,
+                Format::Table => render_run(&report),
+            })
+        }
+        ShadowCommand::Report(args) => {
+            let job = match &args.run {
+                Some(id) => replay::load_job(store, id).await?,
+                None => replay::list_jobs(store, 1).await?.into_iter().next(),
+            }
+            .ok_or_else(|| {
+                Error::NotFound(match &args.run {
+                    Some(id) => format!("no shadow run `{id}`"),
+                    None => "no shadow run yet: start one with `vigil shadow run`".into(),
+                })
+            })?;
+            let totals = replay::job_metrics(store, &job.job_id, Some("total")).await?;
+            let buckets = if args.buckets || args.format == Format::Json {
+                replay::job_metrics(store, &job.job_id, Some("bucket")).await?
+            } else {
+                Vec::new()
+            };
+            Ok(match args.format {
+                Format::Json => to_json(&serde_json::json!({
+                    "run": run_json(&job),
+                    "totals": totals,
+                    "buckets": buckets,
+                }))?,
+                Format::Table => render_report(&job, &totals, &buckets),
+            })
+        }
+        ShadowCommand::Triggers(args) => {
+            let delivery = Delivery::from_config(cfg, ctx.default_brokers);
+            let outcomes =
+                retrain::evaluate_triggers(store, cfg, &delivery, ctx.alert_routes).await?;
+            Ok(match args.format {
+                Format::Json => to_json(&outcomes)?,
+                Format::Table => render_triggers(&outcomes),
+            })
+        }
+        ShadowCommand::Export(args) => {
+            let ext = args
+                .out
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default();
+            if ext.eq_ignore_ascii_case("parquet") {
+                return Err(Error::Config(
+                    "Parquet export is not built: write JSONL (--out FILE.jsonl)".into(),
+                ));
+            }
+            let (rows, labelled) =
+                retrain::export_jsonl(store, &args.request, &cfg.label_outcome_prefix, &args.out)
+                    .await?;
+            Ok(format!(
+                "wrote {rows} rows ({labelled} with a ground-truth label) to {}\n",
+                args.out.display()
+            ))
+        }
+        ShadowCommand::Mirrored(args) => {
+            let until = match &args.until {
+                Some(u) => parse_time(u)?,
+                None => now_secs().saturating_add(1),
+            };
+            let since = match &args.since {
+                Some(s) => parse_time(s)?,
+                None => until.saturating_sub(86_400),
+            };
+            let rows = replay::mirrored::compare_mirrored(store, &args.model, since, until).await?;
+            Ok(match args.format {
+                Format::Json => to_json(&rows)?,
+                Format::Table => {
+                    let mut out = format!(
+                        "{:<20} {:>9} {:>9} {:>9} {:>9} {:>10} {:>14} {:>14}\n",
+                        "candidate",
+                        "mirrored",
+                        "answered",
+                        "matched",
+                        "agree",
+                        "score Δ",
+                        "p50/p95 ms",
+                        "served p50 ms"
+                    );
+                    for r in &rows {
+                        let _ = writeln!(
+                            out,
+                            "{:<20} {:>9} {:>9} {:>9} {:>9} {:>+10.3} {:>14} {:>14.1}",
+                            r.candidate,
+                            r.requests,
+                            r.answered,
+                            r.matched,
+                            pct(r.agreement),
+                            r.score_delta_mean,
+                            format!("{:.1}/{:.1}", r.cand_latency_p50, r.cand_latency_p95),
+                            r.served_latency_p50
+                        );
+                    }
+                    if rows.is_empty() {
+                        out.push_str("no mirrored responses in the window\n");
+                    }
+                    out
+                }
+            })
+        }
+        ShadowCommand::Close { request } => {
+            let r = retrain::close_request(store, request).await?;
+            Ok(format!("closed {}\n", r.request_id))
+        }
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| Error::Config(format!("cannot render JSON: {e}")))
+}
+
+/// A run without its checkpoint, for reports and the API.
+pub fn run_json(job: &ShadowRunRow) -> serde_json::Value {
+    serde_json::json!({
+        "job_id": job.job_id,
+        "model": job.model,
+        "production": job.production,
+        "candidates": job.candidates.split(',').filter(|c| !c.is_empty()).collect::<Vec<_>>(),
+        "since": job.since,
+        "until": job.until,
+        "sample_rate": job.sample_rate,
+        "filters": serde_json::from_str::<serde_json::Value>(&job.filters).unwrap_or_default(),
+        "status": job.status,
+        "processed": job.processed,
+        "cursor": {"ts": job.cursor_ts, "event_id": job.cursor_event_id},
+        "started_at": job.started_at,
+        "updated_ms": job.updated_ms,
+        "error": job.error,
+    })
+}
+
+async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result<RunReport> {
+    if let Some(t) = cfg.threads {
+        if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            // Read by candle's CPU kernels when the first model runs.
+            std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+        }
+    }
+    let registry = cfg.registry()?;
+    let resumed = match &args.resume {
+        Some(id) => Some(
+            replay::load_job(store, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no shadow run `{id}` to resume")))?,
+        ),
+        None => None,
+    };
+    let model = match (&resumed, &args.model) {
+        (Some(job), _) => job.model.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => {
+            let mut names: Vec<&str> = registry
+                .models
+                .iter()
+                .filter(|m| m.role == crate::Role::Production)
+                .map(|m| m.name.as_str())
+                .collect();
+            names.dedup();
+            match names.as_slice() {
+                [one] => one.to_string(),
+                [] => {
+                    return Err(Error::Config(
+                        "no production model in [[shadow.models]] of vigil.toml".into(),
+                    ))
+                }
+                _ => {
+                    return Err(Error::Config(format!(
+                        "several models ({}): pick one with --model",
+                        names.join(", ")
+                    )))
+                }
+            }
+        }
+    };
+    let (since, until, sample_rate, filters, candidates) = match &resumed {
+        Some(job) => {
+            if job.status == "done" {
+                return Err(Error::Config(format!(
+                    "run {} is already done: see `vigil shadow report --run {}`",
+                    job.job_id, job.job_id
+                )));
+            }
+            let filters: Filters = serde_json::from_str(&job.filters).unwrap_or_default();
+            let cands: Vec<String> = job
+                .candidates
+                .split(',')
+                .filter_map(|c| c.split_once('@').map(|(_, v)| v.to_string()))
+                .collect();
+            (job.since, job.until, job.sample_rate, filters, cands)
+        }
+        None => {
+            let until = match &args.until {
+                Some(u) => parse_time(u)?,
+                None => now_secs().saturating_add(1),
+            };
+            let since = match (&args.since, &args.window) {
+                (Some(s), _) => parse_time(s)?,
+                (None, Some(w)) => until.saturating_sub(parse_duration(w)?),
+                (None, None) => 0,
+            };
+            if since >= until {
+                return Err(Error::Config(format!(
+                    "empty window: since {since} is not before until {until}"
+                )));
+            }
+            let sample_rate = args.sample.unwrap_or(cfg.sample_rate);
+            if !(sample_rate > 0.0 && sample_rate <= 1.0) {
+                return Err(Error::Config(format!(
+                    "--sample {sample_rate} must be in (0, 1]"
+                )));
+            }
+            let mut attributes = std::collections::BTreeMap::new();
+            for a in &args.attrs {
+                let (k, v) = a.split_once('=').ok_or_else(|| {
+                    Error::Config(format!(
+                        "--attr {a}: write KEY=VALUE, e.g. --attr region=eu"
+                    ))
+                })?;
+                attributes.insert(k.trim().to_string(), v.trim().to_string());
+            }
+            let filters = Filters {
+                version: args.version.clone(),
+                attributes,
+                limit: args.limit,
+            };
+            (since, until, sample_rate, filters, args.candidate.clone())
+        }
+    };
+    let device = select_device(cfg.device)?;
+    let dtype = cfg.dtype()?;
+    let models = tokio::task::block_in_place(|| {
+        Models::load(&registry, &model, &candidates, &device, dtype)
+    })?;
+    let opts = ReplayOptions {
+        model: model.clone(),
+        candidates,
+        since,
+        until,
+        sample_rate,
+        filters: filters.clone(),
+        page_size: cfg.page_size,
+        bucket_secs: parse_duration(&cfg.bucket)?,
+        label_prefix: cfg.label_outcome_prefix.clone(),
+        min_labelled: cfg.min_labelled,
+        policy: cfg.policy.clone(),
+    };
+    let job = match resumed {
+        Some(job) => job,
+        None => replay::new_job(&opts, &models, &replay::new_job_id(&model)),
+    };
+    let scope = replay::source::Scope {
+        model: &model,
+        since,
+        until,
+        sample_rate,
+        filters: &filters,
+    };
+    let in_scope = replay::source::count(store, &scope).await?;
+    let total = filters.limit.map_or(in_scope, |l| l.min(in_scope));
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(format!(
+        "shadow {} ({}) on {}",
+        job.job_id,
+        models.candidate_ids().join(", "),
+        device_name(&device)
+    ));
+    pb.set_position(job.processed);
+    tracing::info!(job = %job.job_id, events = total, device = %device_name(&device), "shadow replay");
+    let pb2 = pb.clone();
+    let mut progress = move |done: u64| pb2.set_position(done);
+    let report = replay::run_job(store, &models, &opts, job, &mut progress, args.pages).await;
+    pb.finish_and_clear();
+    report
+}
+
+fn pct(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:.1}%", x * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
+fn ci(d: f64, lo: f64, hi: f64, n: u64) -> String {
+    if n == 0 || !d.is_finite() {
+        "-".into()
+    } else {
+        format!("{:+.1} [{:+.1}, {:+.1}]", d * 100.0, lo * 100.0, hi * 100.0)
+    }
+}
+
+fn render_run(r: &RunReport) -> String {
+    let mut out = String::new();
+    let rate = if r.wall_secs > 0.0 {
+        r.this_run as f64 / r.wall_secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        out,
+        "shadow run {}: {} events replayed ({} now in {:.1} s, {:.0} events/s end to end); production {}",
+        r.job_id, r.processed, r.this_run, r.wall_secs, rate, r.production
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>9} {:>9} {:>22} {:>8} {:>22} {:>24} {:>24} {:>9}  verdict",
+        "candidate",
+        "inputs",
+        "agree",
+        "replay",
+        "score Δ p50 [p05,p95]",
+        "cosine",
+        "top shift",
+        "accuracy Δ pts [95% CI]",
+        "macro-F1 Δ pts [95% CI]",
+        "ms/input"
+    );
+    for (cand, s) in &r.candidates {
+        write_summary_row(&mut out, cand, s);
+    }
+    for (cand, s) in &r.candidates {
+        for reason in &s.reasons {
+            let _ = writeln!(out, "  {cand}: {reason}");
+        }
+    }
+    out
+}
+
+fn write_summary_row(out: &mut String, cand: &str, s: &Summary) {
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>9} {:>9} {:>22} {:>8} {:>22} {:>24} {:>24} {:>9.2}  {}",
+        cand,
+        s.n,
+        pct(s.agreement),
+        pct(s.replay_agreement),
+        format!(
+            "{:+.3} [{:+.3},{:+.3}]",
+            s.score_delta_q[1], s.score_delta_q[0], s.score_delta_q[2]
+        ),
+        if s.cosine_mean.is_finite() {
+            format!("{:.4}", s.cosine_mean)
+        } else {
+            "-".into()
+        },
+        format!("{} {:+.1}pts", s.top_shift.0, s.top_shift.1 * 100.0),
+        ci(
+            s.accuracy_delta.delta,
+            s.accuracy_delta.low,
+            s.accuracy_delta.high,
+            s.accuracy_delta.n
+        ),
+        ci(
+            s.f1_delta.delta,
+            s.f1_delta.low,
+            s.f1_delta.high,
+            s.f1_delta.n
+        ),
+        s.ms_per_input.1,
+        s.verdict
+    );
+}
+
+fn render_report(
+    job: &ShadowRunRow,
+    totals: &[ShadowMetricRow],
+    buckets: &[ShadowMetricRow],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "shadow run {} ({}): model {}, production {}, window [{}, {}), {} events",
+        job.job_id, job.status, job.model, job.production, job.since, job.until, job.processed
+    );
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>9} {:>9} {:>10} {:>8} {:>22} {:>8} {:>24} {:>24} {:>9}  verdict",
+        "candidate",
+        "inputs",
+        "agree",
+        "replay",
+        "score Δ",
+        "cosine",
+        "top shift",
+        "labelled",
+        "accuracy Δ pts [95% CI]",
+        "macro-F1 Δ pts [95% CI]",
+        "ms/input"
+    );
+    for t in totals {
+        let _ = writeln!(
+            out,
+            "{:<28} {:>7} {:>9} {:>9} {:>+10.3} {:>8.4} {:>22} {:>8} {:>24} {:>24} {:>9.2}  {}",
+            t.candidate,
+            t.n,
+            pct(t.agreement),
+            pct(t.replay_agreement),
+            t.score_delta_p50,
+            t.cosine_mean,
+            format!("{} {:+.1}pts", t.top_shift_label, t.top_shift * 100.0),
+            t.labelled,
+            ci(
+                t.accuracy_delta,
+                t.accuracy_delta_low,
+                t.accuracy_delta_high,
+                t.labelled
+            ),
+            ci(t.f1_delta, t.f1_delta_low, t.f1_delta_high, t.labelled),
+            t.cand_ms_per_input,
+            t.verdict
+        );
+    }
+    for t in totals {
+        let reasons: Vec<String> = serde_json::from_str(&t.reasons).unwrap_or_default();
+        for r in reasons {
+            let _ = writeln!(out, "  {}: {r}", t.candidate);
+        }
+    }
+    if !buckets.is_empty() {
+        let _ = writeln!(out, "time series ({} bucket rows):", buckets.len());
+        for b in buckets {
+            let _ = writeln!(
+                out,
+                "  {} {:<28} n={:<6} agree={:<7} verdict={}",
+                b.bucket_start,
+                b.candidate,
+                b.n,
+                pct(b.agreement),
+                b.verdict
+            );
+        }
+    }
+    out
+}
+
+fn render_triggers(outcomes: &[TriggerOutcome]) -> String {
+    let mut out = String::new();
+    if outcomes.is_empty() {
+        out.push_str("no [[shadow.triggers]] configured\n");
+    }
+    for o in outcomes {
+        let _ = match o {
+            TriggerOutcome::Quiet { rule } => writeln!(out, "{rule}: quiet"),
+            TriggerOutcome::Filed { rule, request } => writeln!(
+                out,
+                "{rule}: FILED {} (model {}, reason {}, dataset [{}, {})); webhook {}, kafka {}",
+                request.request_id,
+                request.model,
+                request.reason,
+                request.dataset_since,
+                request.dataset_until,
+                request.webhook_status,
+                request.kafka_status
+            ),
+            TriggerOutcome::AlreadyOpen { rule, request_id } => {
+                writeln!(out, "{rule}: fired, request {request_id} already open")
+            }
+            TriggerOutcome::AlreadyHandled { rule, request_id } => writeln!(
+                out,
+                "{rule}: fired on evidence already handled by closed request {request_id}"
+            ),
+        };
+    }
+    out
+}
