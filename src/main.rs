@@ -236,6 +236,22 @@ fn run(cli: Cli) -> Result<()> {
 /// An embedded store belongs to one process: while `vigil serve` runs on it, promote through it.
 const SERVER_HINT: &str = "cannot open the store to record the change; if `vigil serve` is running on an embedded (chdb://) store, go through it: --server http://HOST:PORT with VIGIL_TOKEN set to an admin token";
 
+/// The store for `vigil promote`/`rollback`, unless they go through a running server.
+async fn store_unless_server(
+    config: &VigilConfig,
+    store: Option<&str>,
+    server: &Option<String>,
+) -> Result<Option<vigil_store::Store>> {
+    match server {
+        Some(_) => Ok(None),
+        None => Ok(Some(
+            serve::open_store(config, store)
+                .await
+                .context(SERVER_HINT)?,
+        )),
+    }
+}
+
 async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -> Result<()> {
     match command {
         Command::Demo(args) => demo::run(config, store, args).await,
@@ -352,14 +368,7 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             Ok(())
         }
         Command::Promote(args) => {
-            let s = match &args.server {
-                Some(_) => None,
-                None => Some(
-                    serve::open_store(&config, store)
-                        .await
-                        .context(SERVER_HINT)?,
-                ),
-            };
+            let s = store_unless_server(&config, store, &args.server).await?;
             print!(
                 "{}",
                 vigil_experimenter::promote_cli::run_promote(
@@ -374,14 +383,7 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             Ok(())
         }
         Command::Rollback(args) => {
-            let s = match &args.server {
-                Some(_) => None,
-                None => Some(
-                    serve::open_store(&config, store)
-                        .await
-                        .context(SERVER_HINT)?,
-                ),
-            };
+            let s = store_unless_server(&config, store, &args.server).await?;
             print!(
                 "{}",
                 vigil_experimenter::promote_cli::run_rollback(

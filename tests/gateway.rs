@@ -13,23 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const TOKENS: &str = r#"
-[[auth.tokens]]
-name = "dash"
-role = "viewer"
-token = "viewer-secret"
-
-[[auth.tokens]]
-name = "app"
-role = "ingest"
-token = "ingest-secret"
-
-[[auth.tokens]]
-name = "ops"
-role = "admin"
-token = "admin-secret"
-"#;
-
 /// Writes vigil.toml: store, HTTP, tokens, one experiment on `ranker`, and the gateway section.
 fn write(
     path: &Path,

@@ -91,20 +91,7 @@ batch_max_wait_ms = 200
 [http]
 bind = "127.0.0.1:{port}"
 
-[[auth.tokens]]
-name = "dash"
-role = "viewer"
-token = "viewer-secret"
-
-[[auth.tokens]]
-name = "app"
-role = "ingest"
-token = "ingest-secret"
-
-[[auth.tokens]]
-name = "ops"
-role = "admin"
-token = "admin-secret"
+{TOKENS}
 
 [[experiments]]
 key = "ranker-lift"
@@ -199,6 +186,63 @@ fn vigil_json(config: &Path, args: &[&str]) -> serde_json::Value {
     })
 }
 
+/// Four model backends and `vigil serve` on a fresh ClickHouse database, with the experiments
+/// of [`write_config`] and `extra` configuration appended.
+struct Rig {
+    backends: Vec<Backend>,
+    dir: tempfile::TempDir,
+    db: String,
+    store_url: String,
+    config: std::path::PathBuf,
+    base: String,
+    served: Served,
+}
+
+impl Rig {
+    fn start(
+        c: &reqwest::blocking::Client,
+        prefix: &str,
+        registered: &str,
+        scorer2_delay: Duration,
+        extra: &str,
+    ) -> Rig {
+        let backends = vec![
+            Backend::start("ranker@1"),
+            Backend::start("ranker@2"),
+            Backend::start("scorer@1"),
+            Backend::start_with_delay("scorer@2", scorer2_delay),
+        ];
+        let named: Vec<(&str, String)> = ["ranker@1", "ranker@2", "scorer@1", "scorer@2"]
+            .into_iter()
+            .zip(backends.iter().map(Backend::url))
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = unique(prefix);
+        let store_url = clickhouse_url(&db);
+        let port = free_port();
+        let config = dir.path().join("vigil.toml");
+        write_config(&config, &store_url, port, &named, registered, extra);
+        let served = Served::start(&config, &dir.path().join("serve.log"), &["--no-kafka"]);
+        let base = format!("http://127.0.0.1:{port}");
+        wait_healthy(c, &base, &served);
+        Rig {
+            backends,
+            dir,
+            db,
+            store_url,
+            config,
+            base,
+            served,
+        }
+    }
+
+    fn stop(self) {
+        self.served.terminate();
+        drop(self.backends);
+        drop(self.dir);
+    }
+}
+
 /// A registered model with versions 1 and 2, champion = 1.
 fn register_model(c: &reqwest::blocking::Client) -> String {
     let registered = unique("ranker");
@@ -252,36 +296,19 @@ fn a_ramp_advances_while_latency_holds_and_rolls_back_when_it_fails() {
     require_mlflow(&c);
     let registered = register_model(&c);
     // scorer@2 answers 40 ms slower than everything else.
-    let backends = [
-        Backend::start("ranker@1"),
-        Backend::start("ranker@2"),
-        Backend::start("scorer@1"),
-        Backend::start_with_delay("scorer@2", Duration::from_millis(40)),
-    ];
-    let named: Vec<(&str, String)> = ["ranker@1", "ranker@2", "scorer@1", "scorer@2"]
-        .into_iter()
-        .zip(backends.iter().map(Backend::url))
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let store_url = clickhouse_url(&unique("ramp"));
-    let port = free_port();
-    let config = dir.path().join("vigil.toml");
-    write_config(
-        &config,
-        &store_url,
-        port,
-        &named,
+    let rig = Rig::start(
+        &c,
+        "ramp",
         &registered,
+        Duration::from_millis(40),
         "\n[gateway.ramp]\nstages = [0.3, 0.6, 1.0]\nstep_seconds = 1\nmin_requests = 30\n",
     );
-    let served = Served::start(&config, &dir.path().join("serve.log"), &["--no-kafka"]);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&c, &base, &served);
+    let (base, served) = (rig.base.as_str(), &rig.served);
 
     // Some experiment traffic, so that there is an analysis to record as evidence.
     for i in 0..100 {
-        predict(&c, &base, "ranker", &format!("pre-{i}"));
-        predict(&c, &base, "scorer", &format!("pre-{i}"));
+        predict(&c, base, "ranker", &format!("pre-{i}"));
+        predict(&c, base, "scorer", &format!("pre-{i}"));
     }
     for key in ["ranker-lift", "scorer-aa"] {
         assert!(
@@ -302,8 +329,8 @@ fn a_ramp_advances_while_latency_holds_and_rolls_back_when_it_fails() {
             let c = reqwest::blocking::Client::new();
             let mut i = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                predict(&c, &base, "ranker", &format!("r-{i}"));
-                predict(&c, &base, "scorer", &format!("s-{i}"));
+                predict(&c, base, "ranker", &format!("r-{i}"));
+                predict(&c, base, "scorer", &format!("s-{i}"));
                 i += 1;
             }
         });
@@ -321,7 +348,7 @@ fn a_ramp_advances_while_latency_holds_and_rolls_back_when_it_fails() {
             assert_eq!(body["deployment"]["rollout_share"], 0.3);
         }
         let last_action = |model: &str| -> String {
-            history(&c, &base, model)["history"]
+            history(&c, base, model)["history"]
                 .as_array()
                 .and_then(|h| h.last())
                 .and_then(|r| r["action"].as_str())
@@ -335,14 +362,14 @@ fn a_ramp_advances_while_latency_holds_and_rolls_back_when_it_fails() {
         assert!(
             done,
             "ramps did not finish: ranker {:#}, scorer {:#}; log:\n{}",
-            history(&c, &base, "ranker"),
-            history(&c, &base, "scorer"),
+            history(&c, base, "ranker"),
+            history(&c, base, "scorer"),
             served.log_text()
         );
     });
 
     let steps = |model: &str| -> Vec<(String, f64)> {
-        history(&c, &base, model)["history"]
+        history(&c, base, model)["history"]
             .as_array()
             .expect("history")
             .iter()
@@ -369,7 +396,7 @@ fn a_ramp_advances_while_latency_holds_and_rolls_back_when_it_fails() {
             ("ramp_rollback".to_string(), 0.0)
         ]
     );
-    let scorer = history(&c, &base, "scorer");
+    let scorer = history(&c, base, "scorer");
     assert!(
         scorer["history"][1]["reason"]
             .as_str()
@@ -378,23 +405,22 @@ fn a_ramp_advances_while_latency_holds_and_rolls_back_when_it_fails() {
         "{scorer:#}"
     );
     assert_eq!(
-        history(&c, &base, "ranker")["production"]["ranker"],
+        history(&c, base, "ranker")["production"]["ranker"],
         "ranker@2"
     );
     for i in 0..50 {
         assert_eq!(
-            predict(&c, &base, "ranker", &format!("end-{i}")).1,
+            predict(&c, base, "ranker", &format!("end-{i}")).1,
             "ranker@2"
         );
         assert_eq!(
-            predict(&c, &base, "scorer", &format!("end-{i}")).1,
+            predict(&c, base, "scorer", &format!("end-{i}")).1,
             "scorer@1"
         );
     }
     // The alias moved only when the ramp reached 100 %.
     assert_eq!(mlflow_alias(&c, &registered).as_deref(), Some("2"));
-    served.terminate();
-    drop(backends);
+    rig.stop();
 }
 
 #[test]
@@ -408,25 +434,9 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
 
     let registered = register_model(&c);
 
-    let backends = [
-        Backend::start("ranker@1"),
-        Backend::start("ranker@2"),
-        Backend::start("scorer@1"),
-        Backend::start("scorer@2"),
-    ];
-    let named: Vec<(&str, String)> = ["ranker@1", "ranker@2", "scorer@1", "scorer@2"]
-        .into_iter()
-        .zip(backends.iter().map(Backend::url))
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let db = unique("promo");
-    let store_url = clickhouse_url(&db);
-    let port = free_port();
-    let config = dir.path().join("vigil.toml");
-    write_config(&config, &store_url, port, &named, &registered, "");
-    let served = Served::start(&config, &dir.path().join("serve.log"), &["--no-kafka"]);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_healthy(&c, &base, &served);
+    let rig = Rig::start(&c, "promo", &registered, Duration::ZERO, "");
+    let (base, served, config) = (rig.base.as_str(), &rig.served, rig.config.as_path());
+    let (db, store_url) = (rig.db.as_str(), rig.store_url.as_str());
 
     // Traffic: 8,000 units on the real experiment, 4,000 on the A/A one, 4 client threads.
     const LIFT_UNITS: usize = 8_000;
@@ -434,7 +444,6 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     let arms: Vec<(String, String, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|t| {
-                let base = base.clone();
                 s.spawn(move || {
                     let c = reqwest::blocking::Client::new();
                     let mut out = Vec::new();
@@ -444,7 +453,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
                         } else {
                             ("scorer", format!("visitor-{i}"))
                         };
-                        let (arm, _) = predict(&c, &base, model, &unit);
+                        let (arm, _) = predict(&c, base, model, &unit);
                         out.push((model.to_string(), unit, arm));
                     }
                     out
@@ -495,7 +504,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     // Wait until every exposure and outcome is stored.
     let rt = runtime();
     let store = rt
-        .block_on(vigil_store::Store::open(&store_url))
+        .block_on(vigil_store::Store::open(store_url))
         .expect("open store");
     let count = |sql: String| -> u64 {
         #[derive(serde::Deserialize, clickhouse::Row)]
@@ -521,7 +530,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
 
     // The analysis from the store: the +5 % arm ships, the A/A copy does not.
     let lift = vigil_json(
-        &config,
+        config,
         &[
             "ab",
             "analyze",
@@ -556,7 +565,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     );
 
     let aa = vigil_json(
-        &config,
+        config,
         &[
             "ab",
             "analyze",
@@ -577,7 +586,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     // Promoting the A/A experiment is refused with the reason.
     let out = vigil()
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .args(["promote", "--experiment", "scorer-aa"])
         .output()
         .unwrap();
@@ -604,7 +613,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     assert_eq!(body["deployment"]["to_version"], "ranker@2");
     assert_eq!(body["deployment"]["actor"], "ops");
     for i in 0..200 {
-        let (arm, version) = predict(&c, &base, "ranker", &format!("after-{i}"));
+        let (arm, version) = predict(&c, base, "ranker", &format!("after-{i}"));
         assert_eq!(
             version, "ranker@2",
             "unit after-{i} went to {version} ({arm})"
@@ -617,7 +626,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     // Rollback from the CLI, straight to the store: the gateway follows within its poll.
     let out = vigil()
         .arg("--config")
-        .arg(&config)
+        .arg(config)
         .args([
             "rollback", "--model", "ranker", "--by", "oncall", "--reason", "test",
         ])
@@ -631,7 +640,7 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     assert!(
         wait_for(Duration::from_secs(10), || {
             let c = reqwest::blocking::Client::new();
-            (0..50).all(|i| predict(&c, &base, "ranker", &format!("rb-{i}")).1 == "ranker@1")
+            (0..50).all(|i| predict(&c, base, "ranker", &format!("rb-{i}")).1 == "ranker@1")
         }),
         "routing did not follow the rollback; log:\n{}",
         served.log_text()
@@ -659,6 +668,5 @@ fn a_five_percent_lift_ships_is_promoted_and_rolled_back() {
     assert_eq!(rows[1]["actor"], "oncall");
     assert_eq!(history["production"]["ranker"], "ranker@1");
 
-    served.terminate();
-    drop(backends);
+    rig.stop();
 }

@@ -202,8 +202,17 @@ fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn now_ms() -> u64 {
-    chrono::Utc::now().timestamp_millis().max(0) as u64
+/// A new audit row for `model`: a fresh id and the current time; the caller fills the rest.
+fn change(model: &str, action: &str) -> DeploymentRow {
+    let ts_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    DeploymentRow {
+        id: new_id(),
+        ts: (ts_ms / 1000) as u32,
+        ts_ms,
+        model: model.to_owned(),
+        action: action.to_owned(),
+        ..Default::default()
+    }
 }
 
 /// `control` is the model's configured production version (`[gateway.models] control`), used
@@ -289,13 +298,7 @@ pub async fn promote(
         (Some(cfg), true) => set_alias(cfg, &model, &arm.model_version).await?,
         _ => String::new(),
     };
-    let ts_ms = now_ms();
     let row = DeploymentRow {
-        id: new_id(),
-        ts: (ts_ms / 1000) as u32,
-        ts_ms,
-        model,
-        action: if full { "promote" } else { "ramp" }.into(),
         experiment: experiment.key.clone(),
         arm: arm_name,
         from_version: production,
@@ -310,6 +313,7 @@ pub async fn promote(
         })
         .to_string(),
         mlflow: mlflow_note,
+        ..change(&model, if full { "promote" } else { "ramp" })
     };
     store.insert(std::slice::from_ref(&row)).await?;
     Ok(PromotionOutcome {
@@ -331,7 +335,6 @@ pub async fn rollback(
         .models
         .get(model)
         .ok_or_else(|| PromotionError::NothingToRollBack(model.to_owned()))?;
-    let ts_ms = now_ms();
     let (action, from, to, share, experiment) = if let Some(r) = &current.rollout {
         (
             "ramp_rollback",
@@ -358,20 +361,14 @@ pub async fn rollback(
         _ => String::new(),
     };
     let row = DeploymentRow {
-        id: new_id(),
-        ts: (ts_ms / 1000) as u32,
-        ts_ms,
-        model: model.to_owned(),
-        action: action.into(),
         experiment,
-        arm: String::new(),
         from_version: from,
         to_version: to,
         rollout_share: share,
         actor: actor.to_owned(),
         reason: reason.to_owned(),
-        evidence: String::new(),
         mlflow: mlflow_note,
+        ..change(model, action)
     };
     store.insert(std::slice::from_ref(&row)).await?;
     Ok(row)
@@ -387,7 +384,6 @@ pub async fn record_ramp_step(
     reason: &str,
     mlflow: Option<&MlflowConfig>,
 ) -> Result<DeploymentRow, PromotionError> {
-    let ts_ms = now_ms();
     let (action, share) = match next_share {
         Some(s) if s >= 1.0 => ("promote", 1.0),
         Some(s) => ("ramp", s),
@@ -398,13 +394,7 @@ pub async fn record_ramp_step(
         _ => String::new(),
     };
     let row = DeploymentRow {
-        id: new_id(),
-        ts: (ts_ms / 1000) as u32,
-        ts_ms,
-        model: model.to_owned(),
-        action: action.into(),
         experiment: rollout.experiment.clone(),
-        arm: String::new(),
         from_version: production.to_owned(),
         to_version: if action == "ramp_rollback" {
             production.to_owned()
@@ -414,8 +404,8 @@ pub async fn record_ramp_step(
         rollout_share: share,
         actor: "vigil-ramp".into(),
         reason: reason.to_owned(),
-        evidence: String::new(),
         mlflow: mlflow_note,
+        ..change(model, action)
     };
     store.insert(std::slice::from_ref(&row)).await?;
     Ok(row)

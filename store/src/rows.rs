@@ -456,7 +456,7 @@ impl TableRow for AlertEventRow {
 
 /// A change of a model's production version (migration 4): a promotion, a rollback or a step of
 /// a ramp. Append-only; the current production version is the replay of these rows.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
 pub struct DeploymentRow {
     pub id: String,
     pub ts: u32,

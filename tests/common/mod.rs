@@ -273,3 +273,22 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) {
         r.expect("topic created");
     }
 }
+
+/// `[[auth.tokens]]` for tests: `dash` (viewer, `viewer-secret`), `app` (ingest,
+/// `ingest-secret`), `ops` (admin, `admin-secret`).
+pub const TOKENS: &str = r#"
+[[auth.tokens]]
+name = "dash"
+role = "viewer"
+token = "viewer-secret"
+
+[[auth.tokens]]
+name = "app"
+role = "ingest"
+token = "ingest-secret"
+
+[[auth.tokens]]
+name = "ops"
+role = "admin"
+token = "admin-secret"
+"#;

@@ -93,6 +93,22 @@ fn deploy_error(e: &super::deploy::DeployError) -> HttpResponse {
     )
 }
 
+/// The acting admin and the request's JSON body (an empty body means every field's default).
+#[allow(clippy::result_large_err)]
+fn admin_with_body<T: Default + serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    state: &GatewayState,
+    body: &[u8],
+) -> Result<(String, T), HttpResponse> {
+    let who = actor(req, state, Role::Admin)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((who, T::default()));
+    }
+    serde_json::from_slice(body)
+        .map(|b| (who, b))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")))
+}
+
 /// Body of `POST /v1/experiments/{key}/promote` (all optional).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,17 +129,9 @@ async fn promote(
     body: Bytes,
     state: web::Data<GatewayState>,
 ) -> HttpResponse {
-    let who = match actor(&req, &state, Role::Admin) {
-        Ok(w) => w,
+    let (who, parsed) = match admin_with_body::<PromoteBody>(&req, &state, &body) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let parsed: PromoteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PromoteBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
-        }
     };
     let request = crate::promotion::PromoteRequest {
         arm: parsed.arm,
@@ -156,17 +164,9 @@ async fn rollback(
     body: Bytes,
     state: web::Data<GatewayState>,
 ) -> HttpResponse {
-    let who = match actor(&req, &state, Role::Admin) {
-        Ok(w) => w,
+    let (who, parsed) = match admin_with_body::<RollbackBody>(&req, &state, &body) {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let parsed: RollbackBody = if body.iter().all(u8::is_ascii_whitespace) {
-        RollbackBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
-        }
     };
     let reason = parsed
         .reason
