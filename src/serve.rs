@@ -45,8 +45,8 @@ impl HttpServer {
     }
 }
 
-/// `store` lets the gateway read and write promotions (`deployments`); without it, promotion
-/// endpoints answer 503.
+/// Starts the HTTP server: ingest, and with `store` also the alerts and shadow APIs, the web UI
+/// (`/ui`) and the gateway's promotion endpoints (which answer 503 without a store).
 pub fn start_http(
     config: &VigilConfig,
     writer: WriterHandle,
@@ -174,7 +174,7 @@ fn start_gateway(
     )?;
     tracing::info!(
         models = g.state.routing().models.len(),
-        "gateway routes mounted (GET /v1/assign, POST /v1/predict/{{model}}, POST /v1/admin/reload, GET /metrics/gateway)"
+        "gateway routes mounted (GET /v1/assign, POST /v1/predict/{{model}}, POST /v1/admin/reload, POST /v1/experiments/{{key}}/promote, POST /v1/models/{{model}}/rollback, GET /v1/experiments/{{key}}/analysis, GET /v1/deployments, GET /metrics/gateway)"
     );
     Ok(g)
 }
