@@ -226,6 +226,23 @@ fn cstr_opt(p: *const c_char) -> Option<String> {
     }
 }
 
+/// Statements run so far by this process (for [`keep_exit_handler_first`]).
+static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// libchdb registers C++ destructors lazily, while statements run, and exit handlers run
+/// last-registered first: ours must be registered again after those, or a process that exits
+/// normally (a test binary; `vigil` itself exits through [`exit_process`]) runs libchdb's teardown
+/// and can crash or hang in it. Re-registering after every statement would grow glibc's handler
+/// list without bound in a server, so it happens after statements 1, 2, 4, 8, …: the new kinds
+/// of statement that trigger lazy registrations come early in a process's life.
+fn keep_exit_handler_first() {
+    let n = STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        // SAFETY: registers a plain function with no captured state.
+        unsafe { on_exit(exit_before_chdb_teardown, std::ptr::null_mut()) };
+    }
+}
+
 impl ChdbConnection {
     /// Opens (or reuses) the process's connection for `path`.
     pub fn open(path: &Path) -> Result<Arc<ChdbConnection>, StoreError> {
@@ -280,6 +297,9 @@ impl ChdbConnection {
             path,
         });
         *guard = Some(conn.clone());
+        // SAFETY: registers a plain function with no captured state (see
+        // `keep_exit_handler_first`: connecting registers libchdb destructors too).
+        unsafe { on_exit(exit_before_chdb_teardown, std::ptr::null_mut()) };
         Ok(conn)
     }
 
@@ -321,6 +341,7 @@ impl ChdbConnection {
                 }
             };
             (lib.destroy_result)(res);
+            keep_exit_handler_first();
             out
         }
     }
@@ -374,6 +395,7 @@ impl ChdbConnection {
                 }
             };
             (lib.destroy_stream)(stream);
+            keep_exit_handler_first();
             out
         }
     }
