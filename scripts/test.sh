@@ -25,5 +25,8 @@ fi
 bash scripts/models/fetch.sh
 
 export CI="${CI:-}"
+# Incremental caches only help the next local build; on a fresh CI clone they are gigabytes of
+# dead weight on the same disk the test binaries need.
+if [[ -n "$CI" ]]; then export CARGO_INCREMENTAL=0; fi
 # One build profile for everything (dependencies are optimised via [profile.dev.package."*"]).
 cargo test --workspace --locked --no-fail-fast "$@"

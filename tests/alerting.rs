@@ -389,6 +389,182 @@ fn drift_in_three_columns_mails_one_incident_then_resolves() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no alert route named `nope`"));
 }
 
+const HEALTH_WINDOW: u32 = 300;
+const HEALTH_PER_WINDOW: usize = 400;
+
+/// One health window of churn traffic: latencies spread over 40..=`slowest` ms, `errors`
+/// events without a prediction (failed inferences), ingest lag 5 s, `plan` missing in every
+/// 50th event.
+fn health_rows(t0: u32, k: u32, slowest: f64, errors: usize) -> Vec<InferenceRow> {
+    let start = t0 + k * HEALTH_WINDOW;
+    (0..HEALTH_PER_WINDOW)
+        .map(|i| {
+            let ts = start + (i as u32 * HEALTH_WINDOW) / HEALTH_PER_WINDOW as u32;
+            let failed = i < errors;
+            let (cat_names, cat_values) = if i % 50 == 7 {
+                (vec![], vec![])
+            } else {
+                (vec!["plan".to_string()], vec!["pro".to_string()])
+            };
+            InferenceRow {
+                event_id: format!("h-{k}-{i}"),
+                ts,
+                ts_ms: ts as u64 * 1000,
+                model: "churn".into(),
+                version: "v1".into(),
+                unit_id: format!("u{i}"),
+                num_names: vec!["monthly_spend".into()],
+                num_values: vec![30.0 + i as f64],
+                cat_names,
+                cat_values,
+                score: (!failed).then_some(0.4),
+                label: None,
+                // A permutation of 40..=slowest, so p95 is known exactly.
+                latency_ms: Some(
+                    40.0 + ((i * 7919) % HEALTH_PER_WINDOW) as f64 * (slowest - 40.0)
+                        / (HEALTH_PER_WINDOW - 1) as f64,
+                ),
+                cost: None,
+                attr_names: vec![],
+                attr_values: vec![],
+                experiment: String::new(),
+                variant: String::new(),
+                input: String::new(),
+                source: "test".into(),
+                src_partition: -1,
+                src_offset: -1,
+                ingested_at: ts + 5,
+            }
+        })
+        .collect()
+}
+
+/// ClickHouse's `quantileExact(0.95)`: the element at index ⌊0.95·n⌋ of the sorted values.
+fn p95(rows: &[InferenceRow]) -> f64 {
+    let mut v: Vec<f64> = rows.iter().filter_map(|r| r.latency_ms).collect();
+    v.sort_by(f64::total_cmp);
+    v[(0.95 * v.len() as f64) as usize]
+}
+
+/// A health monitor (p95 latency, error rate, ingest lag, missing `plan`) over 5-minute windows
+/// on the real ClickHouse server: its numbers are exact (duplicated events count once), two
+/// breached windows open one incident that lists both breached checks in one message, and two
+/// healthy windows resolve it with a resolve message.
+#[test]
+fn health_checks_breach_mail_one_incident_then_resolve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let smtp = PrivateSmtp::new(dir.path());
+    smtp.run("start");
+    let url = clickhouse_url(&unique("health"));
+    let t0 = 1_790_000_000 / HEALTH_WINDOW * HEALTH_WINDOW;
+    // Windows 0–3 healthy (p95 ≈ 143 ms, 0.5% errors), 4–5 slow (p95 ≈ 476 ms) and failing
+    // (5% errors), 6–7 healthy again.
+    let windows: Vec<Vec<InferenceRow>> = (0..8)
+        .map(|k| {
+            if k == 4 || k == 5 {
+                health_rows(t0, k, 500.0, 20)
+            } else {
+                health_rows(t0, k, 150.0, 2)
+            }
+        })
+        .collect();
+    {
+        let rt = runtime();
+        let store = rt.block_on(vigil_store::Store::open(&url)).expect("open");
+        rt.block_on(store.migrate(None)).expect("migrate");
+        for w in &windows {
+            rt.block_on(store.insert(w)).expect("insert");
+        }
+        // A replayed batch: the same events again must not change any number.
+        rt.block_on(store.insert(&windows[4]))
+            .expect("insert duplicates");
+    }
+    let monitor = r#"
+[[monitors]]
+name = "churn-health"
+model = "churn"
+window = "5m"
+min_rows = 50
+columns = ["plan", "monthly_spend"]
+health = { latency_p95_ms = 250, error_rate = 0.02, ingest_lag_p95 = "1m", missing_share = 0.05 }
+"#;
+    let cfg = config(dir.path(), &url, smtp.port, t0, false, monitor);
+    let at = |k: u32| rfc(t0 + (k + 1) * HEALTH_WINDOW);
+    let analyze_json = |k: u32| -> serde_json::Value {
+        serde_json::from_str(&vigil_ok(
+            &cfg,
+            &["analyze", "--at", &at(k), "--format", "json"],
+        ))
+        .expect("analyze --format json")
+    };
+
+    for k in 0..4 {
+        analyze_json(k);
+    }
+    assert!(smtp.messages().is_empty(), "healthy windows sent mail");
+
+    // Window 4: breached, and its numbers are exactly the events' (the duplicates count once).
+    let out = analyze_json(4);
+    let text = out.to_string();
+    let rt = runtime();
+    let store = rt.block_on(vigil_store::Store::open(&url)).expect("open");
+    let rows = rt
+        .block_on(vigil_analyzer::monitor::stored_results(
+            &store,
+            "churn-health",
+            t0 + 5 * HEALTH_WINDOW,
+            t0 + 5 * HEALTH_WINDOW,
+        ))
+        .expect("stored results");
+    let score = |c: &str| {
+        rows.iter()
+            .find(|r| r.column == c)
+            .unwrap_or_else(|| panic!("no {c} row in {rows:#?}\n{text}"))
+    };
+    assert_eq!(score("latency_p95_ms").score, p95(&windows[4]));
+    assert_eq!(score("latency_p95_ms").verdict, "drift");
+    assert_eq!(score("error_rate").score, 20.0 / 400.0);
+    assert_eq!(score("error_rate").verdict, "drift");
+    assert_eq!(score("ingest_lag_p95_s").score, 5.0);
+    assert_eq!(score("ingest_lag_p95_s").verdict, "ok");
+    assert_eq!(score("missing_share:plan").score, 8.0 / 400.0);
+    assert_eq!(score("missing_share:monthly_spend").score, 0.0);
+    assert_eq!(score("*").verdict, "drift");
+    assert_eq!(score("*").current_rows, 400);
+    assert!(
+        smtp.messages().is_empty(),
+        "fired on one window (persistence is 2 of 3)"
+    );
+
+    analyze_json(5); // second breached window: one incident, one message with both checks
+    let msgs = smtp.messages();
+    assert_eq!(
+        subjects(&msgs),
+        vec!["[vigil][warning] churn: health: 2 checks breached (error_rate, latency_p95_ms)"]
+    );
+    let body = part(&msgs[0], "text/plain").expect("plain part")["text"]
+        .as_str()
+        .expect("text")
+        .to_string();
+    assert!(body.contains("error rate 5.0% > 2.0%"), "{body}");
+    assert!(body.contains("p95 latency"), "{body}");
+    assert!(!body.contains("missing_share"), "{body}");
+    assert!(part(&msgs[0], "text/html").is_some());
+    let open = incidents(&cfg, Some("firing"));
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(open[0]["rule"], "default-health");
+
+    analyze_json(6); // healthy 1 of 2 (hysteresis)
+    assert_eq!(smtp.messages().len(), 1);
+    analyze_json(7); // healthy 2 of 2: resolved
+    let msgs = smtp.messages();
+    assert_eq!(
+        subjects(&msgs)[1],
+        "[vigil][warning] churn: resolved: health: 2 checks breached (error_rate, latency_p95_ms)"
+    );
+    assert_eq!(incidents(&cfg, None)[0]["state"], "resolved");
+}
+
 #[test]
 fn smtp_down_while_firing_is_delivered_once_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -254,7 +254,7 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// What the model returned.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prediction {
     #[serde(default)]
@@ -276,7 +276,13 @@ pub struct InferenceEvent {
     pub unit_id: String,
     #[serde(default)]
     pub features: Fields<FeatureValue>,
+    /// Absent only on a failed inference (one with `error`).
+    #[serde(default)]
     pub prediction: Prediction,
+    /// Why the inference failed (timeout, model error): the event then has no `prediction`.
+    /// Stored as the attribute `error`; health monitors count such events as errors.
+    #[serde(default)]
+    pub error: Option<String>,
     #[serde(default)]
     pub latency_ms: Option<f64>,
     #[serde(default)]
@@ -572,11 +578,30 @@ pub fn validate_inference(
     check_name("version", &e.version, limits)?;
     check_name("unit_id", &e.unit_id, limits)?;
     check_features(&e.features, limits)?;
-    if e.prediction.score.is_none() && e.prediction.label.is_none() {
-        return Err(ValidationError::new(
-            "prediction",
-            "needs a `score`, a `label` or both",
-        ));
+    let predicted = e.prediction.score.is_some() || e.prediction.label.is_some();
+    match &e.error {
+        Some(err) => {
+            check_len("error", err, limits.max_value_bytes)?;
+            if err.trim().is_empty() {
+                return Err(ValidationError::new(
+                    "error",
+                    "is empty; say why the inference failed, or leave `error` out",
+                ));
+            }
+            if predicted {
+                return Err(ValidationError::new(
+                    "error",
+                    "marks a failed inference, which has no `prediction`; send one or the other",
+                ));
+            }
+        }
+        None if !predicted => {
+            return Err(ValidationError::new(
+                "prediction",
+                "needs a `score`, a `label` or both (or, for a failed inference, `error`)",
+            ));
+        }
+        None => {}
     }
     if let Some(s) = e.prediction.score {
         check_finite("prediction.score", s)?;
@@ -667,6 +692,41 @@ mod tests {
         );
         assert_eq!(e.attributes.0[1].1, Scalar("true".into()));
         assert_eq!(e.latency_ms, Some(12.5));
+    }
+
+    #[test]
+    fn a_failed_inference_has_an_error_instead_of_a_prediction() {
+        let failed = inference(r#","error":"timeout after 2000 ms","latency_ms":2000"#)
+            .replace(r#","prediction":{"score":0.7,"label":"yes"}"#, "");
+        let e = parse_event(
+            EventKind::Inference,
+            failed.as_bytes(),
+            &Limits::default(),
+            now(),
+        )
+        .unwrap();
+        let mut batch = crate::rows::RowBatch::default();
+        batch.push_event(
+            e,
+            &crate::rows::SourceCoord {
+                source: "t".into(),
+                partition: -1,
+                offset: 0,
+            },
+        );
+        let row = &batch.inference[0];
+        assert_eq!((row.score, row.label.as_deref()), (None, None));
+        assert_eq!(row.attr_names, ["error"]);
+        assert_eq!(row.attr_values, ["timeout after 2000 ms"]);
+        // Both, or neither: rejected with the field at fault.
+        let both = err(EventKind::Inference, &inference(r#","error":"boom""#));
+        assert_eq!(both.field, "error");
+        let neither = err(
+            EventKind::Inference,
+            &inference("").replace(r#","prediction":{"score":0.7,"label":"yes"}"#, ""),
+        );
+        assert_eq!(neither.field, "prediction");
+        assert!(neither.reason.contains("error"), "{}", neither.reason);
     }
 
     #[test]

@@ -777,7 +777,15 @@ impl InferenceRow {
                 }
             }
         }
-        let (attr_names, attr_values) = split_scalars(e.attributes.0);
+        let (mut attr_names, mut attr_values) = split_scalars(e.attributes.0);
+        if let Some(err) = e.error {
+            // No column of its own: the failure is the missing prediction; its reason rides
+            // along as an attribute (an `error` attribute given explicitly wins).
+            if !attr_names.iter().any(|n| n == "error") {
+                attr_names.push("error".into());
+                attr_values.push(err);
+            }
+        }
         InferenceRow {
             event_id: e.event_id,
             ts,

@@ -19,7 +19,7 @@
 //!
 //! [[alert_rules]]
 //! name = "churn-drift"
-//! kind = "drift"              # or "no_data"
+//! kind = "drift"              # or "health", "no_data"
 //! monitors = ["churn-inputs"] # empty: every monitor
 //! models = ["churn"]          # empty: every model
 //! severity = "critical"
@@ -118,6 +118,9 @@ pub enum RuleKind {
     Drift,
     /// The monitor could not judge (too few rows) for `for_windows` of `of_windows` windows.
     NoData,
+    /// Breached checks of health monitors (latency, error rate, ingest lag, missing values,
+    /// accuracy, fairness gap), grouped per monitor and model.
+    Health,
 }
 
 impl RuleKind {
@@ -125,6 +128,17 @@ impl RuleKind {
         match self {
             RuleKind::Drift => "drift",
             RuleKind::NoData => "no_data",
+            RuleKind::Health => "health",
+        }
+    }
+
+    /// Whether the rule judges results of this kind of monitor: drift rules read drift
+    /// monitors, health rules health monitors, "no data" both.
+    pub fn applies_to(self, health_monitor: bool) -> bool {
+        match self {
+            RuleKind::Drift => !health_monitor,
+            RuleKind::Health => health_monitor,
+            RuleKind::NoData => true,
         }
     }
 }
@@ -313,12 +327,17 @@ impl RuleConfig {
 }
 
 /// The rules used when `[alerting] default_rules = true` and no `[[alert_rules]]` are given:
-/// input drift on every monitor (a column drifting in 2 of 3 windows, BH, learned thresholds
-/// with k = 3, resolve after 2 clear windows, 1 h cooldown). "No data" is not a default: a
+/// input drift on every drift monitor (a column drifting in 2 of 3 windows, BH, learned
+/// thresholds with k = 3, resolve after 2 clear windows, 1 h cooldown) and breached checks on
+/// every health monitor (a check breached in 2 of 3 windows; its threshold is the SLO the
+/// monitor states, so nothing is learned). "No data" is not a default: a
 /// monitor's quiet night hours are `insufficient_data` by design and must not page anyone;
 /// add a `kind = "no_data"` rule for models that should never go quiet.
 pub fn default_rules() -> Vec<RuleConfig> {
-    vec![RuleConfig::new("default-drift", RuleKind::Drift)]
+    vec![
+        RuleConfig::new("default-drift", RuleKind::Drift),
+        RuleConfig::new("default-health", RuleKind::Health),
+    ]
 }
 
 /// The rules in force.
@@ -422,7 +441,8 @@ mod tests {
     #[test]
     fn defaults_and_validation() {
         let rules = effective_rules(&AlertingConfig::default(), &[]);
-        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].kind, RuleKind::Health);
         assert_eq!((rules[0].for_windows, rules[0].of_windows), (2, 3));
         assert_eq!(rules[0].k, 3.0);
         validate(&AlertingConfig::default(), &[], &rules).expect("defaults are valid");

@@ -181,6 +181,9 @@ impl FiredColumn {
     pub fn severity_ratio(&self) -> f64 {
         if is_p_value(&self.method) {
             self.threshold / self.score.max(1e-300)
+        } else if self.method == crate::monitor::health::BELOW {
+            // A lower limit on a share (accuracy): how much larger the shortfall is.
+            (1.0 - self.score) / (1.0 - self.threshold).max(1e-12)
         } else {
             self.score / self.threshold.max(1e-12)
         }
@@ -206,6 +209,9 @@ pub fn judge_window(
     window: &WindowResults,
     baselines: &BTreeMap<String, Baseline>,
 ) -> WindowJudgement {
+    if rule.kind == RuleKind::Health {
+        return judge_health_window(rule, window);
+    }
     if rule.kind == RuleKind::NoData {
         let nodata = window.dataset_verdict == "insufficient_data";
         return WindowJudgement {
@@ -284,6 +290,43 @@ pub fn judge_window(
         firing,
         clear: clear && judged,
         judged,
+    }
+}
+
+/// A health window: a check fires when its monitor judged it breached (the threshold is the
+/// SLO itself; there is nothing to learn or correct for). Clear (hysteresis) means every
+/// judged check is back inside `resolve_ratio` of its limit: for an upper limit
+/// `score ≤ ratio·threshold`, for a lower limit (accuracy) the shortfall `1 − score` within
+/// `ratio·(1 − threshold)`.
+fn judge_health_window(rule: &RuleConfig, window: &WindowResults) -> WindowJudgement {
+    let judged: Vec<&ColumnScore> = window
+        .columns
+        .iter()
+        .filter(|c| c.verdict != "insufficient_data")
+        .collect();
+    let fired: Vec<FiredColumn> = judged
+        .iter()
+        .filter(|c| c.verdict == "drift")
+        .map(|c| FiredColumn {
+            column: c.column.clone(),
+            method: c.method.clone(),
+            score: c.score,
+            threshold: c.threshold,
+            window_end: window.window_end,
+        })
+        .collect();
+    let clear = judged.iter().all(|c| {
+        if c.method == crate::monitor::health::BELOW {
+            1.0 - c.score <= rule.resolve_ratio * (1.0 - c.threshold)
+        } else {
+            c.score <= rule.resolve_ratio * c.threshold
+        }
+    });
+    WindowJudgement {
+        firing: fired.len() >= rule.min_columns.max(1) as usize,
+        fired,
+        clear: clear && !judged.is_empty(),
+        judged: !judged.is_empty(),
     }
 }
 
@@ -489,7 +532,7 @@ pub fn step(
                 first,
             )
         }
-        RuleKind::Drift => {
+        RuleKind::Drift | RuleKind::Health => {
             let in_newest = persistent
                 .iter()
                 .filter(|c| newest.fired.iter().any(|f| f.column == c.column))
@@ -785,5 +828,90 @@ mod tests {
             }
         }
         assert_eq!(fired_at, Some(3));
+    }
+
+    fn health(end: u32, checks: &[(&str, &str, f64, f64)]) -> WindowResults {
+        WindowResults {
+            window_end: end,
+            columns: checks
+                .iter()
+                .map(|(c, m, s, t)| ColumnScore {
+                    column: c.to_string(),
+                    method: m.to_string(),
+                    score: *s,
+                    threshold: *t,
+                    verdict: if (*m == "max" && s > t) || (*m == "min" && s < t) {
+                        "drift".into()
+                    } else {
+                        "ok".into()
+                    },
+                })
+                .collect(),
+            dataset_verdict: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn health_rule_fires_on_breached_checks_and_resolves_with_hysteresis() {
+        let rule = RuleConfig::new("h", RuleKind::Health);
+        let ok = |e| {
+            health(
+                e,
+                &[
+                    ("latency_p95_ms", "max", 120.0, 250.0),
+                    ("accuracy", "min", 0.9, 0.8),
+                ],
+            )
+        };
+        // 230 ms is within the limit but not within 0.8 × 250: not yet clear.
+        let near = |e| {
+            health(
+                e,
+                &[
+                    ("latency_p95_ms", "max", 230.0, 250.0),
+                    ("accuracy", "min", 0.9, 0.8),
+                ],
+            )
+        };
+        let bad = |e| {
+            health(
+                e,
+                &[
+                    ("latency_p95_ms", "max", 400.0, 250.0),
+                    ("accuracy", "min", 0.7, 0.8),
+                ],
+            )
+        };
+        let j = judge_window(&rule, &bad(60), &BTreeMap::new());
+        assert_eq!(j.fired.len(), 2);
+        assert!(!j.clear);
+        assert!(judge_window(&rule, &ok(60), &BTreeMap::new()).clear);
+        assert!(!judge_window(&rule, &near(60), &BTreeMap::new()).clear);
+        // Accuracy 0.82 is above 0.8 but its shortfall 0.18 > 0.8 × 0.2: not clear either.
+        let acc = health(60, &[("accuracy", "min", 0.82, 0.8)]);
+        assert!(!judge_window(&rule, &acc, &BTreeMap::new()).clear);
+
+        let windows = [ok(60), bad(120), bad(180), near(240), ok(300), ok(360)];
+        let mut h = Vec::new();
+        let mut state = GroupState::default();
+        let mut events = Vec::new();
+        for win in windows {
+            h.push(win);
+            if let Some(t) = step(&rule, &key(), &h, &BTreeMap::new(), &state, 3600, false, 0) {
+                match &t {
+                    Transition::Fired(i) => {
+                        // Worst first: accuracy's shortfall is 1.5× its allowance, latency 1.6×.
+                        let cols: Vec<&str> = i.columns.iter().map(|c| c.column.as_str()).collect();
+                        assert_eq!(cols, ["latency_p95_ms", "accuracy"]);
+                        assert_eq!(i.kind, "health");
+                        events.push(("fired", i.last_window_end));
+                    }
+                    Transition::Resolved(i) => events.push(("resolved", i.last_window_end)),
+                    Transition::Updated(_) => {}
+                }
+                apply(&mut state, &t);
+            }
+        }
+        assert_eq!(events, [("fired", 180), ("resolved", 360)]);
     }
 }

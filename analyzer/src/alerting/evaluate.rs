@@ -77,6 +77,7 @@ pub async fn evaluate(store: &Store, ctx: &AlertContext) -> Result<EvaluationRep
         let applicable: Vec<&RuleConfig> = rules
             .iter()
             .filter(|r| r.monitors.is_empty() || r.monitors.contains(&m.name))
+            .filter(|r| r.kind.applies_to(m.health.is_some()))
             .collect();
         if applicable.is_empty() {
             continue;

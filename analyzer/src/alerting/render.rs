@@ -1,7 +1,7 @@
 //! What a notification says: a subject that sorts well in an inbox, a plain-text part an
 //! engineer can read on a phone, an HTML part with a table and a chart, and webhook bodies.
 
-use super::engine::{Incident, IncidentState};
+use super::engine::{FiredColumn, Incident, IncidentState};
 
 /// Rendered content of one notification (before it is split per channel).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -45,10 +45,46 @@ fn model_label(i: &Incident) -> String {
     }
 }
 
+/// A health check in words: `p95 latency 412 ms > 250 ms`, `accuracy 0.71 < 0.80`.
+fn check_phrase(c: &FiredColumn) -> String {
+    use crate::monitor::health::{self, BELOW};
+    let op = if c.method == BELOW { "<" } else { ">" };
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    match c.column.as_str() {
+        health::LATENCY => format!("p95 latency {:.0} ms {op} {:.0} ms", c.score, c.threshold),
+        health::ERROR_RATE => format!("error rate {} {op} {}", pct(c.score), pct(c.threshold)),
+        health::INGEST_LAG => format!("ingest lag p95 {:.0} s {op} {:.0} s", c.score, c.threshold),
+        health::ACCURACY => format!("accuracy {:.3} {op} {:.3}", c.score, c.threshold),
+        other => {
+            if let Some(f) = other.strip_prefix(health::MISSING_PREFIX) {
+                format!("{f} missing in {} {op} {}", pct(c.score), pct(c.threshold))
+            } else if let Some(a) = other.strip_prefix(health::FAIRNESS_PREFIX) {
+                format!(
+                    "selection-rate gap by {a} {:.3} {op} {:.3}",
+                    c.score, c.threshold
+                )
+            } else {
+                format!("{other} {:.4} {op} {:.4}", c.score, c.threshold)
+            }
+        }
+    }
+}
+
 /// `[vigil][critical] churn v3: input drift in 4 columns` (or `…: resolved: …`).
 pub fn subject(i: &Incident) -> String {
     let what = match i.kind.as_str() {
         "no_data" => format!("no data for monitor {}", i.monitor),
+        "health" => match i.columns.as_slice() {
+            [c] => format!("health: {}", check_phrase(c)),
+            cs => format!(
+                "health: {} checks breached ({})",
+                cs.len(),
+                cs.iter()
+                    .map(|c| c.column.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
         _ => {
             let n = i.columns.len();
             format!("input drift in {n} column{}", if n == 1 { "" } else { "s" })
@@ -91,6 +127,19 @@ pub fn incident_notification(
             model_label(i),
             when(i.last_window_end)
         )
+    } else if i.kind == "health" {
+        format!(
+            "Health monitor `{}` on {} breaches {} check(s) since the window ending {}: {}.",
+            i.monitor,
+            model_label(i),
+            i.columns.len(),
+            when(i.first_window_end),
+            i.columns
+                .iter()
+                .map(check_phrase)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
     } else if i.kind == "no_data" {
         format!(
             "Monitor `{}` on {} could not judge its windows (too few rows) since {}.",
@@ -119,10 +168,11 @@ pub fn incident_notification(
     if !i.columns.is_empty() {
         text.push_str(&format!(
             "\n{}:\n",
-            if resolved {
-                "Columns that drifted"
-            } else {
-                "Top columns"
+            match (i.kind == "health", resolved) {
+                (true, true) => "Checks that breached",
+                (true, false) => "Breached checks",
+                (false, true) => "Columns that drifted",
+                (false, false) => "Top columns",
             }
         ));
         text.push_str(&format!(

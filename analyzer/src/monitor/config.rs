@@ -35,8 +35,12 @@ pub struct MonitorConfig {
     /// Empty or absent: every version of the model.
     #[serde(default)]
     pub version: Option<String>,
-    /// Feature names, `prediction.score`, or `outcome.NAME` (outcome events of the model).
+    /// Feature names, `prediction.score`, or `outcome.NAME` (outcome events of the model). For a
+    /// health monitor: the features whose missing share is checked.
+    #[serde(default)]
     pub columns: Vec<String>,
+    /// The period compared against (drift monitors; a health monitor has none).
+    #[serde(default)]
     pub reference: ReferenceConfig,
     /// Length of the current window, e.g. `"1h"`, `"15m"`, `"1d"`.
     pub window: String,
@@ -53,6 +57,10 @@ pub struct MonitorConfig {
     /// Distinct numerical values above which counts are binned in SQL.
     #[serde(default = "default_max_distinct")]
     pub max_distinct: u64,
+    /// Present: a health monitor (latency, errors, ingest lag, missing values, accuracy,
+    /// fairness) instead of a drift monitor. See `monitor::health`.
+    #[serde(default)]
+    pub health: Option<super::health::HealthChecks>,
 }
 
 fn default_min_rows() -> u64 {
@@ -159,6 +167,17 @@ impl MonitorConfig {
         }
         if self.model.trim().is_empty() {
             return Err(ctx(MonitorError::Config("`model` is empty".into())));
+        }
+        if let Some(h) = &self.health {
+            self.window_secs().map_err(ctx)?;
+            h.validate(&self.columns).map_err(ctx)?;
+            if self.reference != ReferenceConfig::default() {
+                return Err(ctx(MonitorError::Config(
+                    "a health monitor has no `reference`; its checks are absolute thresholds"
+                        .into(),
+                )));
+            }
+            return Ok(());
         }
         if self.columns.is_empty() {
             return Err(ctx(MonitorError::Config(

@@ -8,6 +8,7 @@
 //! is reported as `insufficient_data` instead of judged, so quiet hours do not page anyone.
 
 pub mod config;
+pub mod health;
 pub mod pushdown;
 pub mod report;
 pub mod snapshot;
@@ -98,6 +99,8 @@ pub struct MonitorRun {
     pub drift_share: f64,
     pub drift_share_threshold: f64,
     pub columns: Vec<ColumnResult>,
+    /// A health monitor's run: a `drift` verdict means a check breached its limit.
+    pub health: bool,
 }
 
 impl MonitorRun {
@@ -167,6 +170,9 @@ pub async fn evaluate(
     run_at: u32,
 ) -> Result<MonitorRun, MonitorError> {
     monitor.validate()?;
+    if let Some(checks) = &monitor.health {
+        return health::evaluate(store, monitor, checks, window_end, run_at).await;
+    }
     let window = monitor.window_secs()?;
     let current = Period {
         from: window_end.saturating_sub(window),
@@ -265,6 +271,7 @@ pub async fn evaluate(
         drift_share: share,
         drift_share_threshold: monitor.drift_share,
         columns,
+        health: false,
     })
 }
 
@@ -341,7 +348,11 @@ pub async fn run_due(
             continue;
         }
         let run = evaluate_and_store(store, m, end, run_at).await?;
-        if run.verdict == Verdict::Drift {
+        if run.verdict == Verdict::Drift && run.health {
+            tracing::warn!(monitor = %run.monitor, model = %run.model, window_end = run.window_end,
+                breached = ?run.columns.iter().filter(|c| c.verdict == Verdict::Drift)
+                    .map(|c| c.column.as_str()).collect::<Vec<_>>(), "health check breached");
+        } else if run.verdict == Verdict::Drift {
             tracing::warn!(monitor = %run.monitor, model = %run.model, window_end = run.window_end,
                 drift_share = run.drift_share, "dataset drift");
         }
@@ -412,6 +423,7 @@ mod tests {
                 current_rows: 2,
                 reduction: Reduction::Categories,
             }],
+            health: false,
         };
         let rows = run.to_rows();
         assert_eq!(rows.len(), 2);

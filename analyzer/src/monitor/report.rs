@@ -62,6 +62,48 @@ fn render_table(outcomes: &[DueOutcome]) -> String {
                 "{monitor}: window ending {} already evaluated\n",
                 time(*window_end)
             )),
+            DueOutcome::Ran(run) if run.health => {
+                let breached = run
+                    .columns
+                    .iter()
+                    .filter(|c| c.verdict == super::Verdict::Drift)
+                    .count();
+                out.push_str(&format!(
+                    "{}: {} {} window {} .. {}  health {} ({breached} of {} checks breached)\n",
+                    run.monitor,
+                    run.model,
+                    if run.version.is_empty() {
+                        "*"
+                    } else {
+                        &run.version
+                    },
+                    time(run.window_start),
+                    time(run.window_end),
+                    match run.verdict {
+                        super::Verdict::Drift => "breached",
+                        v => v.as_str(),
+                    },
+                    run.columns.len()
+                ));
+                out.push_str(&format!(
+                    "  {:<28} {:<18} {:>6} {:>12} {:>12} {:>9}\n",
+                    "check", "verdict", "limit", "value", "threshold", "rows"
+                ));
+                for c in &run.columns {
+                    out.push_str(&format!(
+                        "  {:<28} {:<18} {:>6} {:>12.4} {:>12.4} {:>9}\n",
+                        c.column,
+                        match c.verdict {
+                            super::Verdict::Drift => "breached",
+                            v => v.as_str(),
+                        },
+                        c.method,
+                        c.score,
+                        c.threshold,
+                        c.current_rows
+                    ));
+                }
+            }
             DueOutcome::Ran(run) => {
                 out.push_str(&format!(
                     "{}: {} {} window {} .. {}  dataset {} (drift share {:.2}, threshold {:.2})\n",

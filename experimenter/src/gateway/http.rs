@@ -535,6 +535,21 @@ async fn predict(
         )));
     }
     let Some((version, answer)) = served else {
+        // A request no backend answered is still an inference of the model: recorded without
+        // a prediction, it is what health monitors count as an error (and its latency, time
+        // to give up, is part of what users waited).
+        state.recorder.record(Record::Inference(inference_row(
+            &rid,
+            &route,
+            model,
+            route.version,
+            unit,
+            &attributes,
+            &fields,
+            b"",
+            started.elapsed().as_secs_f64() * 1000.0,
+            now,
+        )));
         return match last_failure {
             Some(Failure::Status5xx(a)) => {
                 state
