@@ -31,6 +31,9 @@ pub enum ShadowCommand {
     /// Replay captured traffic (inference events with input text) against the candidates and
     /// compare them with production; results go to the store (shadow_runs, shadow_metrics).
     Run(RunArgs),
+    /// Live shadow: replay inference events from a Kafka topic as they arrive (checkpointed
+    /// with the topic offsets; `--resume` continues exactly where it stopped).
+    Live(LiveArgs),
     /// Show a run's comparison (default: the latest run).
     Report(ReportArgs),
     /// Evaluate the [[shadow.triggers]] once: file and deliver retraining requests.
@@ -84,6 +87,50 @@ pub struct RunArgs {
     /// Stop after this many pages, leaving the job resumable.
     #[arg(long, hide = true)]
     pub pages: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `vigil shadow live`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LiveArgs {
+    /// Model name (default: the only model with a production version in [[shadow.models]]).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Candidate version(s) to run (default: every candidate of the model).
+    #[arg(long)]
+    pub candidate: Vec<String>,
+    /// Topic of inference events (default: `[kafka] inference_topic`).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Brokers (default: `[kafka] brokers`).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Start a new run at the end of the topic (only new events) instead of its beginning.
+    #[arg(long)]
+    pub from_latest: bool,
+    /// Stop after this many replayed events (default: until --idle-exit or Ctrl-C).
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Stop after this long without a message, e.g. 30s (default: never).
+    #[arg(long)]
+    pub idle_exit: Option<String>,
+    /// Replay a page this long after its first event even when it is not full.
+    #[arg(long, default_value = "2s")]
+    pub batch_wait: String,
+    /// Sampling rate (0 < R <= 1; default: [shadow] sample_rate).
+    #[arg(long)]
+    pub sample: Option<f64>,
+    /// Only events served by this version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Only events with this attribute value, KEY=VALUE (repeatable).
+    #[arg(long = "attr")]
+    pub attrs: Vec<String>,
+    /// Resume this live job from its checkpoint (its topic position, sample and filters).
+    #[arg(long)]
+    pub resume: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -160,8 +207,10 @@ fn now_secs() -> u32 {
 /// What a shadow command needs from the rest of `vigil.toml`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
-    /// `[kafka] brokers` (default brokers of `[shadow] kafka_topic`).
+    /// `[kafka] brokers` (default brokers of `[shadow] kafka_topic` and of `vigil shadow live`).
     pub default_brokers: &'a str,
+    /// `[kafka] inference_topic` (default topic of `vigil shadow live`).
+    pub inference_topic: &'a str,
     /// `[[alert_routes]]` (e-mail of retraining requests via `[shadow] alert_route`).
     pub alert_routes: &'a [vigil_analyzer::alerting::RouteConfig],
 }
@@ -177,6 +226,13 @@ pub async fn run(
     match cmd {
         ShadowCommand::Run(args) => {
             let report = run_replay(args, cfg, store).await?;
+            Ok(match args.format {
+                Format::Json => to_json(&report)?,
+                Format::Table => render_run(&report),
+            })
+        }
+        ShadowCommand::Live(args) => {
+            let report = run_live(args, cfg, store, ctx).await?;
             Ok(match args.format {
                 Format::Json => to_json(&report)?,
                 Format::Table => render_run(&report),
@@ -307,6 +363,7 @@ pub fn run_json(job: &ShadowRunRow) -> serde_json::Value {
         "filters": serde_json::from_str::<serde_json::Value>(&job.filters).unwrap_or_default(),
         "status": job.status,
         "processed": job.processed,
+        "skipped": job.skipped,
         "cursor": {"ts": job.cursor_ts, "event_id": job.cursor_event_id},
         "started_at": job.started_at,
         "updated_ms": job.updated_ms,
@@ -314,23 +371,23 @@ pub fn run_json(job: &ShadowRunRow) -> serde_json::Value {
     })
 }
 
-async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result<RunReport> {
+fn set_threads(cfg: &ShadowConfig) {
     if let Some(t) = cfg.threads {
         if std::env::var_os("RAYON_NUM_THREADS").is_none() {
             // Read by candle's CPU kernels when the first model runs.
             std::env::set_var("RAYON_NUM_THREADS", t.to_string());
         }
     }
-    let registry = cfg.registry()?;
-    let resumed = match &args.resume {
-        Some(id) => Some(
-            replay::load_job(store, id)
-                .await?
-                .ok_or_else(|| Error::NotFound(format!("no shadow run `{id}` to resume")))?,
-        ),
-        None => None,
-    };
-    let model = match (&resumed, &args.model) {
+}
+
+/// The model of a run: the resumed job's, `--model`, or the registry's only production model.
+fn pick_model(
+    registry: &crate::registry::Registry,
+    resumed: Option<&vigil_store::rows::ShadowRunRow>,
+    asked: Option<&str>,
+) -> Result<String> {
+    let args_model = asked.map(str::to_string);
+    Ok(match (resumed, &args_model) {
         (Some(job), _) => job.model.clone(),
         (None, Some(m)) => m.clone(),
         (None, None) => {
@@ -356,7 +413,164 @@ async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result
                 }
             }
         }
+    })
+}
+
+/// `--attr KEY=VALUE` filters.
+fn parse_attrs(attrs: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut attributes = std::collections::BTreeMap::new();
+    for a in attrs {
+        let (k, v) = a.split_once('=').ok_or_else(|| {
+            Error::Config(format!(
+                "--attr {a}: write KEY=VALUE, e.g. --attr region=eu"
+            ))
+        })?;
+        attributes.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(attributes)
+}
+
+fn load_models(
+    cfg: &ShadowConfig,
+    registry: &crate::registry::Registry,
+    model: &str,
+    candidates: &[String],
+    device: &candle_core::Device,
+) -> Result<Models> {
+    let dtype = cfg.dtype()?;
+    tokio::task::block_in_place(|| Models::load(registry, model, candidates, device, dtype))
+}
+
+fn replay_options(
+    cfg: &ShadowConfig,
+    model: &str,
+    candidates: Vec<String>,
+    (since, until): (u32, u32),
+    sample_rate: f64,
+    filters: &Filters,
+) -> Result<ReplayOptions> {
+    Ok(ReplayOptions {
+        model: model.to_string(),
+        candidates,
+        since,
+        until,
+        sample_rate,
+        filters: filters.clone(),
+        page_size: cfg.page_size,
+        bucket_secs: parse_duration(&cfg.bucket)?,
+        label_prefix: cfg.label_outcome_prefix.clone(),
+        min_labelled: cfg.min_labelled,
+        policy: cfg.policy.clone(),
+    })
+}
+
+async fn run_live(
+    args: &LiveArgs,
+    cfg: &ShadowConfig,
+    store: &Store,
+    ctx: Context<'_>,
+) -> Result<RunReport> {
+    set_threads(cfg);
+    let registry = cfg.registry()?;
+    let resumed = match &args.resume {
+        Some(id) => {
+            let job = replay::load_job(store, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no shadow run `{id}` to resume")))?;
+            if job.status == "done" {
+                return Err(Error::Config(format!(
+                    "run {id} is already done: see `vigil shadow report --run {id}`"
+                )));
+            }
+            Some(job)
+        }
+        None => None,
     };
+    let model = pick_model(&registry, resumed.as_ref(), args.model.as_deref())?;
+    let (sample_rate, filters, candidates) = match &resumed {
+        Some(job) => (
+            job.sample_rate,
+            serde_json::from_str(&job.filters).unwrap_or_default(),
+            job.candidates
+                .split(',')
+                .filter_map(|c| c.split_once('@').map(|(_, v)| v.to_string()))
+                .collect(),
+        ),
+        None => (
+            args.sample.unwrap_or(cfg.sample_rate),
+            Filters {
+                version: args.version.clone(),
+                attributes: parse_attrs(&args.attrs)?,
+                limit: None,
+            },
+            args.candidate.clone(),
+        ),
+    };
+    if !(sample_rate > 0.0 && sample_rate <= 1.0) {
+        return Err(Error::Config(format!(
+            "--sample {sample_rate} must be in (0, 1]"
+        )));
+    }
+    let brokers = args.brokers.as_deref().unwrap_or(ctx.default_brokers);
+    let topic = args.topic.as_deref().unwrap_or(ctx.inference_topic);
+    if brokers.trim().is_empty() || topic.trim().is_empty() {
+        return Err(Error::Config(
+            "live shadow needs brokers and a topic: --brokers/--topic or [kafka] brokers and inference_topic".into(),
+        ));
+    }
+    let live = replay::live::LiveOptions {
+        brokers: brokers.to_string(),
+        topic: topic.to_string(),
+        from_latest: args.from_latest,
+        max_events: args.max_events,
+        idle_exit: args
+            .idle_exit
+            .as_deref()
+            .map(parse_duration)
+            .transpose()?
+            .map(|s| std::time::Duration::from_secs(u64::from(s))),
+        batch_wait: std::time::Duration::from_secs(u64::from(parse_duration(&args.batch_wait)?)),
+    };
+    let device = select_device(cfg.device)?;
+    let models = load_models(cfg, &registry, &model, &candidates, &device)?;
+    // A live job's window grows with the events it sees (0 until the first one).
+    let opts = replay_options(cfg, &model, candidates, (0, 0), sample_rate, &filters)?;
+    let job = match resumed {
+        Some(job) => job,
+        None => replay::new_job(&opts, &models, &replay::new_job_id(&model)),
+    };
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} events ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(format!(
+        "live shadow {} ({}) on {} from {topic}",
+        job.job_id,
+        models.candidate_ids().join(", "),
+        device_name(&device)
+    ));
+    pb.set_position(job.processed);
+    tracing::info!(job = %job.job_id, topic, brokers, device = %device_name(&device), "live shadow");
+    let pb2 = pb.clone();
+    let mut progress = move |done: u64| pb2.set_position(done);
+    let report = replay::live::run_live(store, &models, &opts, &live, job, &mut progress).await;
+    pb.finish_and_clear();
+    report
+}
+
+async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result<RunReport> {
+    set_threads(cfg);
+    let registry = cfg.registry()?;
+    let resumed = match &args.resume {
+        Some(id) => Some(
+            replay::load_job(store, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no shadow run `{id}` to resume")))?,
+        ),
+        None => None,
+    };
+    let model = pick_model(&registry, resumed.as_ref(), args.model.as_deref())?;
     let (since, until, sample_rate, filters, candidates) = match &resumed {
         Some(job) => {
             if job.status == "done" {
@@ -394,41 +608,24 @@ async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result
                     "--sample {sample_rate} must be in (0, 1]"
                 )));
             }
-            let mut attributes = std::collections::BTreeMap::new();
-            for a in &args.attrs {
-                let (k, v) = a.split_once('=').ok_or_else(|| {
-                    Error::Config(format!(
-                        "--attr {a}: write KEY=VALUE, e.g. --attr region=eu"
-                    ))
-                })?;
-                attributes.insert(k.trim().to_string(), v.trim().to_string());
-            }
             let filters = Filters {
                 version: args.version.clone(),
-                attributes,
+                attributes: parse_attrs(&args.attrs)?,
                 limit: args.limit,
             };
             (since, until, sample_rate, filters, args.candidate.clone())
         }
     };
     let device = select_device(cfg.device)?;
-    let dtype = cfg.dtype()?;
-    let models = tokio::task::block_in_place(|| {
-        Models::load(&registry, &model, &candidates, &device, dtype)
-    })?;
-    let opts = ReplayOptions {
-        model: model.clone(),
+    let models = load_models(cfg, &registry, &model, &candidates, &device)?;
+    let opts = replay_options(
+        cfg,
+        &model,
         candidates,
-        since,
-        until,
+        (since, until),
         sample_rate,
-        filters: filters.clone(),
-        page_size: cfg.page_size,
-        bucket_secs: parse_duration(&cfg.bucket)?,
-        label_prefix: cfg.label_outcome_prefix.clone(),
-        min_labelled: cfg.min_labelled,
-        policy: cfg.policy.clone(),
-    };
+        &filters,
+    )?;
     let job = match resumed {
         Some(job) => job,
         None => replay::new_job(&opts, &models, &replay::new_job_id(&model)),

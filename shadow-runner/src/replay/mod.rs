@@ -7,6 +7,7 @@
 //! the cursor `(ts, event_id)` and the accumulated state are stored together, and metric rows
 //! are keyed so that re-writing a bucket after a crash replaces it.
 
+pub mod live;
 pub mod mirrored;
 pub mod source;
 
@@ -63,6 +64,10 @@ pub struct ReplayState {
     pub bucket: Option<u32>,
     /// That bucket's accumulator per candidate.
     pub buckets: BTreeMap<String, Accumulator>,
+    /// Live runs: the next Kafka offset to read per partition (the checkpoint's position in
+    /// the topic, saved with the accumulators so a resumed run counts nothing twice).
+    #[serde(default)]
+    pub kafka_next: BTreeMap<i32, i64>,
 }
 
 /// A finished (or stopped) replay.
@@ -314,6 +319,152 @@ pub fn new_job(opts: &ReplayOptions, models: &Models, job_id: &str) -> ShadowRun
 /// Progress callback: events done so far.
 pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
+/// The checkpointed state of `job`, with an accumulator for every candidate.
+pub(crate) fn resume_state(job: &ShadowRunRow, cand_ids: &[String]) -> Result<ReplayState> {
+    let mut state: ReplayState = if job.state.is_empty() {
+        ReplayState::default()
+    } else {
+        serde_json::from_str(&job.state).map_err(|e| {
+            Error::Config(format!(
+                "job {} has an unreadable checkpoint ({e}); start a new run",
+                job.job_id
+            ))
+        })?
+    };
+    for (i, c) in cand_ids.iter().enumerate() {
+        let seed = 0x5EED ^ i as u64;
+        state
+            .totals
+            .entry(c.clone())
+            .or_insert_with(|| Accumulator::new(TOTAL_SAMPLE, seed));
+    }
+    Ok(state)
+}
+
+/// Runs production and every candidate on one page of events and adds the observations to
+/// the whole-run and current-bucket accumulators (flushing a bucket when a later one starts).
+pub(crate) async fn process_events(
+    store: &Store,
+    models: &Models,
+    opts: &ReplayOptions,
+    job: &ShadowRunRow,
+    state: &mut ReplayState,
+    events: &[source::ReplayEvent],
+) -> Result<()> {
+    let cand_ids = models.candidate_ids();
+    let bucket_secs = opts.bucket_secs.max(1);
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let truth = source::truth(store, &opts.model, &opts.label_prefix, &ids).await?;
+    let texts: Vec<&str> = events.iter().map(|e| e.input.as_str()).collect();
+    let (prod, cands) = tokio::task::block_in_place(|| run_page(models, &texts))?;
+    let cos: Vec<Option<Vec<f32>>> = cands
+        .iter()
+        .map(|c| cosines(&prod.embeddings, &c.embeddings))
+        .collect::<Result<_>>()?;
+    let n = events.len();
+    for (ci, cid) in cand_ids.iter().enumerate() {
+        if let Some(acc) = state.totals.get_mut(cid) {
+            acc.add_time(prod.secs, cands[ci].secs, n as u64);
+        }
+    }
+    for (row, event) in events.iter().enumerate() {
+        let bucket = event.ts / bucket_secs * bucket_secs;
+        // Only a later bucket closes the open one: a live stream's partitions interleave
+        // slightly out of order, and a late event counts in the open bucket rather than
+        // reopening (and overwriting) a flushed one.
+        if state.bucket.is_some_and(|b| bucket > b) {
+            flush_bucket(store, job, state, bucket_secs, opts).await?;
+        }
+        if state.bucket.is_none() {
+            state.bucket = Some(bucket);
+        }
+        let p = &prod.predictions[row];
+        for (ci, cid) in cand_ids.iter().enumerate() {
+            let c = &cands[ci].predictions[row];
+            let o = Observation {
+                prod: (&p.label, p.score),
+                cand: (&c.label, c.score),
+                logged: &event.label,
+                truth: truth.get(&event.event_id).map(String::as_str),
+                cosine: cos[ci].as_ref().map(|v| f64::from(v[row])),
+            };
+            if let Some(acc) = state.totals.get_mut(cid) {
+                acc.observe(&o);
+            }
+            state
+                .buckets
+                .entry(cid.clone())
+                .or_insert_with(|| Accumulator::new(BUCKET_SAMPLE, 0xB0C ^ ci as u64))
+                .observe(&o);
+        }
+    }
+    Ok(())
+}
+
+/// Saves the checkpoint: the job row with the serialised state (latest `updated_ms` wins).
+pub(crate) async fn checkpoint(
+    store: &Store,
+    job: &mut ShadowRunRow,
+    state: &ReplayState,
+) -> Result<()> {
+    job.updated_ms = now_ms();
+    job.state = serde_json::to_string(state)
+        .map_err(|e| Error::Config(format!("cannot serialise the checkpoint: {e}")))?;
+    store.insert(std::slice::from_ref(job)).await?;
+    Ok(())
+}
+
+/// Ends a job: flushes the open bucket, stores the whole-run comparison per candidate and
+/// marks the job done. Returns the per-candidate summaries.
+pub(crate) async fn finish(
+    store: &Store,
+    opts: &ReplayOptions,
+    job: &mut ShadowRunRow,
+    state: &mut ReplayState,
+) -> Result<Vec<(String, Summary)>> {
+    flush_bucket(store, job, state, opts.bucket_secs.max(1), opts).await?;
+    let mut summaries = Vec::new();
+    let mut rows = Vec::new();
+    for (cid, acc) in &state.totals {
+        let s = acc.summary(&opts.policy, opts.min_labelled);
+        rows.push(metric_row(job, cid, "total", (job.since, job.until), &s));
+        summaries.push((cid.clone(), s));
+    }
+    store.insert(&rows).await?;
+    job.status = "done".into();
+    checkpoint(store, job, state).await?;
+    Ok(summaries)
+}
+
+/// Stores what a live run has seen so far without closing anything: the open bucket's rows and
+/// the whole-run rows (both replace earlier snapshots of the same bucket/total), and the job as
+/// `stopped`, resumable. Returns the per-candidate summaries.
+pub(crate) async fn snapshot(
+    store: &Store,
+    opts: &ReplayOptions,
+    job: &mut ShadowRunRow,
+    state: &ReplayState,
+) -> Result<Vec<(String, Summary)>> {
+    let mut rows = Vec::new();
+    if let Some(start) = state.bucket {
+        let end = start.saturating_add(opts.bucket_secs.max(1));
+        for (cid, acc) in &state.buckets {
+            let s = acc.summary(&opts.policy, opts.min_labelled);
+            rows.push(metric_row(job, cid, "bucket", (start, end), &s));
+        }
+    }
+    let mut summaries = Vec::new();
+    for (cid, acc) in &state.totals {
+        let s = acc.summary(&opts.policy, opts.min_labelled);
+        rows.push(metric_row(job, cid, "total", (job.since, job.until), &s));
+        summaries.push((cid.clone(), s));
+    }
+    store.insert(&rows).await?;
+    job.status = "stopped".into();
+    checkpoint(store, job, state).await?;
+    Ok(summaries)
+}
+
 /// Runs (or resumes) `job` to the end of its window and returns the report. `stop_after_pages`
 /// stops early after that many pages, leaving the job resumable (used by tests and `--pages`).
 pub async fn run_job(
@@ -325,24 +476,7 @@ pub async fn run_job(
     stop_after_pages: Option<usize>,
 ) -> Result<RunReport> {
     let started = Instant::now();
-    let mut state: ReplayState = if job.state.is_empty() {
-        ReplayState::default()
-    } else {
-        serde_json::from_str(&job.state).map_err(|e| {
-            Error::Config(format!(
-                "job {} has an unreadable checkpoint ({e}); start a new run",
-                job.job_id
-            ))
-        })?
-    };
-    let cand_ids = models.candidate_ids();
-    for (i, c) in cand_ids.iter().enumerate() {
-        let seed = 0x5EED ^ i as u64;
-        state
-            .totals
-            .entry(c.clone())
-            .or_insert_with(|| Accumulator::new(TOTAL_SAMPLE, seed));
-    }
+    let mut state = resume_state(&job, &models.candidate_ids())?;
     let scope = Scope {
         model: &opts.model,
         since: opts.since,
@@ -351,7 +485,6 @@ pub async fn run_job(
         filters: &opts.filters,
     };
     let limit = opts.filters.limit.unwrap_or(u64::MAX);
-    let bucket_secs = opts.bucket_secs.max(1);
     job.status = "running".into();
     job.updated_ms = now_ms();
     store.insert(std::slice::from_ref(&job)).await?;
@@ -367,57 +500,14 @@ pub async fn run_job(
         if events.is_empty() {
             break;
         }
-        let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-        let truth = source::truth(store, &opts.model, &opts.label_prefix, &ids).await?;
-        let texts: Vec<&str> = events.iter().map(|e| e.input.as_str()).collect();
-        let (prod, cands) = tokio::task::block_in_place(|| run_page(models, &texts))?;
-        let cos: Vec<Option<Vec<f32>>> = cands
-            .iter()
-            .map(|c| cosines(&prod.embeddings, &c.embeddings))
-            .collect::<Result<_>>()?;
+        process_events(store, models, opts, &job, &mut state, &events).await?;
         let n = events.len();
-        for (ci, cid) in cand_ids.iter().enumerate() {
-            if let Some(acc) = state.totals.get_mut(cid) {
-                acc.add_time(prod.secs, cands[ci].secs, n as u64);
-            }
-        }
-        for (row, event) in events.iter().enumerate() {
-            let bucket = event.ts / bucket_secs * bucket_secs;
-            if state.bucket.is_some_and(|b| b != bucket) {
-                flush_bucket(store, &job, &mut state, bucket_secs, opts).await?;
-            }
-            if state.bucket.is_none() {
-                state.bucket = Some(bucket);
-            }
-            let p = &prod.predictions[row];
-            for (ci, cid) in cand_ids.iter().enumerate() {
-                let c = &cands[ci].predictions[row];
-                let o = Observation {
-                    prod: (&p.label, p.score),
-                    cand: (&c.label, c.score),
-                    logged: &event.label,
-                    truth: truth.get(&event.event_id).map(String::as_str),
-                    cosine: cos[ci].as_ref().map(|v| f64::from(v[row])),
-                };
-                if let Some(acc) = state.totals.get_mut(cid) {
-                    acc.observe(&o);
-                }
-                state
-                    .buckets
-                    .entry(cid.clone())
-                    .or_insert_with(|| Accumulator::new(BUCKET_SAMPLE, 0xB0C ^ ci as u64))
-                    .observe(&o);
-            }
-        }
         if let Some(last) = events.last() {
             job.cursor_ts = last.ts;
             job.cursor_event_id = last.event_id.clone();
         }
         job.processed += n as u64;
-        job.updated_ms = now_ms();
-        job.state = serde_json::to_string(&state)
-            .map_err(|e| Error::Config(format!("cannot serialise the checkpoint: {e}")))?;
-        store.insert(std::slice::from_ref(&job)).await?;
+        checkpoint(store, &mut job, &state).await?;
         progress(job.processed);
         pages += 1;
         if n < want {
@@ -425,26 +515,15 @@ pub async fn run_job(
         }
     }
     let finished = stop_after_pages.is_none_or(|p| pages < p) || job.processed >= limit;
-    let mut summaries = Vec::new();
-    if finished {
-        flush_bucket(store, &job, &mut state, bucket_secs, opts).await?;
-        let mut rows = Vec::new();
-        for (cid, acc) in &state.totals {
-            let s = acc.summary(&opts.policy, opts.min_labelled);
-            rows.push(metric_row(&job, cid, "total", (job.since, job.until), &s));
-            summaries.push((cid.clone(), s));
-        }
-        store.insert(&rows).await?;
-        job.status = "done".into();
-        job.state = serde_json::to_string(&state)
-            .map_err(|e| Error::Config(format!("cannot serialise the checkpoint: {e}")))?;
-        job.updated_ms = now_ms();
-        store.insert(std::slice::from_ref(&job)).await?;
+    let summaries = if finished {
+        finish(store, opts, &mut job, &mut state).await?
     } else {
-        for (cid, acc) in &state.totals {
-            summaries.push((cid.clone(), acc.summary(&opts.policy, opts.min_labelled)));
-        }
-    }
+        state
+            .totals
+            .iter()
+            .map(|(cid, acc)| (cid.clone(), acc.summary(&opts.policy, opts.min_labelled)))
+            .collect()
+    };
     Ok(RunReport {
         job_id: job.job_id.clone(),
         production: job.production.clone(),
