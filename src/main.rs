@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod kpi;
 mod monitor_task;
+mod rollup_task;
 mod serve;
 mod ui;
 
@@ -71,6 +72,8 @@ enum Command {
     },
     /// Create or upgrade the store's schema.
     Migrate,
+    /// Compact the dashboards' per-minute rollups once (`vigil serve` does it every 30 s).
+    Rollup(rollup_task::RollupArgs),
     /// Ingest an NDJSON file (one event per line).
     Ingest {
         /// The file to read.
@@ -270,6 +273,10 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             );
             Ok(())
         }
+        Command::Rollup(args) => {
+            let s = serve::open_store(&config, store).await?;
+            rollup_task::run_once(&s, &args).await
+        }
         Command::Ingest { file, kind } => ingest_file(config, store, file, kind).await,
         Command::Status { format } => {
             let s = serve::open_store(&config, store).await?;
@@ -343,6 +350,7 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             let s = serve::open_store(&config, store).await?;
             let ctx = vigil_shadow_runner::cli::Context {
                 default_brokers: &config.kafka.brokers,
+                inference_topic: &config.kafka.inference_topic,
                 alert_routes: &config.alert_routes,
             };
             let out = vigil_shadow_runner::cli::run(&cmd, &config.shadow, &s, ctx).await?;

@@ -196,6 +196,7 @@ pub async fn serve(
     );
     let alert_delivery =
         vigil_analyzer::alerting::spawn_delivery(store.clone(), config.alert_context());
+    let rollups = crate::rollup_task::spawn(store.clone());
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let http_server = if http {
@@ -231,6 +232,7 @@ pub async fn serve(
     if let Some(d) = alert_delivery {
         d.abort();
     }
+    rollups.abort();
     tracing::info!("shutting down: finishing in-flight batches");
     if let Some(s) = http_server {
         s.stop().await;

@@ -3,9 +3,17 @@
 //! Same rules as `vigil_store::queries`: one dialect for ClickHouse 18.16 and 26.x, fully
 //! qualified tables, event tables read with `FINAL`, every column cast to its Rust field's type
 //! and aliased to the field's name.
+//!
+//! Queries over every inference in the range (versions, traffic, latency, fairness, feature
+//! presence, extent) read the per-minute rollups (`vigil_store::rollup`, read with `FINAL`) for
+//! the whole minutes the compactor has finished (`Range::rolled_until`) and the raw table with
+//! `FINAL` for the rest (the partial first minute, and the tail after the watermark), `UNION
+//! ALL`, summed. With `rolled_until = 0` they are the plain raw-table queries.
 
 use crate::roi::{ArmTotals, RoiConfig};
 use serde::Deserialize;
+use vigil_store::queries::{TimeBucket, VersionCount};
+use vigil_store::rollup::{histogram_quantile, LATENCY_BIN_SQL};
 use vigil_store::{sql_string, Store, StoreError};
 
 /// A half-open time range `[since, until)` in unix seconds and the bucket width for charts.
@@ -14,6 +22,9 @@ pub struct Range {
     pub since: u32,
     pub until: u32,
     pub bucket: u32,
+    /// Minutes before this (unix seconds, a minute boundary) are answered by the rollups;
+    /// 0 = read only the raw table.
+    pub rolled_until: u32,
 }
 
 impl Range {
@@ -23,6 +34,48 @@ impl Range {
             self.since, self.until
         )
     }
+
+    /// The whole minutes `[lo, hi)` of the range the rollups answer; `None` when none, or when
+    /// `by_bucket` and a chart bucket would split a minute.
+    fn rolled(&self, by_bucket: bool) -> Option<(u32, u32)> {
+        if by_bucket && !self.bucket.is_multiple_of(60) {
+            return None;
+        }
+        let lo = u64::from(self.since).div_ceil(60) * 60;
+        let hi = u64::from(self.until / 60 * 60).min(u64::from(self.rolled_until));
+        (lo < hi).then_some((lo as u32, hi as u32))
+    }
+
+    /// The filter for the raw rows the rollups do not answer.
+    fn raw_sql(&self, rolled: Option<(u32, u32)>) -> String {
+        match rolled {
+            None => self.sql("ts"),
+            Some((lo, hi)) => format!(
+                "((ts >= toDateTime({}) AND ts < toDateTime({lo})) OR (ts >= toDateTime({hi}) AND ts < toDateTime({})))",
+                self.since, self.until
+            ),
+        }
+    }
+}
+
+/// `raw UNION ALL rolled` as one `FROM` source (just `raw` when nothing is rolled up).
+fn union(raw: String, rolled: Option<String>) -> String {
+    match rolled {
+        Some(r) => format!("({raw} UNION ALL {r})"),
+        None => format!("({raw})"),
+    }
+}
+
+fn minutes_sql((lo, hi): (u32, u32)) -> String {
+    format!("minute >= toDateTime({lo}) AND minute < toDateTime({hi})")
+}
+
+/// The compactor's watermark (0 when the rollups do not exist yet or were never compacted).
+pub async fn rolled_until(store: &Store) -> Result<u32, StoreError> {
+    if !table_exists(store, "rollup_state").await? {
+        return Ok(0);
+    }
+    Ok(vigil_store::rollup::state(store).await?.compacted_until)
 }
 
 /// A bucket width giving about `n` buckets over `[lo, hi]`, at a round number of seconds.
@@ -46,13 +99,41 @@ pub struct Extent {
     pub n: u64,
 }
 
-/// First and last inference time in `[since, until)` (n = 0 when none).
-pub async fn extent(store: &Store, since: u32, until: u32) -> Result<Extent, StoreError> {
+/// First and last inference time in `[since, until)` (n = 0 when none; n counts the raw part's
+/// physical rows, so it is only good for "any?").
+pub async fn extent(
+    store: &Store,
+    since: u32,
+    until: u32,
+    rolled_until: u32,
+) -> Result<Extent, StoreError> {
+    let r = Range {
+        since,
+        until,
+        bucket: 60,
+        rolled_until,
+    };
+    let rolled = r.rolled(false);
+    let raw = format!(
+        "SELECT toUInt32(min(ts)) AS l, toUInt32(max(ts)) AS h, toUInt64(count()) AS c
+         FROM {} WHERE {}",
+        store.table("inference_events"),
+        r.raw_sql(rolled)
+    );
+    let roll = rolled.map(|m| {
+        format!(
+            "SELECT toUInt32(min(min_ts)) AS l, toUInt32(max(max_ts)) AS h, toUInt64(sum(events)) AS c
+             FROM {} FINAL WHERE {}",
+            store.table("inference_rollup_1m"),
+            minutes_sql(m)
+        )
+    });
     let rows: Vec<Extent> = store
         .fetch(&format!(
-            "SELECT toUInt32(min(ts)) AS lo, toUInt32(max(ts)) AS hi, toUInt64(count()) AS n
-             FROM {} WHERE ts >= toDateTime({since}) AND ts < toDateTime({until})",
-            store.table("inference_events")
+            "SELECT toUInt32(minIf(l, c > 0)) AS lo, toUInt32(maxIf(h, c > 0)) AS hi,
+                    toUInt64(sum(c)) AS n
+             FROM {}",
+            union(raw, roll)
         ))
         .await?;
     Ok(rows.into_iter().next().unwrap_or(Extent {
@@ -60,6 +141,78 @@ pub async fn extent(store: &Store, since: u32, until: u32) -> Result<Extent, Sto
         hi: until,
         n: 0,
     }))
+}
+
+/// Additive sums behind the means of [`versions`] and [`traffic`], over raw rows (Nullable
+/// values summed through `ifNull`: 18.16 keeps sums of Nullable Nullable) …
+const RAW_SUMS: &str = "toUInt64(count()) AS n, toUInt64(sum(isNotNull(score))) AS sn,
+    toFloat64(sum(ifNull(score, 0))) AS ss, toUInt64(sum(isNotNull(latency_ms))) AS lat_n,
+    toFloat64(sum(ifNull(latency_ms, 0))) AS lat_s";
+/// … the same sums over rollup rows …
+const ROLLUP_SUMS: &str = "toUInt64(sum(events)) AS n, toUInt64(sum(score_n)) AS sn,
+    toFloat64(sum(score_sum)) AS ss, toUInt64(sum(latency_n)) AS lat_n,
+    toFloat64(sum(latency_sum)) AS lat_s";
+/// … and the means from the sums of both (0 without values, as `ifNull(avg(x), 0)`).
+const MEANS: &str = "toUInt64(sum(n)) AS events,
+    toFloat64(if(sum(sn) > 0, sum(ss) / sum(sn), 0)) AS mean_score,
+    toFloat64(if(sum(lat_n) > 0, sum(lat_s) / sum(lat_n), 0)) AS mean_latency_ms";
+
+/// Per model and version: events, mean score and latency, last event (as
+/// `vigil_store::queries::counts_by_version`, from the rollups where they answer).
+pub async fn versions(store: &Store, r: Range) -> Result<Vec<VersionCount>, StoreError> {
+    let rolled = r.rolled(false);
+    let raw = format!(
+        "SELECT model, version, {RAW_SUMS}, toUInt32(max(ts)) AS last_
+         FROM {} FINAL WHERE {} GROUP BY model, version",
+        store.table("inference_events"),
+        r.raw_sql(rolled)
+    );
+    let roll = rolled.map(|m| {
+        format!(
+            "SELECT model, version, {ROLLUP_SUMS}, toUInt32(max(max_ts)) AS last_
+             FROM {} FINAL WHERE {} GROUP BY model, version",
+            store.table("inference_rollup_1m"),
+            minutes_sql(m)
+        )
+    });
+    store
+        .fetch(&format!(
+            "SELECT toString(model) AS model, toString(version) AS version, {MEANS},
+                    toUInt32(max(last_)) AS last_ts
+             FROM {} GROUP BY model, version ORDER BY model, version",
+            union(raw, roll)
+        ))
+        .await
+}
+
+/// Events, mean score and latency per version of `model` and chart bucket (as
+/// `vigil_store::queries::time_buckets`, from the rollups where they answer).
+pub async fn traffic(store: &Store, model: &str, r: Range) -> Result<Vec<TimeBucket>, StoreError> {
+    let b = r.bucket.max(1);
+    let m = sql_string(model);
+    let rolled = r.rolled(true);
+    let raw = format!(
+        "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, version, {RAW_SUMS}
+         FROM {} FINAL WHERE model = {m} AND {} GROUP BY bucket, version",
+        store.table("inference_events"),
+        r.raw_sql(rolled)
+    );
+    let roll = rolled.map(|mins| {
+        format!(
+            "SELECT toUInt32(intDiv(toUInt32(minute), {b}) * {b}) AS bucket, version, {ROLLUP_SUMS}
+             FROM {} FINAL WHERE model = {m} AND {} GROUP BY bucket, version",
+            store.table("inference_rollup_1m"),
+            minutes_sql(mins)
+        )
+    });
+    store
+        .fetch(&format!(
+            "SELECT toUInt32(bucket) AS bucket, toString({m}) AS model, toString(version) AS version,
+                    {MEANS}
+             FROM {} GROUP BY bucket, version ORDER BY bucket, version",
+            union(raw, roll)
+        ))
+        .await
 }
 
 /// Whether a table exists (tables of migrations other crates add).
@@ -88,26 +241,66 @@ pub struct LatencyBucket {
     pub p95: f64,
 }
 
+/// Latency p50/p95 per version and bucket, from the latency histogram
+/// (`vigil_store::rollup::LATENCY_BIN_SQL`, bins about 2 % wide): the rollups carry it per
+/// minute, the raw part is binned the same way, so both paths give the same numbers.
 pub async fn latency_buckets(
     store: &Store,
     model: &str,
     r: Range,
 ) -> Result<Vec<LatencyBucket>, StoreError> {
-    store
+    #[derive(clickhouse::Row, Deserialize)]
+    struct Hist {
+        bucket: u32,
+        version: String,
+        bins: Vec<u16>,
+        counts: Vec<u64>,
+    }
+    let b = r.bucket.max(1);
+    let m = sql_string(model);
+    let rolled = r.rolled(true);
+    let raw = format!(
+        "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, version, {LATENCY_BIN_SQL} AS bin,
+                toUInt64(count()) AS c1
+         FROM {} FINAL WHERE model = {m} AND {} AND isNotNull(latency_ms)
+         GROUP BY bucket, version, bin",
+        store.table("inference_events"),
+        r.raw_sql(rolled)
+    );
+    let roll = rolled.map(|mins| {
+        format!(
+            "SELECT toUInt32(intDiv(toUInt32(minute), {b}) * {b}) AS bucket, version, bin,
+                    toUInt64(sum(lc)) AS c1
+             FROM {} FINAL ARRAY JOIN latency_bins AS bin, latency_counts AS lc
+             WHERE model = {m} AND {}
+             GROUP BY bucket, version, bin",
+            store.table("inference_rollup_1m"),
+            minutes_sql(mins)
+        )
+    });
+    let hists: Vec<Hist> = store
         .fetch(&format!(
-            "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, toString(version) AS version,
-                    toUInt64(count()) AS events,
-                    toFloat64(quantile(0.5)(assumeNotNull(latency_ms))) AS p50,
-                    toFloat64(quantile(0.95)(assumeNotNull(latency_ms))) AS p95
-             FROM {t} FINAL
-             WHERE model = {m} AND {range} AND isNotNull(latency_ms)
+            "SELECT toUInt32(bucket) AS bucket, toString(version) AS version,
+                    CAST(groupArray(bin) AS Array(UInt16)) AS bins,
+                    CAST(groupArray(c) AS Array(UInt64)) AS counts
+             FROM (SELECT bucket, version, bin, sum(c1) AS c FROM {} GROUP BY bucket, version, bin)
              GROUP BY bucket, version ORDER BY bucket, version",
-            b = r.bucket,
-            t = store.table("inference_events"),
-            m = sql_string(model),
-            range = r.sql("ts"),
+            union(raw, roll)
         ))
-        .await
+        .await?;
+    Ok(hists
+        .into_iter()
+        .filter_map(|h| {
+            let bins: Vec<(u16, u64)> = h.bins.into_iter().zip(h.counts).collect();
+            Some(LatencyBucket {
+                bucket: h.bucket,
+                version: h.version,
+                events: bins.iter().map(|b| b.1).sum(),
+                p50: histogram_quantile(&bins, 0.5)?,
+                p95: histogram_quantile(&bins, 0.95)?,
+            })
+        })
+        .collect())
 }
 
 /// Per version and bucket: the ROI sums of units first seen in that bucket.
@@ -323,11 +516,12 @@ pub async fn feature_names(
     model: &str,
     r: Range,
 ) -> Result<FeatureNames, StoreError> {
+    // `LIMIT 1` in a subquery: one row is enough, and it stops the scan at the first match.
     let rows: Vec<FeatureNames> = store
         .fetch(&format!(
-            "SELECT CAST(any(num_names) AS Array(String)) AS num, CAST(any(cat_names) AS Array(String)) AS cat,
-                    CAST(any(attr_names) AS Array(String)) AS attrs
-             FROM {} WHERE model = {} AND {}",
+            "SELECT CAST(num_names AS Array(String)) AS num, CAST(cat_names AS Array(String)) AS cat,
+                    CAST(attr_names AS Array(String)) AS attrs
+             FROM {} WHERE model = {} AND {} LIMIT 1",
             store.table("inference_events"),
             sql_string(model),
             r.sql("ts")
@@ -424,15 +618,29 @@ pub struct Presence {
 }
 
 pub async fn presence(store: &Store, model: &str, r: Range) -> Result<Vec<Presence>, StoreError> {
+    let m = sql_string(model);
+    let rolled = r.rolled(false);
+    let raw = format!(
+        "SELECT version, f, toUInt64(count()) AS c
+         FROM {} FINAL ARRAY JOIN arrayConcat(num_names, cat_names) AS f
+         WHERE model = {m} AND {}
+         GROUP BY version, f",
+        store.table("inference_events"),
+        r.raw_sql(rolled)
+    );
+    let roll = rolled.map(|mins| {
+        format!(
+            "SELECT version, name AS f, toUInt64(sum(present)) AS c
+             FROM {} FINAL WHERE model = {m} AND {} GROUP BY version, f",
+            store.table("inference_features_1m"),
+            minutes_sql(mins)
+        )
+    });
     store
         .fetch(&format!(
-            "SELECT toString(version) AS version, toString(f) AS name, toUInt64(count()) AS present
-             FROM {} FINAL ARRAY JOIN arrayConcat(num_names, cat_names) AS f
-             WHERE model = {} AND {}
-             GROUP BY version, name ORDER BY version, name",
-            store.table("inference_events"),
-            sql_string(model),
-            r.sql("ts")
+            "SELECT toString(version) AS version, toString(f) AS name, toUInt64(sum(c)) AS present
+             FROM {} GROUP BY version, f ORDER BY version, name",
+            union(raw, roll)
         ))
         .await
 }
@@ -463,28 +671,49 @@ pub async fn fairness_buckets(
     r: Range,
 ) -> Result<Vec<GroupBucket>, StoreError> {
     let (m, a) = (sql_string(model), sql_string(attribute));
+    let bw = r.bucket.max(1);
+    let rolled = r.rolled(true);
+    let raw = format!(
+        "SELECT toUInt32(b) AS bucket, toString(g) AS grp, toUInt64(count()) AS n_,
+                toUInt64(sum(pred)) AS sel_, toUInt64(sum(has_out)) AS lab_,
+                toUInt64(sum(pos)) AS pos_, toUInt64(sum(pred * pos)) AS tp_,
+                toUInt64(sum(pred * has_out * (1 - pos))) AS fp_
+         FROM (
+             SELECT intDiv(toUInt32(ts), {bw}) * {bw} AS b, attr_values[indexOf(attr_names, {a})] AS g,
+                    toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred,
+                    event_id
+             FROM {inf} FINAL
+             WHERE model = {m} AND has(attr_names, {a}) AND {range}
+         ) AS served ANY LEFT JOIN (
+             SELECT inference_id AS event_id, toUInt64(1) AS has_out, toUInt64(max(value) > 0) AS pos
+             FROM {out} FINAL WHERE model = {m} AND inference_id != ''
+             GROUP BY inference_id
+         ) AS results USING event_id
+         GROUP BY bucket, grp",
+        inf = store.table("inference_events"),
+        out = store.table("outcome_events"),
+        range = r.raw_sql(rolled),
+    );
+    let roll = rolled.map(|mins| {
+        format!(
+            "SELECT toUInt32(intDiv(toUInt32(minute), {bw}) * {bw}) AS bucket, toString(grp) AS grp,
+                    toUInt64(sum(n)) AS n_, toUInt64(sum(selected)) AS sel_,
+                    toUInt64(sum(labelled)) AS lab_, toUInt64(sum(positives)) AS pos_,
+                    toUInt64(sum(true_pos)) AS tp_, toUInt64(sum(false_pos)) AS fp_
+             FROM {} FINAL WHERE model = {m} AND attr = {a} AND {}
+             GROUP BY bucket, grp",
+            store.table("inference_groups_1m"),
+            minutes_sql(mins)
+        )
+    });
     store
         .fetch(&format!(
-            "SELECT toUInt32(b) AS bucket, toString(g) AS grp, toUInt64(count()) AS n,
-                    toUInt64(sum(pred)) AS selected, toUInt64(sum(has_out)) AS labelled,
-                    toUInt64(sum(pos)) AS positives, toUInt64(sum(pred * pos)) AS true_pos,
-                    toUInt64(sum(pred * has_out * (1 - pos))) AS false_pos
-             FROM (
-                 SELECT intDiv(toUInt32(ts), {bw}) * {bw} AS b, attr_values[indexOf(attr_names, {a})] AS g,
-                        toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred,
-                        event_id
-                 FROM {inf} FINAL
-                 WHERE model = {m} AND has(attr_names, {a}) AND {range}
-             ) AS served ANY LEFT JOIN (
-                 SELECT inference_id AS event_id, toUInt64(1) AS has_out, toUInt64(max(value) > 0) AS pos
-                 FROM {out} FINAL WHERE model = {m} AND inference_id != ''
-                 GROUP BY inference_id
-             ) AS results USING event_id
-             GROUP BY bucket, grp ORDER BY bucket, grp",
-            bw = r.bucket,
-            inf = store.table("inference_events"),
-            out = store.table("outcome_events"),
-            range = r.sql("ts"),
+            "SELECT toUInt32(bucket) AS bucket, toString(grp) AS grp, toUInt64(sum(n_)) AS n,
+                    toUInt64(sum(sel_)) AS selected, toUInt64(sum(lab_)) AS labelled,
+                    toUInt64(sum(pos_)) AS positives, toUInt64(sum(tp_)) AS true_pos,
+                    toUInt64(sum(fp_)) AS false_pos
+             FROM {} GROUP BY bucket, grp ORDER BY bucket, grp",
+            union(raw, roll)
         ))
         .await
 }

@@ -369,7 +369,9 @@ async fn context(
             .map_err(|e| DashboardError::BadRequest(format!("bad query string: {e}")))?;
     let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
     let (since, until, name) = parse_range(&q, now).map_err(DashboardError::BadRequest)?;
-    let ext = data::extent(&st.store, since, until).await?;
+    // The rollups' watermark, read once per page: every aggregate over the range below uses it.
+    let rolled_until = data::rolled_until(&st.store).await?;
+    let ext = data::extent(&st.store, since, until, rolled_until).await?;
     let (lo, hi) = if ext.n > 0 {
         (ext.lo.max(since), ext.hi.min(until).saturating_add(1))
     } else {
@@ -392,6 +394,7 @@ async fn context(
             since,
             until,
             bucket,
+            rolled_until,
         },
         keep,
         query,
@@ -663,7 +666,7 @@ fn card(id: &str, label: &str, value: &str, raw: f64) -> String {
 async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardError> {
     let mut p = PageOut::new("Overview");
     let r = c.range;
-    let versions = queries::counts_by_version(&st.store, r.since, r.until).await?;
+    let versions = data::versions(&st.store, r).await?;
     let dead_letters = queries::count_physical_rows(&st.store, "dead_letters").await?;
     let total: u64 = versions.iter().map(|v| v.events).sum();
     let models = models_of(&versions);
@@ -776,7 +779,7 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
     p.body
         .push_str("<h2>Traffic and health</h2><div class=\"grid\">");
     for model in models.keys() {
-        let buckets = queries::time_buckets(&st.store, model, r.bucket, r.since, r.until).await?;
+        let buckets = data::traffic(&st.store, model, r).await?;
         let mut by_version: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
         for b in &buckets {
             by_version
@@ -1006,7 +1009,7 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
     let r = c.range;
     let cur = st.roi.currency.clone();
     p.body.push_str(&value_model_box(st));
-    let versions = queries::counts_by_version(&st.store, r.since, r.until).await?;
+    let versions = data::versions(&st.store, r).await?;
     let models = models_of(&versions);
     if models.is_empty() {
         p.body
@@ -1318,7 +1321,7 @@ async fn experiment_serving(
 async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardError> {
     let mut p = PageOut::new("Drift & quality");
     let r = c.range;
-    let versions = queries::counts_by_version(&st.store, r.since, r.until).await?;
+    let versions = data::versions(&st.store, r).await?;
     let models: Vec<String> = models_of(&versions).into_keys().collect();
     let Some(model) = c
         .get("model")
@@ -1718,7 +1721,7 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
     use vigil_analyzer_compat::{fairness_from_counts, wilson_interval, GroupCounts, FOUR_FIFTHS};
     let mut p = PageOut::new("Fairness");
     let r = c.range;
-    let versions = queries::counts_by_version(&st.store, r.since, r.until).await?;
+    let versions = data::versions(&st.store, r).await?;
     let models: Vec<String> = models_of(&versions).into_keys().collect();
     let Some(model) = c
         .get("model")
@@ -2156,7 +2159,7 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
         .map(|x| x.last_ts)
         .max()
         .unwrap_or(r.until);
-    let ext_lo = data::extent(&st.store, r.since, r.until)
+    let ext_lo = data::extent(&st.store, r.since, r.until, r.rolled_until)
         .await?
         .lo
         .max(r.since);

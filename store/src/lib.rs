@@ -6,6 +6,7 @@
 //! - [`Store`]: one interface over a ClickHouse server (`clickhouse://host:port/db`, HTTP) and
 //!   embedded chDB (`chdb:///path`, loaded at run time).
 //! - [`queries`]: typed queries (counts, time buckets, per-version aggregates, offsets).
+//! - [`rollup`]: per-minute rollups of inference events for the dashboards, and their compactor.
 //! - [`auth`]: bearer tokens and roles for every HTTP surface.
 //!
 //! SQL here runs on ClickHouse 18.16 and 26.x alike; see `docs/architecture.md`.
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod backend;
 pub mod event;
 pub mod queries;
+pub mod rollup;
 pub mod rowbinary;
 pub mod rows;
 pub mod schema;

@@ -29,6 +29,9 @@ struct TableDef {
     order_by: &'static str,
     /// Sharding key for the distributed table in cluster mode.
     shard_key: &'static str,
+    /// `ReplacingMergeTree`'s version column: the row with the highest value wins instead of
+    /// the last inserted one (rollups: a later recomputation must replace an earlier one).
+    version_column: Option<&'static str>,
 }
 
 const INFERENCE_COLUMNS: &str = "
@@ -113,6 +116,7 @@ const TABLES_V1: &[TableDef] = &[
         partition_by: Some("toYYYYMM(ts)"),
         order_by: "(model, version, ts, event_id)",
         shard_key: "cityHash64(event_id)",
+        version_column: None,
     },
     TableDef {
         name: "outcome_events",
@@ -121,6 +125,7 @@ const TABLES_V1: &[TableDef] = &[
         partition_by: Some("toYYYYMM(ts)"),
         order_by: "(model, name, ts, event_id)",
         shard_key: "cityHash64(event_id)",
+        version_column: None,
     },
     TableDef {
         name: "exposure_events",
@@ -129,6 +134,7 @@ const TABLES_V1: &[TableDef] = &[
         partition_by: Some("toYYYYMM(ts)"),
         order_by: "(experiment, ts, event_id)",
         shard_key: "cityHash64(event_id)",
+        version_column: None,
     },
     TableDef {
         name: "dead_letters",
@@ -137,6 +143,7 @@ const TABLES_V1: &[TableDef] = &[
         partition_by: Some("toYYYYMM(received_at)"),
         order_by: "(received_at, kind, source)",
         shard_key: "rand()",
+        version_column: None,
     },
     TableDef {
         name: "ingest_offsets",
@@ -145,6 +152,7 @@ const TABLES_V1: &[TableDef] = &[
         partition_by: None,
         order_by: "(consumer_group, topic, partition, next_offset)",
         shard_key: "cityHash64(consumer_group, topic, partition)",
+        version_column: None,
     },
 ];
 
@@ -171,6 +179,7 @@ const TABLES_V2: &[TableDef] = &[TableDef {
     partition_by: Some("toYYYYMM(ts)"),
     order_by: "(model, version, ts, request_id)",
     shard_key: "cityHash64(request_id)",
+    version_column: None,
 }];
 
 /// Results of continuous monitors (`vigil analyze`, `vigil serve`): one row per monitored
@@ -201,6 +210,7 @@ const TABLES_V3: &[TableDef] = &[TableDef {
     partition_by: Some("toYYYYMM(window_end)"),
     order_by: "(monitor, model, version, window_end, `column`)",
     shard_key: "cityHash64(monitor)",
+    version_column: None,
 }];
 
 /// Migration 4: the audit trail of production-version changes (promotions, rollbacks, ramp
@@ -229,6 +239,7 @@ const TABLES_V4: &[TableDef] = &[TableDef {
     partition_by: None,
     order_by: "(model, ts_ms, id)",
     shard_key: "cityHash64(model)",
+    version_column: None,
 }];
 
 /// Migration 5, alerting (`vigil_analyzer::alerting`). Incidents and the notification outbox
@@ -301,6 +312,7 @@ const TABLES_V5: &[TableDef] = &[
         partition_by: None,
         order_by: "id",
         shard_key: "cityHash64(id)",
+        version_column: None,
     },
     TableDef {
         name: "alert_notifications",
@@ -309,6 +321,7 @@ const TABLES_V5: &[TableDef] = &[
         partition_by: None,
         order_by: "idempotency_key",
         shard_key: "cityHash64(idempotency_key)",
+        version_column: None,
     },
     TableDef {
         name: "alert_silences",
@@ -317,6 +330,7 @@ const TABLES_V5: &[TableDef] = &[
         partition_by: None,
         order_by: "(model, id)",
         shard_key: "cityHash64(id)",
+        version_column: None,
     },
     TableDef {
         name: "alert_events",
@@ -325,6 +339,7 @@ const TABLES_V5: &[TableDef] = &[
         partition_by: Some("toYYYYMM(at)"),
         order_by: "(incident_id, at_ms)",
         shard_key: "cityHash64(incident_id)",
+        version_column: None,
     },
 ];
 
@@ -414,6 +429,7 @@ const TABLES_V6: &[TableDef] = &[
         partition_by: None,
         order_by: "(job_id, updated_ms)",
         shard_key: "cityHash64(job_id)",
+        version_column: None,
     },
     TableDef {
         name: "shadow_metrics",
@@ -422,6 +438,7 @@ const TABLES_V6: &[TableDef] = &[
         partition_by: Some("toYYYYMM(bucket_start)"),
         order_by: "(model, candidate, job_id, kind, bucket_start)",
         shard_key: "cityHash64(job_id)",
+        version_column: None,
     },
     TableDef {
         name: "retraining_requests",
@@ -430,6 +447,100 @@ const TABLES_V6: &[TableDef] = &[
         partition_by: None,
         order_by: "(request_id, updated_ms)",
         shard_key: "cityHash64(request_id)",
+        version_column: None,
+    },
+];
+
+// Per-minute rollups of `inference_events` (docs/dashboards.md § Rollups). Each row is a
+// recomputation of one minute from the raw table with `FINAL` (so duplicates count once);
+// `computed_ms` is the version, so a later recomputation of the same minute replaces it, and
+// readers use `FINAL`. Latency quantiles come from a fixed log histogram: bin
+// `floor(ln(1 + ms) * 50)` (about 2 % wide), kept as parallel arrays.
+const INFERENCE_ROLLUP_COLUMNS: &str = "
+    model String,
+    version String,
+    minute DateTime,
+    events UInt64,
+    score_n UInt64,
+    score_sum Float64,
+    latency_n UInt64,
+    latency_sum Float64,
+    cost_n UInt64,
+    cost_sum Float64,
+    min_ts DateTime,
+    max_ts DateTime,
+    latency_bins Array(UInt16),
+    latency_counts Array(UInt64),
+    computed_ms UInt64";
+
+// Fairness counts per minute and value of every attribute, with the outcomes linked to the
+// minute's inferences as of the recomputation.
+const GROUP_ROLLUP_COLUMNS: &str = "
+    model String,
+    attr String,
+    grp String,
+    minute DateTime,
+    n UInt64,
+    selected UInt64,
+    labelled UInt64,
+    positives UInt64,
+    true_pos UInt64,
+    false_pos UInt64,
+    computed_ms UInt64";
+
+// How many of a minute's inferences carry each feature (data quality: missing values).
+const FEATURE_ROLLUP_COLUMNS: &str = "
+    model String,
+    version String,
+    minute DateTime,
+    name String,
+    present UInt64,
+    computed_ms UInt64";
+
+// The compactor's progress: every minute before `compacted_until` is in the rollups, from the
+// rows ingested up to `ingest_mark`.
+const ROLLUP_STATE_COLUMNS: &str = "
+    name String,
+    compacted_until DateTime,
+    ingest_mark DateTime,
+    updated_ms UInt64";
+
+const TABLES_V7: &[TableDef] = &[
+    TableDef {
+        name: "inference_rollup_1m",
+        columns: INFERENCE_ROLLUP_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(minute)"),
+        order_by: "(model, version, minute)",
+        shard_key: "cityHash64(model, version, minute)",
+        version_column: Some("computed_ms"),
+    },
+    TableDef {
+        name: "inference_groups_1m",
+        columns: GROUP_ROLLUP_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(minute)"),
+        order_by: "(model, attr, minute, grp)",
+        shard_key: "cityHash64(model, attr, minute)",
+        version_column: Some("computed_ms"),
+    },
+    TableDef {
+        name: "inference_features_1m",
+        columns: FEATURE_ROLLUP_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(minute)"),
+        order_by: "(model, version, minute, name)",
+        shard_key: "cityHash64(model, version, minute)",
+        version_column: Some("computed_ms"),
+    },
+    TableDef {
+        name: "rollup_state",
+        columns: ROLLUP_STATE_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: None,
+        order_by: "name",
+        shard_key: "cityHash64(name)",
+        version_column: Some("updated_ms"),
     },
 ];
 
@@ -459,9 +570,14 @@ fn render_table(t: &TableDef, opts: &SchemaOptions) -> Vec<String> {
         .partition_by
         .map(|p| format!(" PARTITION BY {p}"))
         .unwrap_or_default();
+    let version = t.version_column.unwrap_or_default();
+    let replicated_version = t
+        .version_column
+        .map(|v| format!(", {v}"))
+        .unwrap_or_default();
     match &opts.cluster {
         None => vec![format!(
-            "CREATE TABLE IF NOT EXISTS {db}.{name} ({cols}\n) ENGINE = {engine}(){partition} ORDER BY {order}",
+            "CREATE TABLE IF NOT EXISTS {db}.{name} ({cols}\n) ENGINE = {engine}({version}){partition} ORDER BY {order}",
             name = t.name,
             cols = t.columns,
             engine = t.engine,
@@ -471,7 +587,7 @@ fn render_table(t: &TableDef, opts: &SchemaOptions) -> Vec<String> {
             let local = format!("{}_local", t.name);
             vec![
                 format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{local}{oc} ({cols}\n) ENGINE = Replicated{engine}('/clickhouse/tables/{{shard}}/{dbname}/{local}', '{{replica}}'){partition} ORDER BY {order}",
+                    "CREATE TABLE IF NOT EXISTS {db}.{local}{oc} ({cols}\n) ENGINE = Replicated{engine}('/clickhouse/tables/{{shard}}/{dbname}/{local}', '{{replica}}'{replicated_version}){partition} ORDER BY {order}",
                     oc = on_cluster(opts),
                     cols = t.columns,
                     engine = t.engine,
@@ -561,6 +677,14 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
         },
+        Migration {
+            version: 7,
+            name: "per-minute rollups of inference events for the dashboards",
+            statements: TABLES_V7
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
     ]
 }
 
@@ -620,5 +744,32 @@ mod tests {
         assert!(sql.contains("`vigil`.monitor_results"), "{sql}");
         assert!(sql.contains("ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_end)"));
         assert!(sql.contains("`column` String") && sql.contains("drift UInt8"));
+    }
+
+    #[test]
+    fn rollups_are_versioned_replacing_tables() {
+        let single = SchemaOptions {
+            database: "vigil".into(),
+            cluster: None,
+        };
+        let m7 = migrations(&single)
+            .into_iter()
+            .find(|m| m.version == 7)
+            .expect("migration 7");
+        let sql = m7.statements.join("\n");
+        assert!(sql.contains("`vigil`.inference_rollup_1m"), "{sql}");
+        assert!(sql.contains(
+            "ENGINE = ReplacingMergeTree(computed_ms) PARTITION BY toYYYYMM(minute) ORDER BY (model, version, minute)"
+        ));
+        assert!(sql.contains("ENGINE = ReplacingMergeTree(updated_ms) ORDER BY name"));
+        let cluster = SchemaOptions {
+            database: "vigil".into(),
+            cluster: Some("prod".into()),
+        };
+        let sql = migrations(&cluster)[6].statements.join("\n");
+        assert!(
+            sql.contains("/inference_rollup_1m_local', '{replica}', computed_ms)"),
+            "{sql}"
+        );
     }
 }

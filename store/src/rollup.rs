@@ -1,0 +1,319 @@
+//! Per-minute rollups of `inference_events` for the dashboards (migration 7), and their
+//! compactor.
+//!
+//! Rollup rows are never incremented: a minute is always *recomputed* from the raw table with
+//! `FINAL` (`INSERT INTO rollup SELECT … FROM inference_events FINAL WHERE ts in that minute`,
+//! run inside ClickHouse), and the tables are `ReplacingMergeTree(computed_ms)` read with
+//! `FINAL`, so the newest recomputation of a minute is the one readers see. A duplicate
+//! (producer retry, Kafka replay after a crash) re-inserted into an already rolled-up minute makes
+//! that minute dirty; recomputing it still counts the event once. Recomputing a minute that did
+//! not change writes the same numbers again: the compactor is idempotent and safe to re-run.
+//!
+//! Which minutes are recomputed: the closed ones (ended at least `lag_secs` ago) that hold rows
+//! ingested since the previous pass (`ingested_at`, looked at `overlap_secs` further back
+//! because the writer stamps rows before their batch is stored), the ones not yet compacted at
+//! all, and the ones whose inferences got outcomes since the previous pass (fairness counts
+//! labels). `rollup_state.compacted_until` then says: every minute before it is in the
+//! rollups; readers take the rollups before it and the raw table (with `FINAL`) after it.
+
+use crate::{Store, StoreError};
+use serde::Deserialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The row of `rollup_state` this compactor owns.
+const STATE_NAME: &str = "inference";
+
+/// Latency histogram bin of `latency_ms` (SQL): `floor(ln(1 + ms) * 50)`, about 2 % wide, so a
+/// quantile read from it is within ±1 % of the exact one; 65535 = no latency.
+pub const LATENCY_BIN_SQL: &str = "if(isNull(latency_ms), toUInt16(65535), toUInt16(least(65534, floor(log(1 + greatest(0, assumeNotNull(latency_ms))) * 50))))";
+
+/// Bins per unit of `ln(1 + ms)` in [`LATENCY_BIN_SQL`].
+pub const LATENCY_BINS_PER_LN: f64 = 50.0;
+
+/// The latency a bin stands for: the middle of the bin on the log scale.
+pub fn latency_of_bin(bin: u16) -> f64 {
+    ((f64::from(bin) + 0.5) / LATENCY_BINS_PER_LN).exp() - 1.0
+}
+
+/// The `q` quantile (0..=1) of a latency histogram: the bin holding the ⌈q·n⌉-th smallest value
+/// (at least the first). `None` when the histogram is empty.
+pub fn histogram_quantile(bins: &[(u16, u64)], q: f64) -> Option<f64> {
+    let total: u64 = bins.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut sorted: Vec<(u16, u64)> = bins.to_vec();
+    sorted.sort_unstable_by_key(|b| b.0);
+    let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+    let mut seen = 0u64;
+    for (bin, n) in &sorted {
+        seen += n;
+        if seen >= rank {
+            return Some(latency_of_bin(*bin));
+        }
+    }
+    sorted.last().map(|b| latency_of_bin(b.0))
+}
+
+/// How a compaction pass chooses its minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactOptions {
+    /// A minute is closed once it ended this many seconds ago; later minutes stay raw.
+    pub lag_secs: u32,
+    /// Rows ingested this long before the previous pass are looked at again: the writer stamps
+    /// `ingested_at` when it decodes a row, a little before its batch is stored.
+    pub overlap_secs: u32,
+    /// Recompute every closed minute, not only the dirty ones (after a store outage longer than
+    /// `overlap_secs`, or to rebuild).
+    pub full: bool,
+    /// At most this many minutes per statement, so one statement stays short (on the embedded
+    /// store, pages wait while it runs).
+    pub chunk_minutes: u32,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions {
+            lag_secs: 30,
+            overlap_secs: 120,
+            full: false,
+            chunk_minutes: 60,
+        }
+    }
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CompactReport {
+    /// Minutes that needed a recomputation.
+    pub dirty_minutes: u64,
+    /// `INSERT … SELECT` ranges run (each covers up to `chunk_minutes`).
+    pub chunks: u64,
+    /// The watermark before and after the pass (unix seconds, a minute boundary).
+    pub compacted_until_before: u32,
+    pub compacted_until: u32,
+}
+
+/// The compactor's progress (`rollup_state`); zeros before the first pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clickhouse::Row, Deserialize)]
+pub struct RollupState {
+    /// Every minute before this (unix seconds) is in the rollups.
+    pub compacted_until: u32,
+    /// Rows ingested up to here were looked at.
+    pub ingest_mark: u32,
+}
+
+/// Reads the watermark. Zeros when no pass has run yet.
+pub async fn state(store: &Store) -> Result<RollupState, StoreError> {
+    let rows: Vec<RollupState> = store
+        .fetch(&format!(
+            "SELECT toUInt32(argMax(compacted_until, updated_ms)) AS compacted_until,
+                    toUInt32(argMax(ingest_mark, updated_ms)) AS ingest_mark
+             FROM {} WHERE name = {}",
+            store.table("rollup_state"),
+            crate::sql_string(STATE_NAME)
+        ))
+        .await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(clickhouse::Row, Deserialize)]
+struct Minute {
+    minute: u32,
+}
+
+/// Groups sorted minutes into `[start, end)` ranges of at most `max` minutes; a gap of up to 30
+/// clean minutes is recomputed along (cheaper than another statement, and harmless).
+pub fn chunks(minutes: &[u32], max: u32) -> Vec<(u32, u32)> {
+    const GAP: u32 = 30 * 60;
+    let max = max.max(1) * 60;
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &m in minutes {
+        match out.last_mut() {
+            Some((_, end)) if m < *end => {}
+            Some((start, end)) if m - *end <= GAP && m + 60 - *start <= max => *end = m + 60,
+            _ => out.push((m, m + 60)),
+        }
+    }
+    out
+}
+
+/// One compaction pass at wall-clock `now` (unix seconds); see the module docs.
+pub async fn compact(
+    store: &Store,
+    opts: &CompactOptions,
+    now: u32,
+) -> Result<CompactReport, StoreError> {
+    let before = state(store).await?;
+    let closed_until = now.saturating_sub(opts.lag_secs) / 60 * 60;
+    let raw = store.table("inference_events");
+    let mark = before.ingest_mark.saturating_sub(opts.overlap_secs);
+    let closed = format!("ts < toDateTime({closed_until})");
+    let dirty_sql = if opts.full {
+        format!(
+            "SELECT DISTINCT toUInt32(intDiv(toUInt32(ts), 60) * 60) AS minute FROM {raw} WHERE {closed}"
+        )
+    } else {
+        format!(
+            "SELECT DISTINCT toUInt32(intDiv(toUInt32(ts), 60) * 60) AS minute FROM {raw}
+             WHERE {closed} AND (ingested_at >= toDateTime({mark}) OR ts >= toDateTime({cu})
+                   OR event_id IN (SELECT inference_id FROM {out}
+                                   WHERE ingested_at >= toDateTime({mark}) AND inference_id != ''))",
+            cu = before.compacted_until,
+            out = store.table("outcome_events"),
+        )
+    };
+    let mut minutes: Vec<u32> = store
+        .fetch::<Minute>(&dirty_sql)
+        .await?
+        .into_iter()
+        .map(|m| m.minute)
+        .collect();
+    minutes.sort_unstable();
+    let ranges = chunks(&minutes, opts.chunk_minutes);
+    if !ranges.is_empty() {
+        tracing::info!(
+            dirty_minutes = minutes.len(),
+            statements = ranges.len(),
+            "rollup: recomputing minutes"
+        );
+    }
+    for (i, (start, end)) in ranges.iter().enumerate() {
+        recompute(store, *start, *end).await?;
+        tracing::info!(
+            from = *start,
+            until = *end,
+            done = i + 1,
+            of = ranges.len(),
+            "rollup: minutes recomputed"
+        );
+    }
+    let compacted_until = closed_until.max(before.compacted_until);
+    store
+        .execute(&format!(
+            "INSERT INTO {} (name, compacted_until, ingest_mark, updated_ms)
+             SELECT {}, toDateTime({compacted_until}), toDateTime({now}), toUInt64({})",
+            store.table("rollup_state"),
+            crate::sql_string(STATE_NAME),
+            now_ms()
+        ))
+        .await?;
+    Ok(CompactReport {
+        dirty_minutes: minutes.len() as u64,
+        chunks: ranges.len() as u64,
+        compacted_until_before: before.compacted_until,
+        compacted_until,
+    })
+}
+
+/// Recomputes the rollups of every minute in `[start, end)` from the raw tables, in ClickHouse.
+async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError> {
+    let raw = store.table("inference_events");
+    let out = store.table("outcome_events");
+    let range = format!("ts >= toDateTime({start}) AND ts < toDateTime({end})");
+    let ms = now_ms();
+    // Per (model, version, minute, latency bin) first, so the histogram is a by-product of the
+    // same scan; every sum is over non-Nullable values (18.16 keeps sums of Nullable Nullable).
+    store
+        .execute(&format!(
+            "INSERT INTO {roll} (model, version, minute, events, score_n, score_sum, latency_n,
+                                 latency_sum, cost_n, cost_sum, min_ts, max_ts, latency_bins,
+                                 latency_counts, computed_ms)
+             SELECT model, version, minute, toUInt64(sum(n)), toUInt64(sum(sn)), toFloat64(sum(ss)),
+                    toUInt64(sum(lat_n)), toFloat64(sum(lat_s)), toUInt64(sum(cn)), toFloat64(sum(cs)),
+                    min(lo), max(hi),
+                    CAST(groupArrayIf(bin, bin != 65535) AS Array(UInt16)),
+                    CAST(groupArrayIf(n, bin != 65535) AS Array(UInt64)),
+                    toUInt64({ms})
+             FROM (
+                 SELECT model, version, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
+                        {bin} AS bin, toUInt64(count()) AS n,
+                        toUInt64(sum(isNotNull(score))) AS sn, toFloat64(sum(ifNull(score, 0))) AS ss,
+                        toUInt64(sum(isNotNull(latency_ms))) AS lat_n,
+                        toFloat64(sum(ifNull(latency_ms, 0))) AS lat_s,
+                        toUInt64(sum(isNotNull(cost))) AS cn, toFloat64(sum(ifNull(cost, 0))) AS cs,
+                        min(ts) AS lo, max(ts) AS hi
+                 FROM {raw} FINAL WHERE {range}
+                 GROUP BY model, version, minute, bin
+             ) GROUP BY model, version, minute",
+            roll = store.table("inference_rollup_1m"),
+            bin = LATENCY_BIN_SQL,
+        ))
+        .await?;
+    // Feature presence, as the drift page's data-quality table counts it.
+    store
+        .execute(&format!(
+            "INSERT INTO {feats} (model, version, minute, name, present, computed_ms)
+             SELECT model, version, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute, f,
+                    toUInt64(count()), toUInt64({ms})
+             FROM {raw} FINAL ARRAY JOIN arrayConcat(num_names, cat_names) AS f
+             WHERE {range}
+             GROUP BY model, version, minute, f",
+            feats = store.table("inference_features_1m"),
+        ))
+        .await?;
+    // Fairness: the same definitions as the dashboards' per-attribute query, for every
+    // attribute at once; outcomes as stored now (a later outcome re-dirties the minute).
+    store
+        .execute(&format!(
+            "INSERT INTO {groups} (model, attr, grp, minute, n, selected, labelled, positives,
+                                   true_pos, false_pos, computed_ms)
+             SELECT model, a, g, minute, toUInt64(count()), toUInt64(sum(pred)),
+                    toUInt64(sum(has_out)), toUInt64(sum(pos)), toUInt64(sum(pred * pos)),
+                    toUInt64(sum(pred * has_out * (1 - pos))), toUInt64({ms})
+             FROM (
+                 SELECT model, event_id, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute, a, g,
+                        toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred
+                 FROM {raw} FINAL ARRAY JOIN attr_names AS a, attr_values AS g
+                 WHERE {range}
+             ) AS served ANY LEFT JOIN (
+                 SELECT model, inference_id AS event_id, toUInt64(1) AS has_out,
+                        toUInt64(max(value) > 0) AS pos
+                 FROM {out} FINAL
+                 WHERE inference_id != ''
+                   AND inference_id IN (SELECT event_id FROM {raw} WHERE {range})
+                 GROUP BY model, inference_id
+             ) AS results USING (model, event_id)
+             GROUP BY model, a, g, minute",
+            groups = store.table("inference_groups_1m"),
+        ))
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_merge_small_gaps_and_cap_length() {
+        assert!(chunks(&[], 60).is_empty());
+        assert_eq!(chunks(&[60, 120, 180], 60), vec![(60, 240)]);
+        // A 30-minute gap is recomputed along; a longer one starts a new range.
+        assert_eq!(chunks(&[0, 1860], 60), vec![(0, 1920)]);
+        assert_eq!(chunks(&[0, 1920], 60), vec![(0, 60), (1920, 1980)]);
+        // At most `max` minutes per range.
+        let m: Vec<u32> = (0..5).map(|i| i * 60).collect();
+        assert_eq!(chunks(&m, 2), vec![(0, 120), (120, 240), (240, 300)]);
+    }
+
+    #[test]
+    fn quantiles_from_the_histogram() {
+        assert_eq!(histogram_quantile(&[], 0.5), None);
+        let h = [(200u16, 90u64), (100, 10)];
+        let p05 = histogram_quantile(&h, 0.05).unwrap();
+        let p95 = histogram_quantile(&h, 0.95).unwrap();
+        assert!((p05 - latency_of_bin(100)).abs() < 1e-12);
+        assert!((p95 - latency_of_bin(200)).abs() < 1e-12);
+        // A bin is about 2 % wide: its middle is within 1 % of any value in it.
+        let ms: f64 = 250.0;
+        let bin = ((1.0 + ms).ln() * LATENCY_BINS_PER_LN).floor() as u16;
+        assert!((latency_of_bin(bin) / ms - 1.0).abs() < 0.011);
+    }
+}

@@ -1,0 +1,320 @@
+//! The dashboards' per-minute rollups against real engines (ClickHouse 18.16 and chDB 26.x):
+//! every rollup-backed query gives the same numbers as the same query over the raw table
+//! alone, with duplicate event ids (producer retries, replays) inserted before and after a
+//! compaction, and with the range's edges inside minutes.
+
+mod common;
+
+use vigil_dashboards::data::{self, Range};
+use vigil_store::queries::{TimeBucket, VersionCount};
+use vigil_store::rollup::{self, CompactOptions};
+use vigil_store::rows::{InferenceRow, OutcomeRow};
+use vigil_store::{queries, Store};
+
+fn now() -> u32 {
+    chrono::Utc::now().timestamp() as u32
+}
+
+fn inference(i: u32, ts: u32, ingested_at: u32) -> InferenceRow {
+    let version = if i.is_multiple_of(3) { "v2" } else { "v1" };
+    InferenceRow {
+        event_id: format!("e{i}"),
+        ts,
+        ts_ms: u64::from(ts) * 1000 + u64::from(i % 1000),
+        model: "churn".into(),
+        version: version.into(),
+        unit_id: format!("u{}", i % 17),
+        num_names: vec!["age".into()],
+        num_values: vec![f64::from(20 + i % 50)],
+        cat_names: vec![],
+        cat_values: vec![],
+        // Some events without a score, a label or a latency: the means skip them.
+        score: (!i.is_multiple_of(7)).then(|| f64::from(i % 100) / 100.0),
+        label: i.is_multiple_of(5).then(|| "positive".to_string()),
+        latency_ms: (!i.is_multiple_of(11)).then(|| 3.0 + f64::from((i * 37) % 400) * 0.731),
+        cost: i.is_multiple_of(2).then_some(0.0004),
+        attr_names: vec!["region".into(), "plan".into()],
+        attr_values: vec![
+            ["eu", "us", "apac"][(i % 3) as usize].into(),
+            ["free", "pro"][(i % 2) as usize].into(),
+        ],
+        experiment: String::new(),
+        variant: String::new(),
+        input: String::new(),
+        source: "test".into(),
+        src_partition: 0,
+        src_offset: i64::from(i),
+        ingested_at,
+    }
+}
+
+fn outcome(i: u32, ts: u32, ingested_at: u32) -> OutcomeRow {
+    OutcomeRow {
+        event_id: format!("o{i}"),
+        ts,
+        ts_ms: u64::from(ts) * 1000,
+        unit_id: format!("u{}", i % 17),
+        model: "churn".into(),
+        inference_id: format!("e{i}"),
+        name: "churned".into(),
+        value: f64::from(i % 2),
+        source: "test".into(),
+        src_partition: 0,
+        src_offset: i64::from(i),
+        ingested_at,
+    }
+}
+
+/// A row's key, events, mean score and mean latency.
+type Means = (String, u64, f64, f64);
+
+/// Same keys and counts; means equal up to floating-point summation order.
+fn same_means(what: &str, a: &[Means], b: &[Means]) {
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    assert_eq!(a.len(), b.len(), "{what}: {a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((&x.0, x.1), (&y.0, y.1), "{what}");
+        assert!(close(x.2, y.2) && close(x.3, y.3), "{what}: {x:?} vs {y:?}");
+    }
+}
+
+/// Every rollup-backed query with the watermark equals the raw-only query (watermark 0).
+async fn assert_same(store: &Store, r: Range, what: &str) {
+    let raw = Range {
+        rolled_until: 0,
+        ..r
+    };
+    let versions = |v: Vec<VersionCount>| -> Vec<Means> {
+        v.into_iter()
+            .map(|x| {
+                let key = format!("{}/{} last {}", x.model, x.version, x.last_ts);
+                (key, x.events, x.mean_score, x.mean_latency_ms)
+            })
+            .collect()
+    };
+    let rolled = versions(data::versions(store, r).await.expect("versions"));
+    same_means(
+        what,
+        &rolled,
+        &versions(data::versions(store, raw).await.expect("raw")),
+    );
+    // The rollup-free query is the one the CLI and earlier pages use.
+    let reference = queries::counts_by_version(store, r.since, r.until).await;
+    same_means(
+        what,
+        &rolled,
+        &versions(reference.expect("counts_by_version")),
+    );
+
+    let traffic = |v: Vec<TimeBucket>| -> Vec<Means> {
+        v.into_iter()
+            .map(|x| {
+                let key = format!("{} {}/{}", x.bucket, x.model, x.version);
+                (key, x.events, x.mean_score, x.mean_latency_ms)
+            })
+            .collect()
+    };
+    let rolled = traffic(data::traffic(store, "churn", r).await.expect("traffic"));
+    let raw_traffic = data::traffic(store, "churn", raw).await.expect("raw");
+    same_means(what, &rolled, &traffic(raw_traffic));
+    let reference = queries::time_buckets(store, "churn", r.bucket, r.since, r.until).await;
+    same_means(what, &rolled, &traffic(reference.expect("time_buckets")));
+
+    let (a, b) = (
+        data::latency_buckets(store, "churn", r)
+            .await
+            .expect("latency"),
+        data::latency_buckets(store, "churn", raw)
+            .await
+            .expect("raw latency"),
+    );
+    assert!(!a.is_empty(), "{what}: latency buckets");
+    assert_eq!(json(&a), json(&b), "{what}: latency");
+    for attr in ["region", "plan"] {
+        let (a, b) = (
+            data::fairness_buckets(store, "churn", attr, r)
+                .await
+                .expect("fairness"),
+            data::fairness_buckets(store, "churn", attr, raw)
+                .await
+                .expect("raw fairness"),
+        );
+        assert!(!a.is_empty(), "{what}: fairness buckets");
+        assert_eq!(json(&a), json(&b), "{what}: fairness by {attr}");
+    }
+    let (a, b) = (
+        data::presence(store, "churn", r).await.expect("presence"),
+        data::presence(store, "churn", raw)
+            .await
+            .expect("raw presence"),
+    );
+    assert!(!a.is_empty(), "{what}: presence");
+    assert_eq!(json(&a), json(&b), "{what}: presence");
+    let (a, b) = (
+        data::extent(store, r.since, r.until, r.rolled_until)
+            .await
+            .expect("extent"),
+        data::extent(store, r.since, r.until, 0)
+            .await
+            .expect("raw extent"),
+    );
+    assert_eq!(
+        (a.lo, a.hi, a.n > 0),
+        (b.lo, b.hi, b.n > 0),
+        "{what}: extent"
+    );
+}
+
+/// The dashboards' row types as JSON, to compare whole result sets.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("serialisable rows")
+}
+
+async fn exercise(store: Store) {
+    store.migrate(None).await.expect("migrate");
+    let t = now();
+    // Two hours of closed minutes, an event every 20 s, plus a tail in the current minute.
+    let start = t - 2 * 3600 - 600;
+    let mut rows: Vec<InferenceRow> = (0..360).map(|i| inference(i, start + i * 20, t)).collect();
+    rows.extend((360..370).map(|i| inference(i, t - 5, t)));
+    store.insert(&rows).await.expect("insert");
+    // Producer retries: the same events again, in another part.
+    store.insert(&rows[100..140]).await.expect("duplicates");
+    let outcomes: Vec<OutcomeRow> = (0..360)
+        .step_by(4)
+        .map(|i| outcome(i, start + i * 20 + 600, t))
+        .collect();
+    store.insert(&outcomes).await.expect("outcomes");
+
+    let report = rollup::compact(&store, &CompactOptions::default(), t)
+        .await
+        .expect("compact");
+    assert!(report.dirty_minutes >= 119, "{report:?}");
+    let wm = data::rolled_until(&store).await.expect("watermark");
+    assert_eq!(wm, report.compacted_until);
+    assert!(wm > start + 359 * 20 && wm <= t, "watermark {wm}");
+    // The rollups hold every compacted event once (so the reads below do use them).
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct N {
+        n: u64,
+    }
+    let n = |sql: String| {
+        let store = store.clone();
+        async move { store.fetch::<N>(&sql).await.expect("count")[0].n }
+    };
+    let rolled = n(format!(
+        "SELECT toUInt64(sum(events)) AS n FROM {} FINAL",
+        store.table("inference_rollup_1m")
+    ))
+    .await;
+    let raw = n(format!(
+        "SELECT toUInt64(count()) AS n FROM {} FINAL WHERE ts < toDateTime({wm})",
+        store.table("inference_events")
+    ))
+    .await;
+    assert_eq!((rolled, raw), (360, 360));
+
+    // Edges inside minutes, chart buckets of 1, 5 and 15 minutes (and 20 s: raw only).
+    for bucket in [60, 300, 900, 20] {
+        let r = Range {
+            since: start + 7,
+            until: t + 60,
+            bucket,
+            rolled_until: wm,
+        };
+        assert_same(&store, r, &format!("after compaction, bucket {bucket}")).await;
+    }
+
+    // A replay after a crash re-inserts already rolled-up rows: nothing changes, even before
+    // the next pass.
+    store.insert(&rows[0..200]).await.expect("replay");
+    let r = Range {
+        since: start + 7,
+        until: t + 60,
+        bucket: 300,
+        rolled_until: wm,
+    };
+    assert_same(&store, r, "replay before the next pass").await;
+
+    // Late events and outcomes for compacted minutes are picked up by the next pass (their
+    // `ingested_at` is after the previous pass), duplicates still count once.
+    let late: Vec<InferenceRow> = (400..420)
+        .map(|i| inference(i, start + 1800 + i, t + 1))
+        .collect();
+    store.insert(&late).await.expect("late events");
+    store.insert(&late[..5]).await.expect("late duplicates");
+    let late_outcomes: Vec<OutcomeRow> =
+        (1..360).step_by(4).map(|i| outcome(i, t, t + 1)).collect();
+    store.insert(&late_outcomes).await.expect("late outcomes");
+    let again = rollup::compact(&store, &CompactOptions::default(), t + 2)
+        .await
+        .expect("compact again");
+    assert!(again.dirty_minutes >= 1, "{again:?}");
+    let r = Range {
+        rolled_until: again.compacted_until,
+        ..r
+    };
+    assert_same(&store, r, "after late data and the next pass").await;
+
+    // A full pass rebuilds the same numbers (idempotent).
+    let full = CompactOptions {
+        full: true,
+        ..CompactOptions::default()
+    };
+    rollup::compact(&store, &full, t + 3)
+        .await
+        .expect("full compaction");
+    assert_same(&store, r, "after a full pass").await;
+
+    // The quantiles come from ~2 % wide bins: close to the exact ones.
+    let lat = data::latency_buckets(
+        &store,
+        "churn",
+        Range {
+            since: start,
+            until: t + 60,
+            bucket: 86400 * 7,
+            rolled_until: again.compacted_until,
+        },
+    )
+    .await
+    .expect("latency");
+    let mut exact: Vec<f64> = rows
+        .iter()
+        .chain(&late)
+        .filter(|r| r.version == "v1")
+        .filter_map(|r| r.latency_ms)
+        .collect();
+    exact.sort_by(f64::total_cmp);
+    let p50 = exact[exact.len().div_ceil(2) - 1];
+    let v1: Vec<f64> = lat
+        .iter()
+        .filter(|b| b.version == "v1")
+        .map(|b| b.p50)
+        .collect();
+    // One weekly bucket unless the range crosses a week boundary.
+    if let [v1] = v1[..] {
+        assert!((v1 / p50 - 1.0).abs() < 0.02, "p50 {v1} vs exact {p50}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_match_raw_queries_on_clickhouse_server() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("rollup")))
+        .await
+        .expect("open server store");
+    exercise(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollups_match_raw_queries_on_chdb() {
+    common::require_chdb();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "chdb://{}?database={}",
+        dir.path().display(),
+        common::unique("rollup")
+    );
+    let store = Store::open(&url).await.expect("open chdb store");
+    exercise(store).await;
+}
