@@ -145,11 +145,13 @@ pub async fn extent(
 
 /// Additive sums behind the means of [`versions`] and [`traffic`], over raw rows (Nullable
 /// values summed through `ifNull`: 18.16 keeps sums of Nullable Nullable) …
-const RAW_SUMS: &str = "toUInt64(count()) AS n, toUInt64(sum(isNotNull(score))) AS sn,
+const RAW_SUMS: &str = "toUInt64(count()) AS n,
+    toUInt64(sum(isNull(score) AND isNull(label))) AS fl, toUInt64(sum(isNotNull(score))) AS sn,
     toFloat64(sum(ifNull(score, 0))) AS ss, toUInt64(sum(isNotNull(latency_ms))) AS lat_n,
     toFloat64(sum(ifNull(latency_ms, 0))) AS lat_s";
 /// … the same sums over rollup rows …
-const ROLLUP_SUMS: &str = "toUInt64(sum(events)) AS n, toUInt64(sum(score_n)) AS sn,
+const ROLLUP_SUMS: &str = "toUInt64(sum(events)) AS n, toUInt64(sum(failed)) AS fl,
+    toUInt64(sum(score_n)) AS sn,
     toFloat64(sum(score_sum)) AS ss, toUInt64(sum(latency_n)) AS lat_n,
     toFloat64(sum(latency_sum)) AS lat_s";
 /// … and the means from the sums of both (0 without values, as `ifNull(avg(x), 0)`).
@@ -178,7 +180,7 @@ pub async fn versions(store: &Store, r: Range) -> Result<Vec<VersionCount>, Stor
     store
         .fetch(&format!(
             "SELECT toString(model) AS model, toString(version) AS version, {MEANS},
-                    toUInt32(max(last_)) AS last_ts
+                    toUInt32(max(last_)) AS last_ts, toUInt64(sum(fl)) AS failed
              FROM {} GROUP BY model, version ORDER BY model, version",
             union(raw, roll)
         ))

@@ -663,12 +663,27 @@ fn card(id: &str, label: &str, value: &str, raw: f64) -> String {
 
 // ---------------------------------------------------------------- Overview
 
+/// Failed inferences (no prediction) as a count and a share, flagged above 1 %.
+fn failed_cell(failed: u64, events: u64) -> String {
+    if failed == 0 {
+        return "0".into();
+    }
+    let share = failed as f64 / events.max(1) as f64;
+    let text = format!("{} ({:.1} %)", int(failed), share * 100.0);
+    if share > 0.01 {
+        format!("<span class=\"tag bad\">{text}</span>")
+    } else {
+        text
+    }
+}
+
 async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardError> {
     let mut p = PageOut::new("Overview");
     let r = c.range;
     let versions = data::versions(&st.store, r).await?;
     let dead_letters = queries::count_physical_rows(&st.store, "dead_letters").await?;
     let total: u64 = versions.iter().map(|v| v.events).sum();
+    let failed: u64 = versions.iter().map(|v| v.failed).sum();
     let models = models_of(&versions);
     let open_alerts = if data::table_exists(&st.store, "alert_incidents").await? {
         Some(open_incidents(st).await?.len())
@@ -682,12 +697,18 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
         .collect();
     let _ = write!(
         p.body,
-        "<section class=\"kpis\">{}{}{}{}{}</section>",
+        "<section class=\"kpis\">{}{}{}{}{}{}</section>",
         card(
             "kpi-inferences",
             "inferences in range",
             &int(total),
             total as f64
+        ),
+        card(
+            "kpi-failed",
+            "failed inferences",
+            &format!("{:.2} %", failed as f64 * 100.0 / total.max(1) as f64),
+            failed as f64
         ),
         card(
             "kpi-models",
@@ -732,6 +753,7 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                 }
             ),
             int(v.events),
+            failed_cell(v.failed, v.events),
             num(v.mean_latency_ms),
             num(v.mean_score),
             html::time(v.last_ts),
@@ -744,6 +766,7 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
             "model",
             "version",
             "inferences",
+            "failed",
             "mean latency (ms)",
             "mean score",
             "last seen (UTC)",
@@ -756,6 +779,7 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
             "model",
             "version",
             "inferences",
+            "failed",
             "mean_latency_ms",
             "mean_score",
             "last_ts",
@@ -769,6 +793,7 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                     v.model.clone(),
                     v.version.clone(),
                     v.events.to_string(),
+                    v.failed.to_string(),
                     f(v.mean_latency_ms),
                     f(v.mean_score),
                     v.last_ts.to_string(),

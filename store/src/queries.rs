@@ -72,6 +72,8 @@ pub struct VersionCount {
     pub mean_score: f64,
     pub mean_latency_ms: f64,
     pub last_ts: u32,
+    /// Failed inferences: events without a prediction (docs/events.md).
+    pub failed: u64,
 }
 
 /// Per model and version: events, mean score and latency in `[since, until)` (unix seconds).
@@ -86,7 +88,8 @@ pub async fn counts_by_version(
                     toUInt64(count()) AS events,
                     toFloat64(ifNull(avg(score), 0)) AS mean_score,
                     toFloat64(ifNull(avg(latency_ms), 0)) AS mean_latency_ms,
-                    toUInt32(max(ts)) AS last_ts
+                    toUInt32(max(ts)) AS last_ts,
+                    toUInt64(countIf(isNull(score) AND isNull(label))) AS failed
              FROM {} FINAL
              WHERE ts >= toDateTime({since}) AND ts < toDateTime({until})
              GROUP BY model, version

@@ -223,10 +223,10 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
     // same scan; every sum is over non-Nullable values (18.16 keeps sums of Nullable Nullable).
     store
         .execute(&format!(
-            "INSERT INTO {roll} (model, version, minute, events, score_n, score_sum, latency_n,
+            "INSERT INTO {roll} (model, version, minute, events, failed, score_n, score_sum, latency_n,
                                  latency_sum, cost_n, cost_sum, min_ts, max_ts, latency_bins,
                                  latency_counts, computed_ms)
-             SELECT model, version, minute, toUInt64(sum(n)), toUInt64(sum(sn)), toFloat64(sum(ss)),
+             SELECT model, version, minute, toUInt64(sum(n)), toUInt64(sum(fl)), toUInt64(sum(sn)), toFloat64(sum(ss)),
                     toUInt64(sum(lat_n)), toFloat64(sum(lat_s)), toUInt64(sum(cn)), toFloat64(sum(cs)),
                     min(lo), max(hi),
                     CAST(groupArrayIf(bin, bin != 65535) AS Array(UInt16)),
@@ -235,6 +235,7 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
              FROM (
                  SELECT model, version, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
                         {bin} AS bin, toUInt64(count()) AS n,
+                        toUInt64(sum(isNull(score) AND isNull(label))) AS fl,
                         toUInt64(sum(isNotNull(score))) AS sn, toFloat64(sum(ifNull(score, 0))) AS ss,
                         toUInt64(sum(isNotNull(latency_ms))) AS lat_n,
                         toFloat64(sum(ifNull(latency_ms, 0))) AS lat_s,

@@ -461,6 +461,7 @@ const INFERENCE_ROLLUP_COLUMNS: &str = "
     version String,
     minute DateTime,
     events UInt64,
+    failed UInt64,
     score_n UInt64,
     score_sum Float64,
     latency_n UInt64,
