@@ -1377,6 +1377,10 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
                 if is_p_value(&m.method) {
                     // p-values: smaller is worse; map p = threshold to 1.
                     (m.threshold / m.score.max(1e-300)).min(10.0)
+                } else if m.method == "min" {
+                    // A health monitor's lower limit on a share (accuracy): the shortfall
+                    // over the allowed shortfall.
+                    ((1.0 - m.score) / (1.0 - m.threshold).max(1e-12)).min(10.0)
                 } else {
                     m.score / m.threshold
                 }
