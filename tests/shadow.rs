@@ -164,6 +164,35 @@ head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent
     (inf_path, out_path, labelled)
 }
 
+/// A store holding `n` intent requests (production's real answers) and their truth outcomes,
+/// and a `vigil.toml` with `sections` and the shadow registry. Returns the config, the
+/// inference file and how many requests are labelled.
+fn store_with_traffic(
+    dir: &Path,
+    url: &str,
+    n: usize,
+    start: i64,
+    sections: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, usize) {
+    let (inf, outc, labelled) = write_traffic(dir, n, start);
+    let config = dir.join("vigil.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\nurl = \"{url}\"\n\n{sections}\n{SHADOW_MODELS}"),
+    )
+    .expect("config");
+    for (file, kind) in [(&inf, "inference"), (&outc, "outcome")] {
+        run_ok(vigil().arg("--config").arg(&config).args([
+            "ingest",
+            "--file",
+            file.to_str().expect("utf8"),
+            "--kind",
+            kind,
+        ]));
+    }
+    (config, inf, labelled)
+}
+
 #[test]
 fn replay_flags_the_l3_candidate_resumes_and_shows_in_the_api() {
     require_models();
@@ -171,29 +200,21 @@ fn replay_flags_the_l3_candidate_resumes_and_shows_in_the_api() {
     let url = clickhouse_url(&db);
     let tmp = tempfile::tempdir().expect("tmp");
     let start = chrono::Utc::now().timestamp() - 7200;
-    let (inf, outc, labelled) = write_traffic(tmp.path(), REPLAY_EVENTS, start);
     let port = free_port();
-    let config = tmp.path().join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nurl = \"{url}\"\n\n[http]\nbind = \"127.0.0.1:{port}\"\n\n[[auth.tokens]]\nname = \"ui\"\ntoken = \"view-secret\"\nrole = \"viewer\"\n\n[shadow]\npage_size = {PAGE}\nthreads = 2\nbucket = \"1h\"\nmin_labelled = 100\n{SHADOW_MODELS}"
+    let (config, _, labelled) = store_with_traffic(
+        tmp.path(),
+        &url,
+        REPLAY_EVENTS,
+        start,
+        &format!(
+            "[http]\nbind = \"127.0.0.1:{port}\"\n\n[[auth.tokens]]\nname = \"ui\"\ntoken = \"view-secret\"\nrole = \"viewer\"\n\n[shadow]\npage_size = {PAGE}\nthreads = 2\nbucket = \"1h\"\nmin_labelled = 100"
         ),
-    )
-    .expect("config");
+    );
     let cli = |args: &[&str]| {
         let mut c = vigil();
         c.arg("--config").arg(&config).args(args);
         run_ok(&mut c)
     };
-    cli(&["ingest", "--file", inf.to_str().expect("utf8")]);
-    cli(&[
-        "ingest",
-        "--file",
-        outc.to_str().expect("utf8"),
-        "--kind",
-        "outcome",
-    ]);
 
     // Interrupted after two pages, then resumed.
     let part = json(&cli(&["shadow", "run", "--format", "json", "--pages", "2"]));
@@ -601,30 +622,22 @@ fn live_shadow_from_kafka_resumes_at_its_offsets_and_matches_a_store_replay() {
     let url = clickhouse_url(&unique("shadow_live"));
     let tmp = tempfile::tempdir().expect("tmp");
     let start = chrono::Utc::now().timestamp() - 3600;
-    let (inf, outc, labelled) = write_traffic(tmp.path(), LIVE_EVENTS, start);
-    let config = tmp.path().join("vigil.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nurl = \"{url}\"\n\n[kafka]\nbrokers = \"{brokers}\"\ninference_topic = \"{topic}\"\n\n[shadow]\npage_size = 64\nthreads = 2\nbucket = \"1h\"\nmin_labelled = 50\n{SHADOW_MODELS}"
+    // Truth labels are looked up in the store (they arrive after the inferences); the same
+    // inferences go to the store too, for the replay to compare with.
+    let (config, inf, labelled) = store_with_traffic(
+        tmp.path(),
+        &url,
+        LIVE_EVENTS,
+        start,
+        &format!(
+            "[kafka]\nbrokers = \"{brokers}\"\ninference_topic = \"{topic}\"\n\n[shadow]\npage_size = 64\nthreads = 2\nbucket = \"1h\"\nmin_labelled = 50"
         ),
-    )
-    .expect("config");
+    );
     let cli = |args: &[&str]| {
         let mut c = vigil();
         c.arg("--config").arg(&config).args(args);
         run_ok(&mut c)
     };
-    // Truth labels are looked up in the store (they arrive after the inferences); the same
-    // inferences go to the store too, for the replay to compare with.
-    cli(&["ingest", "--file", inf.to_str().expect("utf8")]);
-    cli(&[
-        "ingest",
-        "--file",
-        outc.to_str().expect("utf8"),
-        "--kind",
-        "outcome",
-    ]);
     let mut payloads: Vec<Vec<u8>> = std::fs::read_to_string(&inf)
         .expect("read traffic")
         .lines()

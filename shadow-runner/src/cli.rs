@@ -51,15 +51,66 @@ pub enum ShadowCommand {
     },
 }
 
-/// `vigil shadow run`.
+/// What a run replays (`vigil shadow run` and `vigil shadow live`).
 #[derive(clap::Args, Debug, Clone, Default)]
-pub struct RunArgs {
+pub struct ScopeArgs {
     /// Model name (default: the only model with a production version in [[shadow.models]]).
     #[arg(long)]
     pub model: Option<String>,
-    /// Candidate version(s) to replay (default: every candidate of the model).
+    /// Candidate version(s) to run (default: every candidate of the model).
     #[arg(long)]
     pub candidate: Vec<String>,
+    /// Sampling rate (0 < R <= 1; default: [shadow] sample_rate).
+    #[arg(long)]
+    pub sample: Option<f64>,
+    /// Only events served by this version.
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Only events with this attribute value, KEY=VALUE (repeatable).
+    #[arg(long = "attr")]
+    pub attrs: Vec<String>,
+}
+
+impl ScopeArgs {
+    /// The sample rate (checked), filters and candidates these flags ask for.
+    fn resolve(
+        &self,
+        cfg: &ShadowConfig,
+        limit: Option<u64>,
+    ) -> Result<(f64, Filters, Vec<String>)> {
+        let sample_rate = self.sample.unwrap_or(cfg.sample_rate);
+        if !(sample_rate > 0.0 && sample_rate <= 1.0) {
+            return Err(Error::Config(format!(
+                "--sample {sample_rate} must be in (0, 1]"
+            )));
+        }
+        let filters = Filters {
+            version: self.version.clone(),
+            attributes: parse_attrs(&self.attrs)?,
+            limit,
+        };
+        Ok((sample_rate, filters, self.candidate.clone()))
+    }
+}
+
+/// The sample rate, filters and candidate versions a stored job was started with.
+fn job_scope(job: &vigil_store::rows::ShadowRunRow) -> (f64, Filters, Vec<String>) {
+    (
+        job.sample_rate,
+        serde_json::from_str(&job.filters).unwrap_or_default(),
+        job.candidates
+            .split(',')
+            .filter_map(|c| c.split_once('@').map(|(_, v)| v.to_string()))
+            .collect(),
+    )
+}
+
+/// `vigil shadow run`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Model, candidates, sample and filters.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Window start: RFC 3339 or unix seconds (default: the beginning).
     #[arg(long)]
     pub since: Option<String>,
@@ -72,15 +123,6 @@ pub struct RunArgs {
     /// Replay at most this many events.
     #[arg(long)]
     pub limit: Option<u64>,
-    /// Sampling rate (0 < R <= 1; default: [shadow] sample_rate).
-    #[arg(long)]
-    pub sample: Option<f64>,
-    /// Only events served by this version.
-    #[arg(long)]
-    pub version: Option<String>,
-    /// Only events with this attribute value, KEY=VALUE (repeatable).
-    #[arg(long = "attr")]
-    pub attrs: Vec<String>,
     /// Resume this job from its checkpoint (its window, sample and filters are kept).
     #[arg(long)]
     pub resume: Option<String>,
@@ -95,12 +137,9 @@ pub struct RunArgs {
 /// `vigil shadow live`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct LiveArgs {
-    /// Model name (default: the only model with a production version in [[shadow.models]]).
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Candidate version(s) to run (default: every candidate of the model).
-    #[arg(long)]
-    pub candidate: Vec<String>,
+    /// Model, candidates, sample and filters.
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Topic of inference events (default: `[kafka] inference_topic`).
     #[arg(long)]
     pub topic: Option<String>,
@@ -119,15 +158,6 @@ pub struct LiveArgs {
     /// Replay a page this long after its first event even when it is not full.
     #[arg(long, default_value = "2s")]
     pub batch_wait: String,
-    /// Sampling rate (0 < R <= 1; default: [shadow] sample_rate).
-    #[arg(long)]
-    pub sample: Option<f64>,
-    /// Only events served by this version.
-    #[arg(long)]
-    pub version: Option<String>,
-    /// Only events with this attribute value, KEY=VALUE (repeatable).
-    #[arg(long = "attr")]
-    pub attrs: Vec<String>,
     /// Resume this live job from its checkpoint (its topic position, sample and filters).
     #[arg(long)]
     pub resume: Option<String>,
@@ -486,31 +516,11 @@ async fn run_live(
         }
         None => None,
     };
-    let model = pick_model(&registry, resumed.as_ref(), args.model.as_deref())?;
+    let model = pick_model(&registry, resumed.as_ref(), args.scope.model.as_deref())?;
     let (sample_rate, filters, candidates) = match &resumed {
-        Some(job) => (
-            job.sample_rate,
-            serde_json::from_str(&job.filters).unwrap_or_default(),
-            job.candidates
-                .split(',')
-                .filter_map(|c| c.split_once('@').map(|(_, v)| v.to_string()))
-                .collect(),
-        ),
-        None => (
-            args.sample.unwrap_or(cfg.sample_rate),
-            Filters {
-                version: args.version.clone(),
-                attributes: parse_attrs(&args.attrs)?,
-                limit: None,
-            },
-            args.candidate.clone(),
-        ),
+        Some(job) => job_scope(job),
+        None => args.scope.resolve(cfg, None)?,
     };
-    if !(sample_rate > 0.0 && sample_rate <= 1.0) {
-        return Err(Error::Config(format!(
-            "--sample {sample_rate} must be in (0, 1]"
-        )));
-    }
     let brokers = args.brokers.as_deref().unwrap_or(ctx.default_brokers);
     let topic = args.topic.as_deref().unwrap_or(ctx.inference_topic);
     if brokers.trim().is_empty() || topic.trim().is_empty() {
@@ -570,7 +580,7 @@ async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result
         ),
         None => None,
     };
-    let model = pick_model(&registry, resumed.as_ref(), args.model.as_deref())?;
+    let model = pick_model(&registry, resumed.as_ref(), args.scope.model.as_deref())?;
     let (since, until, sample_rate, filters, candidates) = match &resumed {
         Some(job) => {
             if job.status == "done" {
@@ -579,13 +589,8 @@ async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result
                     job.job_id, job.job_id
                 )));
             }
-            let filters: Filters = serde_json::from_str(&job.filters).unwrap_or_default();
-            let cands: Vec<String> = job
-                .candidates
-                .split(',')
-                .filter_map(|c| c.split_once('@').map(|(_, v)| v.to_string()))
-                .collect();
-            (job.since, job.until, job.sample_rate, filters, cands)
+            let (sample_rate, filters, cands) = job_scope(job);
+            (job.since, job.until, sample_rate, filters, cands)
         }
         None => {
             let until = match &args.until {
@@ -602,18 +607,8 @@ async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result
                     "empty window: since {since} is not before until {until}"
                 )));
             }
-            let sample_rate = args.sample.unwrap_or(cfg.sample_rate);
-            if !(sample_rate > 0.0 && sample_rate <= 1.0) {
-                return Err(Error::Config(format!(
-                    "--sample {sample_rate} must be in (0, 1]"
-                )));
-            }
-            let filters = Filters {
-                version: args.version.clone(),
-                attributes: parse_attrs(&args.attrs)?,
-                limit: args.limit,
-            };
-            (since, until, sample_rate, filters, args.candidate.clone())
+            let (sample_rate, filters, candidates) = args.scope.resolve(cfg, args.limit)?;
+            (since, until, sample_rate, filters, candidates)
         }
     };
     let device = select_device(cfg.device)?;
