@@ -102,27 +102,13 @@ impl Default for ShadowConfig {
     }
 }
 
-/// Parses `"90s"`, `"15m"`, `"1h"`, `"7d"`, `"2w"` (or bare seconds) into seconds.
+/// Parses `"90s"`, `"15m"`, `"1h"`, `"7d"`, `"2w"` (or bare seconds) into seconds: the
+/// analyzer's parser (one duration syntax across `vigil.toml`), with this crate's error.
 pub fn parse_duration(text: &str) -> Result<u32> {
-    let t = text.trim();
-    let bad = || {
-        Error::Config(format!(
-            "`{text}` is not a duration; write e.g. \"90s\", \"15m\", \"1h\" or \"7d\""
-        ))
-    };
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(bad()),
-    };
-    let secs = n.checked_mul(mult).ok_or_else(bad)?;
-    u32::try_from(secs).ok().filter(|s| *s > 0).ok_or_else(bad)
+    vigil_analyzer::monitor::config::parse_duration(text).map_err(|e| match e {
+        vigil_analyzer::monitor::MonitorError::Config(m) => Error::Config(m),
+        other => Error::Config(other.to_string()),
+    })
 }
 
 impl ShadowConfig {
