@@ -6,6 +6,7 @@
 mod common;
 
 use vigil_dashboards::data::{self, Range};
+use vigil_dashboards::RoiConfig;
 use vigil_store::queries::{TimeBucket, VersionCount};
 use vigil_store::rollup::{self, CompactOptions};
 use vigil_store::rows::{InferenceRow, OutcomeRow};
@@ -26,8 +27,8 @@ fn inference(i: u32, ts: u32, ingested_at: u32) -> InferenceRow {
         unit_id: format!("u{}", i % 17),
         num_names: vec!["age".into()],
         num_values: vec![f64::from(20 + i % 50)],
-        cat_names: vec![],
-        cat_values: vec![],
+        cat_names: vec!["channel".into()],
+        cat_values: vec![["web", "app", "store", "partner"][(i % 4) as usize].into()],
         // Some events without a score, a label or a latency: the means skip them.
         score: (!i.is_multiple_of(7)).then(|| f64::from(i % 100) / 100.0),
         label: i.is_multiple_of(5).then(|| "positive".to_string()),
@@ -156,6 +157,78 @@ async fn assert_same(store: &Store, r: Range, what: &str) {
     );
     assert!(!a.is_empty(), "{what}: presence");
     assert_eq!(json(&a), json(&b), "{what}: presence");
+    // ROI: per-unit sums from the hourly unit rollups + the raw tail, against raw alone.
+    let roi = churn_roi();
+    let (a, b) = (
+        data::roi_buckets(store, &roi, "churn", r)
+            .await
+            .expect("roi"),
+        data::roi_buckets(store, &roi, "churn", raw)
+            .await
+            .expect("raw roi"),
+    );
+    assert!(!a.is_empty(), "{what}: roi buckets");
+    let key = |x: &data::RoiBucket| (x.bucket, x.version.clone(), x.units, x.inferences, x.costed);
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>(),
+        "{what}: roi"
+    );
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            close(x.value_sum, y.value_sum)
+                && close(x.value_sumsq, y.value_sumsq)
+                && close(x.cost, y.cost),
+            "{what}: roi {x:?} vs {y:?}"
+        );
+    }
+    // ROI counts whole hours: every inference from the hour of `since` on, once.
+    let inferences: u64 = a.iter().map(|x| x.inferences).sum();
+    assert_eq!(
+        inferences,
+        raw_count(store, data::roi_since(r.since), r.until).await,
+        "{what}: roi inferences"
+    );
+
+    // Distributions from the per-minute samples: the whole sample (weights 1 at three events a
+    // minute) and one event a minute (weights = the minute's events) pick the same events
+    // from the rollups as from the raw table, and the estimates add up to each period's events
+    // (a minute's sample stands for the whole minute, so exactly only when the split is on a
+    // minute).
+    let split = (r.since + 3600) / 60 * 60;
+    for budget in [data::DISTRIBUTION_BUDGET, 100] {
+        for (column, numerical) in [("age", true), ("channel", false)] {
+            let (a, b) = (
+                data::distribution(store, "churn", column, numerical, r, split, budget)
+                    .await
+                    .expect("distribution"),
+                data::distribution(store, "churn", column, numerical, raw, split, budget)
+                    .await
+                    .expect("raw distribution"),
+            );
+            assert!(a.len() >= 4, "{what}: {column} bins {a:?}");
+            assert_eq!(
+                json(&a),
+                json(&b),
+                "{what}: {column} distribution, budget {budget}"
+            );
+            let total =
+                |cur: u8| -> u64 { a.iter().filter(|x| x.current == cur).map(|x| x.n).sum() };
+            assert_eq!(
+                (total(0), total(1)),
+                (
+                    raw_count(store, r.since, split).await,
+                    raw_count(store, split, r.until).await
+                ),
+                "{what}: {column} estimates, budget {budget}"
+            );
+            let sampled: u64 = a.iter().map(|x| x.sampled).sum();
+            if budget == 100 {
+                assert!(sampled < total(0) + total(1), "{what}: sampled {sampled}");
+            }
+        }
+    }
     let (a, b) = (
         data::extent(store, r.since, r.until, r.rolled_until)
             .await
@@ -169,6 +242,31 @@ async fn assert_same(store: &Store, r: Range, what: &str) {
         (b.lo, b.hi, b.n > 0),
         "{what}: extent"
     );
+}
+
+/// Each churn costs 120.
+fn churn_roi() -> RoiConfig {
+    RoiConfig {
+        value_per_outcome: [("churned".to_string(), -120.0)].into(),
+        ..RoiConfig::default()
+    }
+}
+
+/// Inferences of `churn` in `[since, until)`, each event id once.
+async fn raw_count(store: &Store, since: u32, until: u32) -> u64 {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct N {
+        n: u64,
+    }
+    store
+        .fetch::<N>(&format!(
+            "SELECT toUInt64(count()) AS n FROM {} FINAL
+             WHERE model = 'churn' AND ts >= toDateTime({since}) AND ts < toDateTime({until})",
+            store.table("inference_events")
+        ))
+        .await
+        .expect("count")[0]
+        .n
 }
 
 /// The dashboards' row types as JSON, to compare whole result sets.
@@ -219,6 +317,19 @@ async fn exercise(store: Store) {
     ))
     .await;
     assert_eq!((rolled, raw), (360, 360));
+    // Three events a minute: the samples hold every compacted event; the unit rollups hold
+    // every (version, unit, hour) with its inferences.
+    let sampled = n(format!(
+        "SELECT toUInt64(count()) AS n FROM {} FINAL",
+        store.table("inference_sample_1m")
+    ))
+    .await;
+    let units = n(format!(
+        "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
+        store.table("inference_units_1h")
+    ))
+    .await;
+    assert_eq!((sampled, units), (360, 360));
 
     // Edges inside minutes, chart buckets of 1, 5 and 15 minutes (and 20 s: raw only).
     for bucket in [60, 300, 900, 20] {
@@ -261,6 +372,11 @@ async fn exercise(store: Store) {
         ..r
     };
     assert_same(&store, r, "after late data and the next pass").await;
+    // The late outcomes are the first churns (value 1): the unit rollups picked them up.
+    let roi = data::roi_buckets(&store, &churn_roi(), "churn", r)
+        .await
+        .expect("roi");
+    assert!(roi.iter().any(|x| x.value_sum < 0.0), "{roi:?}");
 
     // A full pass rebuilds the same numbers (idempotent).
     let full = CompactOptions {

@@ -12,6 +12,7 @@
 
 use crate::roi::{ArmTotals, RoiConfig};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use vigil_store::queries::{TimeBucket, VersionCount};
 use vigil_store::rollup::{histogram_quantile, LATENCY_BIN_SQL};
 use vigil_store::{sql_string, Store, StoreError};
@@ -346,43 +347,105 @@ pub fn value_expr(cfg: &RoiConfig) -> String {
     format!("toFloat64(value) * multiIf({arms}toFloat64(0))")
 }
 
-/// ROI sums of `model` per version and bucket. A unit is (version, unit id): its value is the
-/// worth of the outcomes linked to the inferences that version served it (`inference_id`), and
-/// it belongs to the bucket of its first inference.
+/// The worth of outcome sums stored per name (`names`, `values`: parallel arrays) under the
+/// value model, as SQL.
+fn worth_of_arrays(cfg: &RoiConfig, names: &str, values: &str) -> String {
+    if cfg.value_per_outcome.is_empty() {
+        return "toFloat64(0)".into();
+    }
+    let mut arms = String::new();
+    for (name, worth) in &cfg.value_per_outcome {
+        arms.push_str(&format!("o = {}, toFloat64({worth:?}), ", sql_string(name)));
+    }
+    format!("arraySum(arrayMap((o, x) -> x * multiIf({arms}toFloat64(0)), {names}, {values}))")
+}
+
+/// Where the ROI page's numbers start: the hour holding `since` (ROI counts whole hours, so
+/// the per-hour unit rollups can answer it).
+pub fn roi_since(since: u32) -> u32 {
+    since / 3600 * 3600
+}
+
+/// ROI sums of `model` per version and bucket, over `[roi_since(since), until)`. A unit is
+/// (version, unit id): its value is the worth of the outcomes linked to the inferences that
+/// version served it in the range (`inference_id`), and it belongs to the bucket of its first
+/// inference in the range.
+///
+/// The hours before the watermark come from `inference_units_1h` (the open hour's row covers
+/// it up to the watermark), the rest from the raw tables; each part gives per-unit sums, and
+/// units are summed across parts before they are bucketed.
 pub async fn roi_buckets(
     store: &Store,
     cfg: &RoiConfig,
     model: &str,
     r: Range,
 ) -> Result<Vec<RoiBucket>, StoreError> {
+    let since = roi_since(r.since);
+    let cu = r.rolled_until;
+    // Rolled: hours [since, roll_end); raw: [raw_from, until).
+    let roll_end = if r.until >= cu {
+        cu
+    } else {
+        r.until / 3600 * 3600
+    };
+    let (rolled, raw_from) = if cu > 0 && since < roll_end {
+        (Some((since, roll_end)), roll_end)
+    } else {
+        (None, since)
+    };
+    let inf = store.table("inference_events");
+    let m = sql_string(model);
+    let raw_range = format!(
+        "ts >= toDateTime({raw_from}) AND ts < toDateTime({})",
+        r.until
+    );
+    let raw = format!(
+        "SELECT toString(version) AS version, toString(unit_id) AS unit_id, toUInt32(min(ts)) AS f,
+                toUInt64(count()) AS n, toFloat64(sum(c1)) AS c, toUInt64(sum(k1)) AS k,
+                toFloat64(sum(val)) AS v
+         FROM (
+             SELECT version, unit_id, ts, event_id, toFloat64(ifNull(cost, 0)) AS c1,
+                    toUInt64(isNotNull(cost)) AS k1
+             FROM {inf} FINAL
+             WHERE model = {m} AND {raw_range}
+         ) AS served ANY LEFT JOIN (
+             SELECT inference_id AS event_id, toFloat64(sum({worth})) AS val
+             FROM {out} FINAL
+             WHERE model = {m} AND inference_id != ''
+               AND inference_id IN (SELECT event_id FROM {inf} WHERE model = {m} AND {raw_range})
+             GROUP BY inference_id
+         ) AS results USING event_id
+         GROUP BY version, unit_id",
+        out = store.table("outcome_events"),
+        worth = value_expr(cfg),
+    );
+    let roll = rolled.map(|(lo, hi)| {
+        format!(
+            "SELECT toString(version) AS version, toString(unit_id) AS unit_id,
+                    toUInt32(min(first_ts)) AS f, toUInt64(sum(inferences)) AS n,
+                    toFloat64(sum(cost)) AS c, toUInt64(sum(costed)) AS k,
+                    toFloat64(sum({worth})) AS v
+             FROM {units} FINAL
+             WHERE model = {m} AND hour >= toDateTime({lo}) AND hour < toDateTime({hi})
+             GROUP BY version, unit_id",
+            units = store.table("inference_units_1h"),
+            worth = worth_of_arrays(cfg, "outcome_names", "outcome_values"),
+        )
+    });
     store
         .fetch(&format!(
-            "SELECT toUInt32(b) AS bucket, toString(version) AS version, toUInt64(count()) AS units,
+            "SELECT toUInt32(intDiv(f, {b}) * {b}) AS bucket, version, toUInt64(count()) AS units,
                     toFloat64(sum(v)) AS value_sum, toFloat64(sum(v * v)) AS value_sumsq,
                     toUInt64(sum(n)) AS inferences, toFloat64(sum(c)) AS cost, toUInt64(sum(k)) AS costed
              FROM (
-                 SELECT version, unit_id, intDiv(toUInt32(min(ts)), {b}) * {b} AS b,
-                        sum(val) AS v, count() AS n, sum(c1) AS c, sum(k1) AS k
-                 FROM (
-                     SELECT version, unit_id, ts, event_id, toFloat64(ifNull(cost, 0)) AS c1,
-                            toUInt64(isNotNull(cost)) AS k1
-                     FROM {inf} FINAL
-                     WHERE model = {m} AND {range}
-                 ) AS served ANY LEFT JOIN (
-                     SELECT inference_id AS event_id, toFloat64(sum({worth})) AS val
-                     FROM {out} FINAL
-                     WHERE model = {m} AND inference_id != ''
-                     GROUP BY inference_id
-                 ) AS results USING event_id
+                 SELECT version, unit_id, min(f) AS f, sum(n) AS n, sum(c) AS c, sum(k) AS k,
+                        sum(v) AS v
+                 FROM {parts} AS parts
                  GROUP BY version, unit_id
              ) AS per_unit
              GROUP BY bucket, version ORDER BY bucket, version",
             b = r.bucket,
-            inf = store.table("inference_events"),
-            out = store.table("outcome_events"),
-            m = sql_string(model),
-            range = r.sql("ts"),
-            worth = value_expr(cfg),
+            parts = union(raw, roll),
         ))
         .await
 }
@@ -537,78 +600,184 @@ pub async fn feature_names(
 }
 
 /// Counts of values (or bins) in the reference and current periods.
-#[derive(Debug, Clone, clickhouse::Row, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct BinCount {
     pub bin: String,
     pub current: u8,
+    /// Estimated rows: the sampled events weighted by their minute's events per sampled event.
     pub n: u64,
+    /// Sampled events behind the estimate.
+    pub sampled: u64,
+}
+
+/// About how many sampled events a distribution reads: the per-minute sample is cut to
+/// `max(1, min(SAMPLE_PER_MINUTE, DISTRIBUTION_BUDGET / minutes with events))` per minute.
+pub const DISTRIBUTION_BUDGET: u32 = 40_000;
+
+/// Histogram bins of a numerical feature.
+const NUMERICAL_BINS: usize = 20;
+/// Values shown of a categorical feature (the most frequent).
+const TOP_VALUES: usize = 20;
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct NumPoint {
+    x: f64,
+    cur: u8,
+    w: f64,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
-struct MinMax {
-    lo: f64,
-    hi: f64,
+struct CatPoint {
+    x: String,
+    cur: u8,
+    w: f64,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct Count {
     n: u64,
 }
 
-/// Histogram of a numerical feature (20 equal bins over both periods) or value counts of a
-/// categorical one (top 20), for `[since, split)` (reference) and `[split, until)` (current).
+/// Histogram of a numerical feature (20 equal bins over both periods' sampled range) or value
+/// shares of a categorical one (the 20 most frequent), for `[since, split)` (reference) and
+/// `[split, until)` (current), estimated from the per-minute samples
+/// (`vigil_store::rollup::sample_select`): rolled-up minutes from `inference_sample_1m`, the
+/// rest sampled from the raw table the same way, so both give the same events.
 pub async fn distribution(
     store: &Store,
     model: &str,
     column: &str,
     numerical: bool,
-    since: u32,
+    r: Range,
     split: u32,
-    until: u32,
+    budget: u32,
 ) -> Result<Vec<BinCount>, StoreError> {
-    let t = store.table("inference_events");
+    use vigil_store::rollup::{sample_select, SAMPLE_PER_MINUTE};
+    let raw_t = store.table("inference_events");
+    let sample_t = store.table("inference_sample_1m");
     let (m, c) = (sql_string(model), sql_string(column));
-    let range = format!("ts >= toDateTime({since}) AND ts < toDateTime({until})");
-    if !numerical {
-        return store
-            .fetch(&format!(
-                "SELECT toString(x) AS bin, toUInt8(cur) AS current, toUInt64(count()) AS n
-                 FROM (SELECT cat_values[indexOf(cat_names, {c})] AS x, ts >= toDateTime({split}) AS cur
-                       FROM {t} FINAL WHERE model = {m} AND has(cat_names, {c}) AND {range})
-                 GROUP BY bin, current ORDER BY n DESC LIMIT 40"
+    let rolled = r.rolled(false);
+    let raw_filter = format!("model = {m} AND {}", r.raw_sql(rolled));
+    // Minutes with events decide how much of each minute's sample to read.
+    let mut minutes: u64 = store
+        .fetch::<Count>(&format!(
+            "SELECT toUInt64(uniqExact(intDiv(toUInt32(ts), 60))) AS n FROM {raw_t} WHERE {raw_filter}"
+        ))
+        .await?
+        .first()
+        .map_or(0, |x| x.n);
+    if let Some(mm) = rolled {
+        minutes += store
+            .fetch::<Count>(&format!(
+                "SELECT toUInt64(count()) AS n FROM {sample_t} FINAL
+                 WHERE model = {m} AND {} AND rank = 1",
+                minutes_sql(mm)
             ))
-            .await;
+            .await?
+            .first()
+            .map_or(0, |x| x.n);
     }
-    let mm: Vec<MinMax> = store
-        .fetch(&format!(
-            "SELECT toFloat64(min(x)) AS lo, toFloat64(max(x)) AS hi, toUInt64(count()) AS n
-             FROM (SELECT num_values[indexOf(num_names, {c})] AS x
-                   FROM {t} FINAL WHERE model = {m} AND has(num_names, {c}) AND {range})"
-        ))
-        .await?;
-    let Some(mm) = mm.into_iter().next().filter(|m| m.n > 0) else {
+    if minutes == 0 {
         return Ok(Vec::new());
+    }
+    let per_minute = (u64::from(budget) / minutes).clamp(1, u64::from(SAMPLE_PER_MINUTE));
+    let cols = "ts, minute_events, num_names, num_values, cat_names, cat_values";
+    let raw = format!(
+        "SELECT {cols} FROM ({}) AS s",
+        sample_select(&raw_t, &raw_filter, per_minute as u16)
+    );
+    let roll = rolled.map(|mm| {
+        format!(
+            "SELECT {cols} FROM {sample_t} FINAL
+             WHERE model = {m} AND {} AND rank <= {per_minute}",
+            minutes_sql(mm)
+        )
+    });
+    let (names, values) = if numerical {
+        ("num_names", "num_values")
+    } else {
+        ("cat_names", "cat_values")
     };
-    let w = ((mm.hi - mm.lo) / 20.0).max(1e-9);
-    let rows: Vec<BinCount> = store
-        .fetch(&format!(
-            "SELECT toString(bin) AS bin, toUInt8(cur) AS current, toUInt64(count()) AS n
-             FROM (SELECT least(19, greatest(0, toInt32(floor((num_values[indexOf(num_names, {c})] - ({lo:?})) / ({w:?}))))) AS bin,
-                          ts >= toDateTime({split}) AS cur
-                   FROM {t} FINAL WHERE model = {m} AND has(num_names, {c}) AND {range})
-             GROUP BY bin, current ORDER BY bin",
-            lo = mm.lo
-        ))
-        .await?;
-    // Order bins numerically, then label them by their lower edge.
-    let mut rows = rows;
-    rows.sort_by_key(|r| r.bin.parse::<i64>().unwrap_or(0));
-    Ok(rows
+    let sql = format!(
+        "SELECT {cast}({values}[indexOf({names}, {c})]) AS x, toUInt8(ts >= toDateTime({split})) AS cur,
+                toFloat64(minute_events) / toFloat64(least({per_minute}, minute_events)) AS w
+         FROM {parts} AS parts WHERE has({names}, {c})",
+        cast = if numerical { "toFloat64" } else { "toString" },
+        parts = union(raw, roll),
+    );
+    Ok(if numerical {
+        let points: Vec<NumPoint> = store.fetch(&sql).await?;
+        histogram(points.into_iter().map(|p| (p.x, p.cur, p.w)).collect())
+    } else {
+        let points: Vec<CatPoint> = store.fetch(&sql).await?;
+        top_values(points.into_iter().map(|p| (p.x, p.cur, p.w)).collect())
+    })
+}
+
+/// Weighted (estimate, sampled) per key and period, summed in a fixed order so the same
+/// points always give the same numbers.
+fn tally<K: Ord + Clone>(mut points: Vec<(K, u8, f64)>) -> BTreeMap<(K, u8), (f64, u64)> {
+    points.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)).then(a.2.total_cmp(&b.2)));
+    let mut out: BTreeMap<(K, u8), (f64, u64)> = BTreeMap::new();
+    for (k, cur, w) in points {
+        let e = out.entry((k, cur)).or_default();
+        e.0 += w;
+        e.1 += 1;
+    }
+    out
+}
+
+fn bin_count(bin: String, current: u8, (n, sampled): (f64, u64)) -> BinCount {
+    BinCount {
+        bin,
+        current,
+        n: n.round() as u64,
+        sampled,
+    }
+}
+
+/// 20 equal bins over the points' range, labelled by their lower edge; empty bins left out.
+fn histogram(points: Vec<(f64, u8, f64)>) -> Vec<BinCount> {
+    let finite: Vec<(f64, u8, f64)> = points.into_iter().filter(|p| p.0.is_finite()).collect();
+    let lo = finite.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let hi = finite.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    if finite.is_empty() {
+        return Vec::new();
+    }
+    let w = ((hi - lo) / NUMERICAL_BINS as f64).max(1e-9);
+    let binned = finite
         .into_iter()
-        .map(|r| {
-            let i: f64 = r.bin.parse().unwrap_or(0.0);
-            BinCount {
-                bin: crate::svg::axis_label(mm.lo + i * w),
-                ..r
-            }
+        .map(|(x, cur, wt)| {
+            let i = ((x - lo) / w)
+                .floor()
+                .clamp(0.0, (NUMERICAL_BINS - 1) as f64) as usize;
+            (i, cur, wt)
         })
-        .collect())
+        .collect();
+    tally(binned)
+        .into_iter()
+        .map(|((i, cur), t)| bin_count(crate::svg::axis_label(lo + i as f64 * w), cur, t))
+        .collect()
+}
+
+/// The 20 most frequent values over both periods (ties by value), most frequent first.
+fn top_values(points: Vec<(String, u8, f64)>) -> Vec<BinCount> {
+    let t = tally(points);
+    let mut totals: BTreeMap<&String, f64> = BTreeMap::new();
+    for ((v, _), (n, _)) in &t {
+        *totals.entry(v).or_default() += n;
+    }
+    let mut order: Vec<(&String, f64)> = totals.into_iter().collect();
+    order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut out = Vec::new();
+    for (v, _) in order.into_iter().take(TOP_VALUES) {
+        for cur in [0u8, 1] {
+            if let Some(x) = t.get(&(v.clone(), cur)) {
+                out.push(bin_count(v.clone(), cur, *x));
+            }
+        }
+    }
+    out
 }
 
 /// How many events of a version carry each feature (data quality: missing values).

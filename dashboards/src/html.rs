@@ -205,6 +205,11 @@ pub fn table(id: &str, head: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A link; both the target and the text are escaped.
+pub fn link(href: &str, text: &str) -> String {
+    format!("<a href=\"{}\">{}</a>", esc(href), esc(text))
+}
+
 /// An honest empty state.
 pub fn empty(msg: &str) -> String {
     format!("<p class=\"empty\">{}</p>", esc(msg))

@@ -40,9 +40,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: St) {
 }
 
 async fn redirect_root() -> HttpResponse {
+    see_other("/ui/")
+}
+
+fn see_other(location: impl Into<String>) -> HttpResponse {
     HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/ui/"))
+        .insert_header((header::LOCATION, location.into()))
         .finish()
+}
+
+/// Adds a `Set-Cookie` header. Our cookies are built from hex tokens, so the value is
+/// always a valid header; should it not be, the response goes out without the cookie.
+fn with_cookie(mut r: HttpResponse, cookie: &str) -> HttpResponse {
+    if let Ok(v) = header::HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
 }
 
 async fn css() -> HttpResponse {
@@ -89,12 +102,7 @@ fn to_login(req: &HttpRequest) -> HttpResponse {
         Some(pq) => pq.as_str().to_string(),
         None => "/ui/".into(),
     };
-    HttpResponse::SeeOther()
-        .insert_header((
-            header::LOCATION,
-            format!("/ui/login?next={}", url_enc(&next)),
-        ))
-        .finish()
+    see_other(format!("/ui/login?next={}", url_enc(&next)))
 }
 
 fn safe_next(next: &str) -> String {
@@ -135,17 +143,20 @@ fn login_page(next: &str, error: Option<&str>, csrf: &str) -> String {
     )
 }
 
+/// The sign-in form with a fresh CSRF token, which the form carries and a short-lived cookie
+/// repeats (double submit: no server-side state before sign-in).
+fn login_response(status: StatusCode, next: &str, error: Option<&str>) -> HttpResponse {
+    let csrf = session::random_token();
+    with_cookie(
+        html_response(status, login_page(next, error, &csrf)),
+        &format!("{LOGIN_COOKIE}={csrf}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=1800"),
+    )
+}
+
 async fn login_form(req: HttpRequest, q: web::Query<HashMap<String, String>>) -> HttpResponse {
     let _ = req;
     let next = safe_next(q.get("next").map(String::as_str).unwrap_or("/ui/"));
-    let csrf = session::random_token();
-    let mut resp = html_response(StatusCode::OK, login_page(&next, None, &csrf));
-    if let Ok(v) = header::HeaderValue::from_str(&format!(
-        "{LOGIN_COOKIE}={csrf}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=1800"
-    )) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    login_response(StatusCode::OK, &next, None)
 }
 
 #[derive(serde::Deserialize)]
@@ -166,16 +177,7 @@ fn cookie_named(req: &HttpRequest, name: &str) -> Option<String> {
 
 async fn login(req: HttpRequest, st: St, form: web::Form<LoginForm>) -> HttpResponse {
     let next = safe_next(&form.next);
-    let fresh = session::random_token();
-    let again = |msg: &str, status: StatusCode| {
-        let mut r = html_response(status, login_page(&next, Some(msg), &fresh));
-        if let Ok(v) = header::HeaderValue::from_str(&format!(
-            "{LOGIN_COOKIE}={fresh}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=1800"
-        )) {
-            r.headers_mut().append(header::SET_COOKIE, v);
-        }
-        r
-    };
+    let again = |msg: &str, status: StatusCode| login_response(status, &next, Some(msg));
     let expected = cookie_named(&req, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty()
         || !vigil_store::auth::constant_time_eq(form.csrf.as_bytes(), expected.as_bytes())
@@ -186,21 +188,13 @@ async fn login(req: HttpRequest, st: St, form: web::Form<LoginForm>) -> HttpResp
         );
     }
     if st.auth.is_open() {
-        return HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, next))
-            .finish();
+        return see_other(next);
     }
     match st.auth.identify(&form.token) {
         Some((name, role)) if role.allows(Role::Viewer) => {
             let (id, _) = st.sessions.create(&name, role);
             tracing::info!(user = %name, role = ?role, "dashboard sign-in");
-            let mut r = HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, next))
-                .finish();
-            if let Ok(v) = header::HeaderValue::from_str(&session::cookie(&id, 12 * 3600)) {
-                r.headers_mut().append(header::SET_COOKIE, v);
-            }
-            r
+            with_cookie(see_other(next), &session::cookie(&id, 12 * 3600))
         }
         Some(_) => again(
             "This token has the ingest role, which cannot read dashboards.",
@@ -229,13 +223,7 @@ async fn logout(req: HttpRequest, st: St, form: web::Form<CsrfForm>) -> HttpResp
             st.sessions.remove(id);
         }
     }
-    let mut r = HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/ui/login"))
-        .finish();
-    if let Ok(v) = header::HeaderValue::from_str(&session::cookie("", 0)) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-    r
+    with_cookie(see_other("/ui/login"), &session::cookie("", 0))
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -416,6 +404,21 @@ pub struct Dataset {
     pub rows: Vec<Vec<String>>,
 }
 
+impl Dataset {
+    /// A dataset with the given column names, one row of raw (unescaped, unformatted) cells per item.
+    fn new(
+        id: impl Into<String>,
+        header: &[&str],
+        rows: impl IntoIterator<Item = Vec<String>>,
+    ) -> Self {
+        Dataset {
+            id: id.into(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: rows.into_iter().collect(),
+        }
+    }
+}
+
 /// A built page.
 pub struct PageOut {
     pub title: String,
@@ -440,6 +443,23 @@ impl PageOut {
             url_enc(&data.id),
             esc(&c.query)
         );
+        self.data.push(data);
+    }
+    /// Adds a table of already-escaped cells that has no CSV export.
+    fn table(&mut self, id: &str, head: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
+        let rows: Vec<Vec<String>> = rows.into_iter().collect();
+        self.body.push_str(&html::table(id, head, &rows));
+    }
+    /// Adds a table and, under the same id, its CSV export. The two differ in form, not in
+    /// content: `rows` are escaped and formatted for people (`html::time`, tags), `data` holds
+    /// the raw values behind them, with machine-friendly column names.
+    fn table_with_csv(
+        &mut self,
+        head: &[&str],
+        rows: impl IntoIterator<Item = Vec<String>>,
+        data: Dataset,
+    ) {
+        self.table(&data.id, head, rows);
         self.data.push(data);
     }
 }
@@ -519,101 +539,120 @@ fn error_response(s: &Session, e: &DashboardError) -> HttpResponse {
     )
 }
 
-async fn page(req: HttpRequest, st: St) -> HttpResponse {
-    let Some(s) = current_session(&req, &st) else {
-        return to_login(&req);
+/// A page built for a signed-in user: where both the HTML page and its CSV exports start.
+struct Built {
+    session: Session,
+    name: &'static str,
+    ctx: Ctx,
+    page: PageOut,
+}
+
+/// Checks the session, resolves page `name` and the query, and builds the page; `Err` is the
+/// response to send instead (the login redirect or an error page).
+async fn build_for(
+    req: &HttpRequest,
+    st: &DashboardState,
+    name: &str,
+) -> Result<Built, Box<HttpResponse>> {
+    let Some(s) = current_session(req, st) else {
+        return Err(Box::new(to_login(req)));
     };
-    let name = req.match_info().get("page").unwrap_or("");
+    let fail = |e: &DashboardError| Box::new(error_response(&s, e));
     let Some(name) = page_name(name) else {
-        return error_response(&s, &DashboardError::NotFound(format!("page `{name}`")));
+        return Err(fail(&DashboardError::NotFound(format!("page `{name}`"))));
     };
-    let c = match context(&req, &st, s.clone()).await {
-        Ok(c) => c,
-        Err(e) => return error_response(&s, &e),
+    let c = context(req, st, s.clone()).await.map_err(|e| fail(&e))?;
+    let p = build(name, st, &c).await.map_err(|e| fail(&e))?;
+    Ok(Built {
+        session: s,
+        name,
+        ctx: c,
+        page: p,
+    })
+}
+
+async fn page(req: HttpRequest, st: St) -> HttpResponse {
+    let name = req.match_info().get("page").unwrap_or("");
+    let Built {
+        session: s,
+        name,
+        ctx: c,
+        page: p,
+    } = match build_for(&req, &st, name).await {
+        Ok(b) => b,
+        Err(r) => return *r,
     };
-    match build(name, &st, &c).await {
-        Ok(p) => {
-            let banner = st.auth.is_open().then_some(
-                "Auth is off (no [auth] tokens configured): everyone is admin. Fine for a local demo, not for production.",
-            );
-            let body = format!("{}{}", range_picker(name, &c), p.body);
-            html_response(
-                StatusCode::OK,
-                html::page(
-                    &Frame {
-                        title: &p.title,
-                        page: name,
-                        user: Some((&s.name, role_name(s.role))),
-                        csrf: &s.csrf,
-                        keep_query: &c.keep,
-                        banner,
-                    },
-                    &body,
-                ),
-            )
-        }
-        Err(e) => error_response(&s, &e),
-    }
+    let banner = st.auth.is_open().then_some(
+        "Auth is off (no [auth] tokens configured): everyone is admin. Fine for a local demo, not for production.",
+    );
+    let body = format!("{}{}", range_picker(name, &c), p.body);
+    html_response(
+        StatusCode::OK,
+        html::page(
+            &Frame {
+                title: &p.title,
+                page: name,
+                user: Some((&s.name, role_name(s.role))),
+                csrf: &s.csrf,
+                keep_query: &c.keep,
+                banner,
+            },
+            &body,
+        ),
+    )
+}
+
+/// One CSV record: cells quoted where needed, joined by commas, ended by a newline.
+fn csv_line(cells: &[String]) -> String {
+    let mut line = cells
+        .iter()
+        .map(|v| csv_escape(v))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
 }
 
 async fn csv(req: HttpRequest, st: St) -> HttpResponse {
-    let Some(s) = current_session(&req, &st) else {
-        return to_login(&req);
-    };
     let name = req.match_info().get("page").unwrap_or("");
     let name = if name == "overview" { "" } else { name };
-    let Some(name) = page_name(name) else {
-        return error_response(&s, &DashboardError::NotFound(format!("page `{name}`")));
-    };
-    let c = match context(&req, &st, s.clone()).await {
-        Ok(c) => c,
-        Err(e) => return error_response(&s, &e),
+    let Built {
+        session: s,
+        ctx: c,
+        page: p,
+        ..
+    } = match build_for(&req, &st, name).await {
+        Ok(b) => b,
+        Err(r) => return *r,
     };
     let chart = c.q.get("chart").cloned().unwrap_or_default();
-    match build(name, &st, &c).await {
-        Ok(p) => match p.data.into_iter().find(|d| d.id == chart) {
-            Some(d) => {
-                let mut out = d
-                    .header
-                    .iter()
-                    .map(|h| csv_escape(h))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                out.push('\n');
-                for r in &d.rows {
-                    out.push_str(
-                        &r.iter()
-                            .map(|v| csv_escape(v))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    );
-                    out.push('\n');
-                }
-                let file: String =
-                    d.id.chars()
-                        .map(|ch| {
-                            if ch.is_ascii_alphanumeric() || ch == '-' {
-                                ch
-                            } else {
-                                '_'
-                            }
-                        })
-                        .collect();
-                HttpResponse::Ok()
-                    .content_type("text/csv; charset=utf-8")
-                    .insert_header((
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"{file}.csv\""),
-                    ))
-                    .body(out)
-            }
-            None => error_response(
-                &s,
-                &DashboardError::NotFound(format!("chart `{chart}` on this page")),
-            ),
-        },
-        Err(e) => error_response(&s, &e),
+    let Some(d) = p.data.into_iter().find(|d| d.id == chart) else {
+        return error_response(
+            &s,
+            &DashboardError::NotFound(format!("chart `{chart}` on this page")),
+        );
+    };
+    let mut out = csv_line(&d.header);
+    for r in &d.rows {
+        out.push_str(&csv_line(r));
     }
+    let file: String =
+        d.id.chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+    HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file}.csv\""),
+        ))
+        .body(out)
 }
 
 // ---------------------------------------------------------------- shared bits
@@ -632,23 +671,59 @@ fn models_of(rows: &[queries::VersionCount]) -> BTreeMap<String, Vec<String>> {
     m
 }
 
-fn model_links(page: &str, c: &Ctx, models: &[String], current: &str) -> String {
+/// Tabs that switch query parameter `key` between `values` on `page`, keeping the `fixed`
+/// parameters (e.g. the model while switching columns); the tab for `current` is marked.
+/// Each tab reads `label_prefix` followed by its value.
+fn tabs<'a>(
+    c: &Ctx,
+    page: &str,
+    fixed: &[(&str, &str)],
+    key: &str,
+    values: impl IntoIterator<Item = &'a String>,
+    current: &str,
+    label_prefix: &str,
+) -> String {
     let mut out = String::from("<nav class=\"tabs\">");
-    for m in models {
-        let cur = if m == current {
+    for v in values {
+        let cur = if v == current {
             " aria-current=\"true\""
         } else {
             ""
         };
+        let mut params = fixed.to_vec();
+        params.push((key, v));
         let _ = write!(
             out,
-            "<a href=\"{}\"{cur}>{}</a>",
-            esc(&c.link(page, &[("model", m)])),
-            esc(m)
+            "<a href=\"{}\"{cur}>{label_prefix}{}</a>",
+            esc(&c.link(page, &params)),
+            esc(v)
         );
     }
     out.push_str("</nav>");
     out
+}
+
+/// The model a per-model page shows: `?model=`, else the first one with inferences in range.
+/// Draws the model tabs, or an empty state and `None` when nothing ran in range.
+fn pick_model(
+    p: &mut PageOut,
+    c: &Ctx,
+    page: &str,
+    versions: &[queries::VersionCount],
+) -> Option<String> {
+    let models: Vec<String> = models_of(versions).into_keys().collect();
+    let Some(model) = c
+        .get("model")
+        .map(str::to_string)
+        .or_else(|| models.first().cloned())
+    else {
+        p.body
+            .push_str(&html::empty("No inferences in this time range."));
+        return None;
+    };
+    p.body
+        .push_str(&tabs(c, page, &[], "model", &models, &model, ""));
+    Some(model)
 }
 
 fn card(id: &str, label: &str, value: &str, raw: f64) -> String {
@@ -659,6 +734,11 @@ fn card(id: &str, label: &str, value: &str, raw: f64) -> String {
         esc(label),
         value
     )
+}
+
+/// A cell linking to an experiment's detail on the Experiments page.
+fn experiment_link(c: &Ctx, key: &str) -> String {
+    html::link(&c.link("experiments", &[("experiment", key)]), key)
 }
 
 // ---------------------------------------------------------------- Overview
@@ -735,33 +815,18 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
     );
     // Production versions from the deployment audit trail, when it exists.
     let production = production_versions(st).await.unwrap_or_default();
-    let mut rows = Vec::new();
-    for v in &versions {
-        let prod = production
-            .get(&v.model)
-            .map(|p| if *p == v.version { "production" } else { "" })
-            .unwrap_or("");
-        rows.push(vec![
-            esc(&v.model),
+    let version_cell = |v: &queries::VersionCount| {
+        if production.get(&v.model) == Some(&v.version) {
             format!(
-                "{}{}",
-                esc(&v.version),
-                if prod.is_empty() {
-                    String::new()
-                } else {
-                    format!(" <span class=\"tag ok\">{prod}</span>")
-                }
-            ),
-            int(v.events),
-            failed_cell(v.failed, v.events),
-            num(v.mean_latency_ms),
-            num(v.mean_score),
-            html::time(v.last_ts),
-        ]);
-    }
+                "{} <span class=\"tag ok\">production</span>",
+                esc(&v.version)
+            )
+        } else {
+            esc(&v.version)
+        }
+    };
     p.body.push_str("<h2>Models and versions</h2>");
-    p.body.push_str(&html::table(
-        "versions",
+    p.table_with_csv(
         &[
             "model",
             "version",
@@ -771,24 +836,29 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
             "mean score",
             "last seen (UTC)",
         ],
-        &rows,
-    ));
-    p.data.push(Dataset {
-        id: "versions".into(),
-        header: [
-            "model",
-            "version",
-            "inferences",
-            "failed",
-            "mean_latency_ms",
-            "mean_score",
-            "last_ts",
-        ]
-        .map(String::from)
-        .to_vec(),
-        rows: versions
-            .iter()
-            .map(|v| {
+        versions.iter().map(|v| {
+            vec![
+                esc(&v.model),
+                version_cell(v),
+                int(v.events),
+                failed_cell(v.failed, v.events),
+                num(v.mean_latency_ms),
+                num(v.mean_score),
+                html::time(v.last_ts),
+            ]
+        }),
+        Dataset::new(
+            "versions",
+            &[
+                "model",
+                "version",
+                "inferences",
+                "failed",
+                "mean_latency_ms",
+                "mean_score",
+                "last_ts",
+            ],
+            versions.iter().map(|v| {
                 vec![
                     v.model.clone(),
                     v.version.clone(),
@@ -798,9 +868,9 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                     f(v.mean_score),
                     v.last_ts.to_string(),
                 ]
-            })
-            .collect(),
-    });
+            }),
+        ),
+    );
     p.body
         .push_str("<h2>Traffic and health</h2><div class=\"grid\">");
     for model in models.keys() {
@@ -831,23 +901,18 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                     .collect(),
                 hlines: vec![],
             }),
-            Dataset {
+            Dataset::new(
                 id,
-                header: ["bucket", "version", "events", "mean_latency_ms"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: buckets
-                    .iter()
-                    .map(|b| {
-                        vec![
-                            b.bucket.to_string(),
-                            b.version.clone(),
-                            b.events.to_string(),
-                            f(b.mean_latency_ms),
-                        ]
-                    })
-                    .collect(),
-            },
+                &["bucket", "version", "events", "mean_latency_ms"],
+                buckets.iter().map(|b| {
+                    vec![
+                        b.bucket.to_string(),
+                        b.version.clone(),
+                        b.events.to_string(),
+                        f(b.mean_latency_ms),
+                    ]
+                }),
+            ),
         );
         let lat = data::latency_buckets(&st.store, model, r).await?;
         let mut p95: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
@@ -875,24 +940,19 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                     .collect(),
                 hlines: vec![],
             }),
-            Dataset {
+            Dataset::new(
                 id,
-                header: ["bucket", "version", "events", "p50_ms", "p95_ms"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: lat
-                    .iter()
-                    .map(|b| {
-                        vec![
-                            b.bucket.to_string(),
-                            b.version.clone(),
-                            b.events.to_string(),
-                            f(b.p50),
-                            f(b.p95),
-                        ]
-                    })
-                    .collect(),
-            },
+                &["bucket", "version", "events", "p50_ms", "p95_ms"],
+                lat.iter().map(|b| {
+                    vec![
+                        b.bucket.to_string(),
+                        b.version.clone(),
+                        b.events.to_string(),
+                        f(b.p50),
+                        f(b.p95),
+                    ]
+                }),
+            ),
         );
     }
     if models.is_empty() {
@@ -922,26 +982,23 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
             })
             .collect();
         rows.push(vec![
-            format!(
-                "<a href=\"{}\">{}</a>",
-                esc(&c.link("experiments", &[("experiment", &e.key)])),
-                esc(&e.key)
-            ),
+            experiment_link(c, &e.key),
             esc(e.model.as_deref().unwrap_or("")),
             arms.join("<br>"),
         ]);
     }
-    p.body.push_str(&html::table(
+    p.table(
         "running-experiments",
         &["experiment", "model", "arms (exposed units in range)"],
-        &rows,
-    ));
+        rows,
+    );
     if open_alerts.is_some() {
         let inc = open_incidents(st).await?;
         p.body.push_str("<h2>Open alerts</h2>");
-        let rows: Vec<Vec<String>> = inc
-            .iter()
-            .map(|i| {
+        p.table(
+            "open-alerts",
+            &["severity", "model", "monitor", "state", "opened (UTC)"],
+            inc.iter().map(|i| {
                 vec![
                     esc(&i.severity),
                     esc(&i.model),
@@ -949,13 +1006,8 @@ async fn overview(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                     esc(&i.state),
                     html::time(i.opened_at),
                 ]
-            })
-            .collect();
-        p.body.push_str(&html::table(
-            "open-alerts",
-            &["severity", "model", "monitor", "state", "opened (UTC)"],
-            &rows,
-        ));
+            }),
+        );
     }
     Ok(p)
 }
@@ -1034,6 +1086,14 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
     let r = c.range;
     let cur = st.roi.currency.clone();
     p.body.push_str(&value_model_box(st));
+    if r.since > 0 {
+        // Units are counted per hour (the unit rollups), so ROI starts on the hour.
+        let _ = write!(
+            p.body,
+            "<p class=\"hint\" id=\"roi-from\">ROI counts whole hours: units and outcomes from {} UTC on.</p>",
+            html::time(data::roi_since(r.since))
+        );
+    }
     let versions = data::versions(&st.store, r).await?;
     let models = models_of(&versions);
     if models.is_empty() {
@@ -1179,9 +1239,9 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                         label: "break-even".into(),
                     }],
                 }),
-                Dataset {
+                Dataset::new(
                     id,
-                    header: [
+                    &[
                         "bucket",
                         "units",
                         "inferences",
@@ -1190,25 +1250,20 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                         "incremental_value",
                         "ci_low",
                         "ci_high",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                    rows: cum
-                        .iter()
-                        .map(|(b, x)| {
-                            vec![
-                                b.to_string(),
-                                x.units.to_string(),
-                                x.inferences.to_string(),
-                                f(x.uplift_per_unit),
-                                f(x.incremental_cost),
-                                f(x.incremental_value),
-                                f(x.incremental_value_ci[0]),
-                                f(x.incremental_value_ci[1]),
-                            ]
-                        })
-                        .collect(),
-                },
+                    ],
+                    cum.iter().map(|(b, x)| {
+                        vec![
+                            b.to_string(),
+                            x.units.to_string(),
+                            x.inferences.to_string(),
+                            f(x.uplift_per_unit),
+                            f(x.incremental_cost),
+                            f(x.incremental_value),
+                            f(x.incremental_value_ci[0]),
+                            f(x.incremental_value_ci[1]),
+                        ]
+                    }),
+                ),
             );
         }
         if !any {
@@ -1219,7 +1274,7 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
     }
     p.body
         .push_str("<h2>Cost per 1,000 inferences and value per unit</h2>");
-    p.body.push_str(&html::table(
+    p.table(
         "cost-per-1k",
         &[
             "model",
@@ -1229,8 +1284,8 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
             "cost per 1k inferences",
             "value per unit",
         ],
-        &cost_rows,
-    ));
+        cost_rows,
+    );
     // Per experiment.
     p.body.push_str("<h2>Per experiment</h2>");
     if st.experiments.is_empty() {
@@ -1294,7 +1349,7 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                 money(x.incremental_cost, &cur),
             ]);
         }
-        p.body.push_str(&html::table(
+        p.table(
             &format!("roi-exp-{}", e.key),
             &[
                 "experiment",
@@ -1303,8 +1358,8 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
                 "incremental value",
                 "incremental cost",
             ],
-            &rows,
-        ));
+            rows,
+        );
     }
     Ok(p)
 }
@@ -1347,17 +1402,9 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
     let mut p = PageOut::new("Drift & quality");
     let r = c.range;
     let versions = data::versions(&st.store, r).await?;
-    let models: Vec<String> = models_of(&versions).into_keys().collect();
-    let Some(model) = c
-        .get("model")
-        .map(str::to_string)
-        .or_else(|| models.first().cloned())
-    else {
-        p.body
-            .push_str(&html::empty("No inferences in this time range."));
+    let Some(model) = pick_model(&mut p, c, "drift", &versions) else {
         return Ok(p);
     };
-    p.body.push_str(&model_links("drift", c, &models, &model));
     let rows = data::monitor_rows(&st.store, &model, r).await?;
     // Heat map: rows = monitor/version/column, columns = window ends.
     let mut row_keys: BTreeSet<String> = BTreeSet::new();
@@ -1438,9 +1485,9 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
             &col_labels,
             &cells,
         ),
-        Dataset {
+        Dataset::new(
             id,
-            header: [
+            &[
                 "monitor",
                 "version",
                 "column",
@@ -1453,29 +1500,24 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
                 "verdict",
                 "reference_rows",
                 "current_rows",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows: rows
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.monitor.clone(),
-                        m.version.clone(),
-                        m.column.clone(),
-                        m.window_start.to_string(),
-                        m.window_end.to_string(),
-                        m.method.clone(),
-                        f(m.score),
-                        f(m.threshold),
-                        m.drift.to_string(),
-                        m.verdict.clone(),
-                        m.reference_rows.to_string(),
-                        m.current_rows.to_string(),
-                    ]
-                })
-                .collect(),
-        },
+            ],
+            rows.iter().map(|m| {
+                vec![
+                    m.monitor.clone(),
+                    m.version.clone(),
+                    m.column.clone(),
+                    m.window_start.to_string(),
+                    m.window_end.to_string(),
+                    m.method.clone(),
+                    f(m.score),
+                    f(m.threshold),
+                    m.drift.to_string(),
+                    m.verdict.clone(),
+                    m.reference_rows.to_string(),
+                    m.current_rows.to_string(),
+                ]
+            }),
+        ),
     );
     if rows.is_empty() {
         p.body.push_str(&html::empty(
@@ -1501,21 +1543,17 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
     let mut all_cols: BTreeSet<String> = columns.iter().cloned().collect();
     all_cols.extend(names.num.iter().cloned());
     all_cols.extend(names.cat.iter().cloned());
-    p.body.push_str("<h2>Per column</h2><nav class=\"tabs\">");
-    for col in &all_cols {
-        let cur = if *col == column {
-            " aria-current=\"true\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            p.body,
-            "<a href=\"{}\"{cur}>{}</a>",
-            esc(&c.link("drift", &[("model", &model), ("column", col)])),
-            esc(col)
-        );
-    }
-    p.body.push_str("</nav><div class=\"grid\">");
+    p.body.push_str("<h2>Per column</h2>");
+    p.body.push_str(&tabs(
+        c,
+        "drift",
+        &[("model", &model)],
+        "column",
+        &all_cols,
+        &column,
+        "",
+    ));
+    p.body.push_str("<div class=\"grid\">");
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut threshold = f64::NAN;
     let mut p_value = false;
@@ -1565,9 +1603,9 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
                 label: format!("threshold {}", num(threshold)),
             }],
         }),
-        Dataset {
+        Dataset::new(
             id,
-            header: [
+            &[
                 "monitor",
                 "version",
                 "window_end",
@@ -1575,24 +1613,19 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
                 "score",
                 "threshold",
                 "verdict",
-            ]
-            .map(String::from)
-            .to_vec(),
-            rows: col_rows
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.monitor.clone(),
-                        m.version.clone(),
-                        m.window_end.to_string(),
-                        m.method.clone(),
-                        f(m.score),
-                        f(m.threshold),
-                        m.verdict.clone(),
-                    ]
-                })
-                .collect(),
-        },
+            ],
+            col_rows.iter().map(|m| {
+                vec![
+                    m.monitor.clone(),
+                    m.version.clone(),
+                    m.window_end.to_string(),
+                    m.method.clone(),
+                    f(m.score),
+                    f(m.threshold),
+                    m.verdict.clone(),
+                ]
+            }),
+        ),
     );
     // Distributions: the latest window vs what came before it in range.
     let (split, split_label) = match col_rows
@@ -1607,7 +1640,13 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
     if !column.is_empty() {
         let numerical = names.num.contains(&column) || !names.cat.contains(&column);
         let dist = data::distribution(
-            &st.store, &model, &column, numerical, r.since, split, r.until,
+            &st.store,
+            &model,
+            &column,
+            numerical,
+            r,
+            split,
+            data::DISTRIBUTION_BUDGET,
         )
         .await?;
         let mut labels: Vec<String> = Vec::new();
@@ -1649,19 +1688,28 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
             c,
             svg::bar_chart(
                 &id,
-                &format!("{column}: distribution, reference (before) vs current ({split_label}, from {} UTC)", html::time(split)),
+                &format!(
+                    "{column}: distribution, reference (before) vs current ({split_label}, from {} UTC); from {} sampled inferences",
+                    html::time(split),
+                    dist.iter().map(|d| d.sampled).sum::<u64>()
+                ),
                 "% of rows",
                 &labels,
                 &[("reference".into(), share(0)), ("current".into(), share(1))],
             ),
-            Dataset {
+            Dataset::new(
                 id,
-                header: ["bin", "period", "rows"].map(String::from).to_vec(),
-                rows: dist
-                    .iter()
-                    .map(|d| vec![d.bin.clone(), if d.current > 0 { "current".into() } else { "reference".into() }, d.n.to_string()])
-                    .collect(),
-            },
+                &["bin", "period", "rows_estimated", "rows_sampled"],
+                dist.iter().map(|d| {
+                    let period = if d.current > 0 { "current" } else { "reference" };
+                    vec![
+                        d.bin.clone(),
+                        period.into(),
+                        d.n.to_string(),
+                        d.sampled.to_string(),
+                    ]
+                }),
+            ),
         );
     }
     p.body.push_str("</div><h2>Data quality</h2>");
@@ -1691,18 +1739,18 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
             ]);
         }
     }
-    p.body.push_str(&html::table(
+    p.table(
         "quality-missing",
         &["version", "feature", "inferences", "missing"],
-        &rows_q,
-    ));
+        rows_q,
+    );
     let dead = queries::dead_letter_summary(&st.store).await?;
     p.body
         .push_str("<h3>Rejected events (dead letters, all time)</h3>");
-    let dead_rows: Vec<Vec<String>> = dead
-        .iter()
-        .take(20)
-        .map(|d| {
+    p.table(
+        "dead-letters",
+        &["kind", "source", "field", "count", "example reason"],
+        dead.iter().take(20).map(|d| {
             vec![
                 esc(&d.kind),
                 esc(&d.source),
@@ -1710,13 +1758,8 @@ async fn drift_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardEr
                 int(d.count),
                 esc(&d.example_reason),
             ]
-        })
-        .collect();
-    p.body.push_str(&html::table(
-        "dead-letters",
-        &["kind", "source", "field", "count", "example reason"],
-        &dead_rows,
-    ));
+        }),
+    );
     Ok(p)
 }
 
@@ -1751,18 +1794,9 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
     let mut p = PageOut::new("Fairness");
     let r = c.range;
     let versions = data::versions(&st.store, r).await?;
-    let models: Vec<String> = models_of(&versions).into_keys().collect();
-    let Some(model) = c
-        .get("model")
-        .map(str::to_string)
-        .or_else(|| models.first().cloned())
-    else {
-        p.body
-            .push_str(&html::empty("No inferences in this time range."));
+    let Some(model) = pick_model(&mut p, c, "fairness", &versions) else {
         return Ok(p);
     };
-    p.body
-        .push_str(&model_links("fairness", c, &models, &model));
     let names = data::feature_names(&st.store, &model, r).await?;
     let Some(attr) = c
         .get("attribute")
@@ -1772,21 +1806,15 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
         p.body.push_str(&html::empty("This model's events carry no `attributes` (sensitive or segment attributes), so there are no groups to compare."));
         return Ok(p);
     };
-    p.body.push_str("<nav class=\"tabs\">");
-    for a in &names.attrs {
-        let cur = if *a == attr {
-            " aria-current=\"true\""
-        } else {
-            ""
-        };
-        let _ = write!(
-            p.body,
-            "<a href=\"{}\"{cur}>by {}</a>",
-            esc(&c.link("fairness", &[("model", &model), ("attribute", a)])),
-            esc(a)
-        );
-    }
-    p.body.push_str("</nav>");
+    p.body.push_str(&tabs(
+        c,
+        "fairness",
+        &[("model", &model)],
+        "attribute",
+        &names.attrs,
+        &attr,
+        "by ",
+    ));
     let buckets = data::fairness_buckets(&st.store, &model, &attr, r).await?;
     let mut totals: BTreeMap<String, data::GroupBucket> = BTreeMap::new();
     let mut series: BTreeMap<String, Series> = BTreeMap::new();
@@ -1830,14 +1858,22 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
             series: series.into_values().collect(),
             hlines: vec![],
         }),
-        Dataset {
+        Dataset::new(
             id,
-            header: ["bucket", "group", "inferences", "selected", "labelled", "positives", "true_pos", "false_pos"].map(String::from).to_vec(),
-            rows: buckets
-                .iter()
-                .map(|b| vec![b.bucket.to_string(), b.grp.clone(), b.n.to_string(), b.selected.to_string(), b.labelled.to_string(), b.positives.to_string(), b.true_pos.to_string(), b.false_pos.to_string()])
-                .collect(),
-        },
+            &["bucket", "group", "inferences", "selected", "labelled", "positives", "true_pos", "false_pos"],
+            buckets.iter().map(|b| {
+                vec![
+                    b.bucket.to_string(),
+                    b.grp.clone(),
+                    b.n.to_string(),
+                    b.selected.to_string(),
+                    b.labelled.to_string(),
+                    b.positives.to_string(),
+                    b.true_pos.to_string(),
+                    b.false_pos.to_string(),
+                ]
+            }),
+        ),
     );
     // Gaps against the group with the highest selection rate.
     let rate = |g: &data::GroupBucket| g.selected as f64 / g.n.max(1) as f64;
@@ -1863,6 +1899,14 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
         if flag {
             violated.push(g.grp.clone());
         }
+        // Rates over known outcomes: without any, a 0 % would be a claim the data cannot make.
+        let outcome_rate = |x: f64| {
+            if g.labelled == 0 {
+                "no outcomes".to_string()
+            } else {
+                format!("{:.2} %", x * 100.0)
+            }
+        };
         let tpr = g.true_pos as f64 / g.positives.max(1) as f64;
         let fpr = g.false_pos as f64 / (g.labelled.saturating_sub(g.positives)).max(1) as f64;
         rows.push(vec![
@@ -1884,16 +1928,8 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
                     ""
                 }
             ),
-            if g.labelled == 0 {
-                "no outcomes".into()
-            } else {
-                format!("{:.2} %", tpr * 100.0)
-            },
-            if g.labelled == 0 {
-                "no outcomes".into()
-            } else {
-                format!("{:.2} %", fpr * 100.0)
-            },
+            outcome_rate(tpr),
+            outcome_rate(fpr),
         ]);
     }
     let banner = if violated.is_empty() {
@@ -1907,7 +1943,7 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
         )
     };
     p.body.push_str(&banner);
-    p.body.push_str(&html::table(
+    p.table(
         "fairness-groups",
         &[
             "group",
@@ -1918,8 +1954,8 @@ async fn fairness_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashboar
             "true positive rate",
             "false positive rate",
         ],
-        &rows,
-    ));
+        rows,
+    );
     // Fairlearn-style summary on the labelled rows.
     let counts: BTreeMap<String, GroupCounts> = totals
         .values()
@@ -1976,11 +2012,7 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
             .map(|x| x.units)
             .sum();
         rows.push(vec![
-            format!(
-                "<a href=\"{}\">{}</a>",
-                esc(&c.link("experiments", &[("experiment", &e.key)])),
-                esc(&e.key)
-            ),
+            experiment_link(c, &e.key),
             esc(e.model.as_deref().unwrap_or("")),
             esc(&format!("{:?}", e.status).to_lowercase()),
             e.arms
@@ -2004,11 +2036,11 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
             ]);
         }
     }
-    p.body.push_str(&html::table(
+    p.table(
         "experiments",
         &["experiment", "model", "status", "arms", "exposed units"],
-        &rows,
-    ));
+        rows,
+    );
     let Some(key) = c
         .get("experiment")
         .map(str::to_string)
@@ -2077,11 +2109,11 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
             report.srm_p_value
         );
     }
-    p.body.push_str(&html::table(
+    p.table(
         "arms",
         &["arm", "model version", "weight", "units", "exposures"],
-        &arm_rows,
-    ));
+        arm_rows,
+    );
     // Lift per metric.
     let mut lift_rows = Vec::new();
     let mut lift_data = Vec::new();
@@ -2135,8 +2167,7 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
     }
     p.body
         .push_str("<h3>Lift per metric (relative to control, 95 %)</h3>");
-    p.body.push_str(&html::table(
-        "lifts",
+    p.table_with_csv(
         &[
             "metric",
             "arm",
@@ -2146,28 +2177,26 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
             "p-value",
             "chance to win",
         ],
-        &lift_rows,
-    ));
-    p.data.push(Dataset {
-        id: "lifts".into(),
-        header: [
-            "metric",
-            "arm",
-            "control_mean",
-            "mean",
-            "lift",
-            "ci_low",
-            "ci_high",
-            "p_value",
-            "seq_lift",
-            "seq_ci_low",
-            "seq_ci_high",
-            "chance_to_win",
-        ]
-        .map(String::from)
-        .to_vec(),
-        rows: lift_data,
-    });
+        lift_rows,
+        Dataset::new(
+            "lifts",
+            &[
+                "metric",
+                "arm",
+                "control_mean",
+                "mean",
+                "lift",
+                "ci_low",
+                "ci_high",
+                "p_value",
+                "seq_lift",
+                "seq_ci_low",
+                "seq_ci_high",
+                "chance_to_win",
+            ],
+            lift_data,
+        ),
+    );
     // Decision.
     for (arm, d) in &report.decisions {
         let verdict = format!("{:?}", d.verdict);
@@ -2251,11 +2280,7 @@ async fn experiments_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashb
             series: series.into_values().collect(),
             hlines: vec![HLine { y: 0.0, label: "no effect".into() }],
         }),
-        Dataset {
-            id,
-            header: ["until", "arm", "units", "lift", "ci_low", "ci_high"].map(String::from).to_vec(),
-            rows: rows_seq,
-        },
+        Dataset::new(id, &["until", "arm", "units", "lift", "ci_low", "ci_high"], rows_seq),
     );
     p.body
         .push_str(&actions_forms(c, exp, report.winner.as_deref()));
@@ -2398,6 +2423,16 @@ fn result_page(s: &Session, r: Result<String, String>, back: &str) -> HttpRespon
     }
 }
 
+/// The answer to a form that cannot be acted on: what is wrong with it.
+fn bad_form(s: &Session, title: &str, msg: &str) -> HttpResponse {
+    message_page(
+        s,
+        StatusCode::BAD_REQUEST,
+        title,
+        &format!("<p class=\"banner error\">{}</p>", esc(msg)),
+    )
+}
+
 async fn promote(
     req: HttpRequest,
     st: St,
@@ -2419,11 +2454,10 @@ async fn promote(
     };
     let reason = form.reason.trim();
     if reason.is_empty() {
-        return message_page(
+        return bad_form(
             &s,
-            StatusCode::BAD_REQUEST,
             "Reason needed",
-            "<p class=\"banner error\">Say why (the reason goes into the audit trail).</p>",
+            "Say why (the reason goes into the audit trail).",
         );
     }
     let arm = exp.arms.iter().find(|a| a.name == form.arm);
@@ -2482,11 +2516,10 @@ async fn rollback(
     let model = path.into_inner();
     let reason = form.reason.trim();
     if reason.is_empty() {
-        return message_page(
+        return bad_form(
             &s,
-            StatusCode::BAD_REQUEST,
             "Reason needed",
-            "<p class=\"banner error\">Say why (the reason goes into the audit trail).</p>",
+            "Say why (the reason goes into the audit trail).",
         );
     }
     let back = format!("/ui/experiments?experiment={}", url_enc(&form.experiment));
@@ -2599,7 +2632,7 @@ async fn alerts_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
         ]);
     }
     p.body.push_str("<h2>Incidents</h2>");
-    p.body.push_str(&html::table(
+    p.table(
         "incidents",
         &[
             "severity",
@@ -2612,8 +2645,8 @@ async fn alerts_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
             "",
             "",
         ],
-        &rows,
-    ));
+        rows,
+    );
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct Ev {
         at: u32,
@@ -2636,49 +2669,38 @@ async fn alerts_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
         ))
         .await?;
     p.body.push_str("<h2>History</h2>");
-    let ev_rows: Vec<Vec<String>> = events
-        .iter()
-        .map(|e| {
-            vec![
-                html::time(e.at),
-                esc(&e.event),
-                esc(&e.model),
-                esc(&e.monitor),
-                esc(&e.actor),
-                esc(&e.incident_id),
-                esc(&e.detail),
-            ]
-        })
-        .collect();
-    p.body.push_str(&html::table(
-        "alert-history",
+    // The text columns, in table order; the HTML escapes them, the CSV keeps them raw.
+    fn texts(e: &Ev) -> [&String; 6] {
+        [
+            &e.event,
+            &e.model,
+            &e.monitor,
+            &e.actor,
+            &e.incident_id,
+            &e.detail,
+        ]
+    }
+    p.table_with_csv(
         &[
             "at (UTC)", "event", "model", "monitor", "actor", "incident", "detail",
         ],
-        &ev_rows,
-    ));
-    p.data.push(Dataset {
-        id: "alert-history".into(),
-        header: [
-            "at", "event", "model", "monitor", "actor", "incident", "detail",
-        ]
-        .map(String::from)
-        .to_vec(),
-        rows: events
-            .iter()
-            .map(|e| {
-                vec![
-                    e.at.to_string(),
-                    e.event.clone(),
-                    e.model.clone(),
-                    e.monitor.clone(),
-                    e.actor.clone(),
-                    e.incident_id.clone(),
-                    e.detail.clone(),
-                ]
-            })
-            .collect(),
-    });
+        events.iter().map(|e| {
+            let mut row = vec![html::time(e.at)];
+            row.extend(texts(e).map(|t| esc(t)));
+            row
+        }),
+        Dataset::new(
+            "alert-history",
+            &[
+                "at", "event", "model", "monitor", "actor", "incident", "detail",
+            ],
+            events.iter().map(|e| {
+                let mut row = vec![e.at.to_string()];
+                row.extend(texts(e).map(String::clone));
+                row
+            }),
+        ),
+    );
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct Sil {
         model: String,
@@ -2697,9 +2719,10 @@ async fn alerts_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
         ))
         .await?;
     p.body.push_str("<h2>Active silences</h2>");
-    let sil_rows: Vec<Vec<String>> = sils
-        .iter()
-        .map(|s| {
+    p.table(
+        "silences",
+        &["model", "monitor", "until (UTC)", "by", "reason"],
+        sils.iter().map(|s| {
             vec![
                 esc(&s.model),
                 esc(if s.monitor.is_empty() {
@@ -2711,13 +2734,8 @@ async fn alerts_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
                 esc(&s.created_by),
                 esc(&s.reason),
             ]
-        })
-        .collect();
-    p.body.push_str(&html::table(
-        "silences",
-        &["model", "monitor", "until (UTC)", "by", "reason"],
-        &sil_rows,
-    ));
+        }),
+    );
     if c.operator() {
         let _ = write!(
             p.body,
@@ -2752,20 +2770,10 @@ async fn silence(req: HttpRequest, st: St, form: web::Form<ActionForm>) -> HttpR
         Err(r) => return *r,
     };
     let Ok(minutes) = form.minutes.trim().parse::<u64>() else {
-        return message_page(
-            &s,
-            StatusCode::BAD_REQUEST,
-            "Bad duration",
-            "<p class=\"banner error\">Minutes must be a whole number.</p>",
-        );
+        return bad_form(&s, "Bad duration", "Minutes must be a whole number.");
     };
     if form.model.trim().is_empty() || form.reason.trim().is_empty() {
-        return message_page(
-            &s,
-            StatusCode::BAD_REQUEST,
-            "Missing fields",
-            "<p class=\"banner error\">Model and reason are required.</p>",
-        );
+        return bad_form(&s, "Missing fields", "Model and reason are required.");
     }
     let r = st
         .actions
@@ -2810,9 +2818,18 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
         .await?;
     p.body
         .push_str("<h2>Mirrored traffic (gateway shadow responses)</h2>");
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|s| {
+    p.table(
+        "shadow-responses",
+        &[
+            "model",
+            "candidate",
+            "served version",
+            "mirrored requests",
+            "answered",
+            "mean latency (ms)",
+            "errors",
+        ],
+        rows.iter().map(|s| {
             vec![
                 esc(&s.model),
                 esc(&s.version),
@@ -2825,21 +2842,8 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
                 num(s.mean_latency_ms),
                 int(s.errors),
             ]
-        })
-        .collect();
-    p.body.push_str(&html::table(
-        "shadow-responses",
-        &[
-            "model",
-            "candidate",
-            "served version",
-            "mirrored requests",
-            "answered",
-            "mean latency (ms)",
-            "errors",
-        ],
-        &t,
-    ));
+        }),
+    );
     if !data::table_exists(&st.store, "shadow_runs").await? {
         p.body.push_str(&html::empty(
             "Shadow runs and retraining requests are not in this store yet (schema migration 6): run `vigil migrate` with a vigil that includes the shadow runner.",
@@ -2881,27 +2885,7 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
         .await?;
     p.body
         .push_str("<h2>Shadow runs (replays of captured traffic against candidates)</h2>");
-    let run_rows: Vec<Vec<String>> = runs
-        .iter()
-        .map(|x| {
-            vec![
-                format!(
-                    "<a href=\"{}\">{}</a>",
-                    esc(&c.link("shadow", &[("job", &x.job_id)])),
-                    esc(&x.job_id)
-                ),
-                esc(&x.model),
-                esc(&x.production),
-                esc(&x.candidates),
-                esc(&x.status),
-                int(x.processed),
-                int(x.skipped),
-                html::time(x.started_at),
-                esc(&x.error),
-            ]
-        })
-        .collect();
-    p.body.push_str(&html::table(
+    p.table(
         "shadow-runs",
         &[
             "job",
@@ -2914,8 +2898,20 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
             "started (UTC)",
             "error",
         ],
-        &run_rows,
-    ));
+        runs.iter().map(|x| {
+            vec![
+                html::link(&c.link("shadow", &[("job", &x.job_id)]), &x.job_id),
+                esc(&x.model),
+                esc(&x.production),
+                esc(&x.candidates),
+                esc(&x.status),
+                int(x.processed),
+                int(x.skipped),
+                html::time(x.started_at),
+                esc(&x.error),
+            ]
+        }),
+    );
     if let Some(job) = c
         .get("job")
         .map(str::to_string)
@@ -2966,9 +2962,9 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
                 series: series.into_values().collect(),
                 hlines: vec![],
             }),
-            Dataset {
+            Dataset::new(
                 id,
-                header: [
+                &[
                     "candidate",
                     "kind",
                     "bucket_start",
@@ -2979,32 +2975,34 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
                     "accuracy_delta_high",
                     "cand_ms_per_input",
                     "verdict",
-                ]
-                .map(String::from)
-                .to_vec(),
-                rows: metrics
-                    .iter()
-                    .map(|m| {
-                        vec![
-                            m.candidate.clone(),
-                            m.kind.clone(),
-                            m.bucket_start.to_string(),
-                            m.n.to_string(),
-                            f(m.agreement),
-                            f(m.accuracy_delta),
-                            f(m.accuracy_delta_low),
-                            f(m.accuracy_delta_high),
-                            f(m.cand_ms_per_input),
-                            m.verdict.clone(),
-                        ]
-                    })
-                    .collect(),
-            },
+                ],
+                metrics.iter().map(|m| {
+                    vec![
+                        m.candidate.clone(),
+                        m.kind.clone(),
+                        m.bucket_start.to_string(),
+                        m.n.to_string(),
+                        f(m.agreement),
+                        f(m.accuracy_delta),
+                        f(m.accuracy_delta_low),
+                        f(m.accuracy_delta_high),
+                        f(m.cand_ms_per_input),
+                        m.verdict.clone(),
+                    ]
+                }),
+            ),
         );
-        let totals: Vec<Vec<String>> = metrics
-            .iter()
-            .filter(|m| m.kind == "total")
-            .map(|m| {
+        p.table(
+            "shadow-totals",
+            &[
+                "candidate",
+                "inputs",
+                "agreement",
+                "accuracy vs production (95 %)",
+                "ms per input",
+                "verdict",
+            ],
+            metrics.iter().filter(|m| m.kind == "total").map(|m| {
                 vec![
                     esc(&m.candidate),
                     int(m.n),
@@ -3018,20 +3016,8 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
                     num(m.cand_ms_per_input),
                     esc(&m.verdict),
                 ]
-            })
-            .collect();
-        p.body.push_str(&html::table(
-            "shadow-totals",
-            &[
-                "candidate",
-                "inputs",
-                "agreement",
-                "accuracy vs production (95 %)",
-                "ms per input",
-                "verdict",
-            ],
-            &totals,
-        ));
+            }),
+        );
     }
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct Req {
@@ -3063,21 +3049,7 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
         ))
         .await?;
     p.body.push_str("<h2>Retraining requests</h2>");
-    let req_rows: Vec<Vec<String>> = reqs
-        .iter()
-        .map(|x| {
-            vec![
-                html::time(x.created_at),
-                esc(&x.model),
-                esc(&x.reason),
-                esc(&x.rule),
-                esc(&x.status),
-                esc(&x.notified),
-                esc(&x.request_id),
-            ]
-        })
-        .collect();
-    p.body.push_str(&html::table(
+    p.table(
         "retraining-requests",
         &[
             "created (UTC)",
@@ -3088,8 +3060,18 @@ async fn shadow_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardE
             "notifications",
             "request",
         ],
-        &req_rows,
-    ));
+        reqs.iter().map(|x| {
+            vec![
+                html::time(x.created_at),
+                esc(&x.model),
+                esc(&x.reason),
+                esc(&x.rule),
+                esc(&x.status),
+                esc(&x.notified),
+                esc(&x.request_id),
+            ]
+        }),
+    );
     Ok(p)
 }
 
@@ -3134,7 +3116,32 @@ mod tests {
     }
 
     #[test]
+    fn a_table_with_csv_exports_its_raw_values_under_the_table_id() {
+        let mut p = PageOut::new("t");
+        p.table_with_csv(
+            &["at (UTC)", "who"],
+            [vec![html::time(0), esc("<eve>")]],
+            Dataset::new(
+                "history",
+                &["at", "who"],
+                [vec!["0".into(), "<eve>".into()]],
+            ),
+        );
+        assert!(p.body.contains("<table id=\"history\">"));
+        assert!(p
+            .body
+            .contains("<td>1970-01-01 00:00:00</td><td>&lt;eve&gt;</td>"));
+        let d = &p.data[0];
+        assert_eq!(
+            (d.id.as_str(), d.header.clone()),
+            ("history", vec!["at".to_string(), "who".to_string()])
+        );
+        assert_eq!(csv_line(&d.rows[0]), "0,<eve>\n");
+    }
+
+    #[test]
     fn csv_cells_are_quoted() {
+        assert_eq!(csv_line(&["a".into(), "b,c".into()]), "a,\"b,c\"\n");
         assert_eq!(csv_escape("a,b"), "\"a,b\"");
         assert_eq!(csv_escape("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_escape("plain"), "plain");

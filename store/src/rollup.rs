@@ -1,5 +1,11 @@
-//! Per-minute rollups of `inference_events` for the dashboards (migration 7), and their
-//! compactor.
+//! Rollups of `inference_events` for the dashboards (migrations 7 and 8), and their compactor.
+//!
+//! - per minute: counts, sums and a latency histogram per version (`inference_rollup_1m`),
+//!   fairness counts per attribute value (`inference_groups_1m`), feature presence
+//!   (`inference_features_1m`), and a bottom-k sample of the minute's events by hash of their
+//!   id (`inference_sample_1m`, [`sample_select`]) for the drift page's distributions;
+//! - per hour: per-unit sums for the ROI page (`inference_units_1h`), since ROI is per unit and
+//!   a unit served every few minutes would make per-minute unit rows as many as the events.
 //!
 //! Rollup rows are never incremented: a minute is always *recomputed* from the raw table with
 //! `FINAL` (`INSERT INTO rollup SELECT … FROM inference_events FINAL WHERE ts in that minute`,
@@ -13,15 +19,49 @@
 //! ingested since the previous pass (`ingested_at`, looked at `overlap_secs` further back
 //! because the writer stamps rows before their batch is stored), the ones not yet compacted at
 //! all, and the ones whose inferences got outcomes since the previous pass (fairness counts
-//! labels). `rollup_state.compacted_until` then says: every minute before it is in the
-//! rollups; readers take the rollups before it and the raw table (with `FINAL`) after it.
+//! labels). Every hour holding a recomputed minute has its unit rows recomputed up to the new
+//! watermark, so the open hour's rows cover it up to the watermark. `rollup_state.compacted_until`
+//! then says: every minute before it is in the rollups; readers take the rollups before it and
+//! the raw table (with `FINAL`) after it.
 
 use crate::{Store, StoreError};
 use serde::Deserialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The row of `rollup_state` this compactor owns.
-const STATE_NAME: &str = "inference";
+/// The row of `rollup_state` this compactor owns. Renamed whenever the set of rollup tables
+/// grows (migration 8 added the samples and unit rollups): a store upgraded from an older
+/// version then reads watermark 0, pages fall back to the raw table, and the first pass
+/// recomputes every minute into every rollup.
+const STATE_NAME: &str = "inference.v2";
+
+/// Events sampled per model and minute for the drift page's distributions
+/// (`inference_sample_1m`).
+pub const SAMPLE_PER_MINUTE: u16 = 100;
+
+/// The bottom-`k` sample of `raw`'s events matching `filter` (SQL over the raw columns, e.g. a
+/// model and a time range), per model and minute: the `k` events with the smallest
+/// `cityHash64(event_id)`, their rank (1 = smallest), the number of events in the minute, and
+/// their features. The compactor stores it with `k = SAMPLE_PER_MINUTE`; readers run it for
+/// the minutes not rolled up, so both pick the same events (the first `r` of a minute's sample
+/// are its bottom-`r` sample).
+pub fn sample_select(raw: &str, filter: &str, k: u16) -> String {
+    format!(
+        "SELECT model, minute, toUInt16(indexOf(picked, h)) AS rank, n AS minute_events, ts,
+                num_names, num_values, cat_names, cat_values
+         FROM (
+             SELECT model, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
+                    cityHash64(event_id) AS h, ts, num_names, num_values, cat_names, cat_values
+             FROM {raw} FINAL WHERE {filter}
+         ) AS e ALL INNER JOIN (
+             SELECT model, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
+                    toUInt64(count()) AS n,
+                    arraySlice(arraySort(groupArray(cityHash64(event_id))), 1, {k}) AS picked
+             FROM {raw} FINAL WHERE {filter}
+             GROUP BY model, minute
+         ) AS s USING (model, minute)
+         WHERE h <= picked[length(picked)] AND indexOf(picked, h) > 0"
+    )
+}
 
 /// Latency histogram bin of `latency_ms` (SQL): `floor(ln(1 + ms) * 50)`, about 2 % wide, so a
 /// quantile read from it is within ±1 % of the exact one; 65535 = no latency.
@@ -195,7 +235,20 @@ pub async fn compact(
             "rollup: minutes recomputed"
         );
     }
+    // The unit rollups are per hour: recompute every hour holding a dirty minute, up to the
+    // new watermark (the open hour's row then covers it up to the watermark).
     let compacted_until = closed_until.max(before.compacted_until);
+    let mut hours: Vec<u32> = minutes.iter().map(|m| m / 3600 * 3600).collect();
+    hours.dedup();
+    for (i, hour) in hours.iter().enumerate() {
+        recompute_units(store, *hour, (*hour + 3600).min(compacted_until)).await?;
+        tracing::info!(
+            hour = *hour,
+            done = i + 1,
+            of = hours.len(),
+            "rollup: unit hours recomputed"
+        );
+    }
     store
         .execute(&format!(
             "INSERT INTO {} (name, compacted_until, ingest_mark, updated_ms)
@@ -260,6 +313,18 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
             feats = store.table("inference_features_1m"),
         ))
         .await?;
+    // The drift page's sample.
+    store
+        .execute(&format!(
+            "INSERT INTO {sample} (model, minute, rank, minute_events, ts, num_names, num_values,
+                                   cat_names, cat_values, computed_ms)
+             SELECT model, minute, rank, minute_events, ts, num_names, num_values, cat_names,
+                    cat_values, toUInt64({ms})
+             FROM ({select}) AS picked",
+            sample = store.table("inference_sample_1m"),
+            select = sample_select(&raw, &range, SAMPLE_PER_MINUTE),
+        ))
+        .await?;
     // Fairness: the same definitions as the dashboards' per-attribute query, for every
     // attribute at once; outcomes as stored now (a later outcome re-dirties the minute).
     store
@@ -284,6 +349,52 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
              ) AS results USING (model, event_id)
              GROUP BY model, a, g, minute",
             groups = store.table("inference_groups_1m"),
+        ))
+        .await
+}
+
+/// Recomputes the unit rollups of the hour starting at `hour` for the events in `[hour, end)`.
+/// Outcomes are the ones linked to those inferences as stored now, summed per outcome name.
+async fn recompute_units(store: &Store, hour: u32, end: u32) -> Result<(), StoreError> {
+    let raw = store.table("inference_events");
+    let range = format!("ts >= toDateTime({hour}) AND ts < toDateTime({end})");
+    // One row per (unit, outcome name) after the ARRAY JOIN; an inference's own counts are
+    // taken from its first row only (`o_i <= 1`: the first outcome, or 0 when it has none).
+    store
+        .execute(&format!(
+            "INSERT INTO {units} (model, version, unit_id, hour, first_ts, inferences, costed, cost,
+                                  outcome_names, outcome_values, computed_ms)
+             SELECT model, version, unit_id, toDateTime({hour}), min(f), toUInt64(sum(n)),
+                    toUInt64(sum(k)), toFloat64(sum(c)),
+                    CAST(groupArrayIf(o_name, o_name != '') AS Array(String)),
+                    CAST(groupArrayIf(v, o_name != '') AS Array(Float64)), toUInt64({ms})
+             FROM (
+                 SELECT model, version, unit_id, o_name, min(ts) AS f,
+                        toUInt64(sum(o_i <= 1)) AS n, toUInt64(sum(if(o_i <= 1, k1, 0))) AS k,
+                        toFloat64(sum(if(o_i <= 1, c1, 0))) AS c, toFloat64(sum(o_val)) AS v
+                 FROM (
+                     SELECT model, version, unit_id, ts, c1, k1, o_names, o_vals
+                     FROM (
+                         SELECT model, event_id, version, unit_id, ts,
+                                toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
+                         FROM {raw} FINAL WHERE {range}
+                     ) AS served ANY LEFT JOIN (
+                         SELECT model, inference_id AS event_id,
+                                CAST(groupArray(name) AS Array(String)) AS o_names,
+                                CAST(groupArray(value) AS Array(Float64)) AS o_vals
+                         FROM {out} FINAL
+                         WHERE inference_id != ''
+                           AND inference_id IN (SELECT event_id FROM {raw} WHERE {range})
+                         GROUP BY model, inference_id
+                     ) AS results USING (model, event_id)
+                 ) AS linked
+                 LEFT ARRAY JOIN o_names AS o_name, o_vals AS o_val, arrayEnumerate(o_names) AS o_i
+                 GROUP BY model, version, unit_id, o_name
+             ) AS per_name
+             GROUP BY model, version, unit_id",
+            units = store.table("inference_units_1h"),
+            out = store.table("outcome_events"),
+            ms = now_ms(),
         ))
         .await
 }

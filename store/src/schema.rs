@@ -545,6 +545,61 @@ const TABLES_V7: &[TableDef] = &[
     },
 ];
 
+// A bottom-k sample of each minute's inferences per model (the drift page's distributions):
+// the `SAMPLE_PER_MINUTE` events with the smallest `cityHash64(event_id)`, ranked 1.., with the
+// minute's event count so a reader can weight each sampled event by `minute_events / k`. A
+// hash of the id, not the order of arrival, picks them: the same minute always gives the same
+// sample, so the raw-table query for the unrolled tail picks the same events.
+const SAMPLE_COLUMNS: &str = "
+    model String,
+    minute DateTime,
+    rank UInt16,
+    minute_events UInt64,
+    ts DateTime,
+    num_names Array(String),
+    num_values Array(Float64),
+    cat_names Array(String),
+    cat_values Array(String),
+    computed_ms UInt64";
+
+// Per (model, version, unit, hour): what the ROI page needs of a unit (first inference,
+// inferences, cost, and the outcomes linked to those inferences summed per outcome name, so
+// the value model can change without a recomputation). The open hour's row covers the hour up
+// to the watermark and is recomputed by every pass.
+const UNIT_ROLLUP_COLUMNS: &str = "
+    model String,
+    version String,
+    unit_id String,
+    hour DateTime,
+    first_ts DateTime,
+    inferences UInt64,
+    costed UInt64,
+    cost Float64,
+    outcome_names Array(String),
+    outcome_values Array(Float64),
+    computed_ms UInt64";
+
+const TABLES_V8: &[TableDef] = &[
+    TableDef {
+        name: "inference_sample_1m",
+        columns: SAMPLE_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(minute)"),
+        order_by: "(model, minute, rank)",
+        shard_key: "cityHash64(model, minute)",
+        version_column: Some("computed_ms"),
+    },
+    TableDef {
+        name: "inference_units_1h",
+        columns: UNIT_ROLLUP_COLUMNS,
+        engine: "ReplacingMergeTree",
+        partition_by: Some("toYYYYMM(hour)"),
+        order_by: "(model, hour, version, unit_id)",
+        shard_key: "cityHash64(model, hour)",
+        version_column: Some("computed_ms"),
+    },
+];
+
 /// A migration: a version number, a name and its statements.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -682,6 +737,14 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
             version: 7,
             name: "per-minute rollups of inference events for the dashboards",
             statements: TABLES_V7
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+        },
+        Migration {
+            version: 8,
+            name: "per-minute inference samples and per-hour unit rollups (drift and ROI pages)",
+            statements: TABLES_V8
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
