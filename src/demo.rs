@@ -148,6 +148,9 @@ async fn simulate(
     duration: u64,
 ) {
     let mut sim = TrafficSimulator::new(42, &run_id);
+    // About 0.5 % of requests time out, so the overview's error counts and health checks
+    // have something to show.
+    sim.set_failure_every(199);
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let per_tick = (rate as usize / 10).max(1);

@@ -35,9 +35,11 @@ pub async fn run_once(store: &Store, args: &RollupArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let report = rollup::compact(store, &opts, now_secs()).await?;
     println!(
-        "rollup: {} minute(s) recomputed in {} statement range(s), {:.1} s; compacted until {}",
+        "rollup: {} minute(s) recomputed in {} statement range(s), unit hours {} recomputed and {} extended, {:.1} s; compacted until {}",
         report.dirty_minutes,
         report.chunks,
+        report.unit_hours_recomputed,
+        report.unit_hours_extended,
         started.elapsed().as_secs_f64(),
         chrono::DateTime::from_timestamp(i64::from(report.compacted_until), 0)
             .map(|t| t.to_rfc3339())

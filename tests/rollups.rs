@@ -160,15 +160,20 @@ async fn assert_same(store: &Store, r: Range, what: &str) {
     // ROI: per-unit sums from the hourly unit rollups + the raw tail, against raw alone.
     let roi = churn_roi();
     let (a, b) = (
-        data::roi_buckets(store, &roi, "churn", r)
-            .await
-            .expect("roi"),
-        data::roi_buckets(store, &roi, "churn", raw)
-            .await
-            .expect("raw roi"),
+        data::roi_buckets(store, &roi, r).await.expect("roi"),
+        data::roi_buckets(store, &roi, raw).await.expect("raw roi"),
     );
     assert!(!a.is_empty(), "{what}: roi buckets");
-    let key = |x: &data::RoiBucket| (x.bucket, x.version.clone(), x.units, x.inferences, x.costed);
+    let key = |x: &data::RoiBucket| {
+        (
+            x.model.clone(),
+            x.bucket,
+            x.version.clone(),
+            x.units,
+            x.inferences,
+            x.costed,
+        )
+    };
     assert_eq!(
         a.iter().map(key).collect::<Vec<_>>(),
         b.iter().map(key).collect::<Vec<_>>(),
@@ -276,7 +281,9 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 async fn exercise(store: Store) {
     store.migrate(None).await.expect("migrate");
-    let t = now();
+    // Half past an hour (on a minute), so the tail below lands in an hour the compactor has
+    // already started: its unit rows get extended rather than recomputed.
+    let t = now() / 3600 * 3600 - 1800;
     // Two hours of closed minutes, an event every 20 s, plus a tail in the current minute.
     let start = t - 2 * 3600 - 600;
     let mut rows: Vec<InferenceRow> = (0..360).map(|i| inference(i, start + i * 20, t)).collect();
@@ -373,7 +380,7 @@ async fn exercise(store: Store) {
     };
     assert_same(&store, r, "after late data and the next pass").await;
     // The late outcomes are the first churns (value 1): the unit rollups picked them up.
-    let roi = data::roi_buckets(&store, &churn_roi(), "churn", r)
+    let roi = data::roi_buckets(&store, &churn_roi(), r)
         .await
         .expect("roi");
     assert!(roi.iter().any(|x| x.value_sum < 0.0), "{roi:?}");
@@ -387,6 +394,51 @@ async fn exercise(store: Store) {
         .await
         .expect("full compaction");
     assert_same(&store, r, "after a full pass").await;
+
+    // Later traffic in the open hour: once the rows ingested before are out of the overlap,
+    // a pass extends the open hour's unit rows by the new minute (not a recomputation), and
+    // every event still counts once.
+    let settled = rollup::compact(&store, &CompactOptions::default(), t + 130)
+        .await
+        .expect("compact after the overlap");
+    assert_eq!(settled.compacted_until, t + 60, "{settled:?}");
+    let later: Vec<InferenceRow> = (500..510)
+        .map(|i| inference(i, t + 70 + i % 10, t + 140))
+        .collect();
+    store.insert(&later).await.expect("later events");
+    let ext = rollup::compact(&store, &CompactOptions::default(), t + 260)
+        .await
+        .expect("compact the later minute");
+    assert_eq!(
+        (
+            ext.dirty_minutes,
+            ext.unit_hours_extended,
+            ext.unit_hours_recomputed,
+            ext.compacted_until
+        ),
+        (1, 1, 0, t + 180),
+        "{ext:?}"
+    );
+    let r = Range {
+        until: t + 600,
+        rolled_until: ext.compacted_until,
+        ..r
+    };
+    assert_same(&store, r, "after extending the open hour").await;
+    let units = n(format!(
+        "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
+        store.table("inference_units_1h")
+    ))
+    .await;
+    let covered = n(format!(
+        "SELECT toUInt64(max(covered_until)) AS n FROM {}",
+        store.table("inference_units_1h")
+    ))
+    .await;
+    assert_eq!(
+        (units, covered),
+        (raw_count(&store, 0, t + 180).await, u64::from(t + 180))
+    );
 
     // The quantiles come from ~2 % wide bins: close to the exact ones.
     let lat = data::latency_buckets(

@@ -20,6 +20,7 @@ pub struct TrafficSimulator {
     run_id: String,
     seq: u64,
     drift: bool,
+    fail_every: u64,
 }
 
 /// A generated inference: its id, unit and JSON.
@@ -46,7 +47,15 @@ impl TrafficSimulator {
             run_id: run_id.to_string(),
             seq: 0,
             drift: false,
+            fail_every: 0,
         }
+    }
+
+    /// From now on, every `n`-th inference (0 = none) is a failed request: no prediction, an
+    /// `error` instead, and the latency of a timeout. Chosen by sequence number, not by the
+    /// random generator, so the other events stay the same as without failures.
+    pub fn set_failure_every(&mut self, n: u64) {
+        self.fail_every = n;
     }
 
     /// From now on, shift the input distributions (what the analyzer should notice).
@@ -106,9 +115,18 @@ impl TrafficSimulator {
         let label = if score >= 0.5 { "positive" } else { "negative" };
         let latency =
             (if version == "v2" { 18.0 } else { 12.0 }) + 4.0 * normal(&mut self.rng).abs();
+        let failed = self.fail_every > 0 && self.seq.is_multiple_of(self.fail_every);
+        let (answer, latency) = if failed {
+            (r#""error":"backend timeout""#.to_string(), 2000.0)
+        } else {
+            (
+                format!(r#""prediction":{{"score":{score:.5},"label":"{label}"}}"#),
+                latency,
+            )
+        };
         let _ = write!(
             json,
-            r#"{{"event_id":"{event_id}","ts":{ts_ms},"model":"{model}","version":"{version}","unit_id":"{unit_id}","features":{features},"prediction":{{"score":{score:.5},"label":"{label}"}},"latency_ms":{latency:.2},"attributes":{{"region":"{region}"}},"cost":0.0004}}"#
+            r#"{{"event_id":"{event_id}","ts":{ts_ms},"model":"{model}","version":"{version}","unit_id":"{unit_id}","features":{features},{answer},"latency_ms":{latency:.2},"attributes":{{"region":"{region}"}},"cost":0.0004}}"#
         );
         SimulatedInference {
             event_id,
@@ -190,7 +208,38 @@ impl TrafficSimulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_store::event::{parse_event, EventKind, EventTime, Limits};
+    use vigil_store::event::{parse_event, Event, EventKind, EventTime, Limits};
+
+    #[test]
+    fn failures_replace_every_nth_prediction_and_leave_the_rest_alone() {
+        let now = 1_790_000_000_000;
+        let (mut plain, mut failing) =
+            (TrafficSimulator::new(3, "t"), TrafficSimulator::new(3, "t"));
+        failing.set_failure_every(5);
+        for seq in 1..=50u64 {
+            let (a, b) = (plain.inference(now), failing.inference(now));
+            let e = parse_event(
+                EventKind::Inference,
+                b.json.as_bytes(),
+                &Limits::default(),
+                EventTime(now),
+            )
+            .unwrap_or_else(|e| panic!("{e}: {}", b.json));
+            let Event::Inference(e) = e else {
+                panic!("not an inference: {}", b.json)
+            };
+            if seq % 5 == 0 {
+                assert!(
+                    e.prediction.score.is_none() && e.error.is_some(),
+                    "{}",
+                    b.json
+                );
+                assert_eq!(e.latency_ms, Some(2000.0));
+            } else {
+                assert_eq!(a.json, b.json);
+            }
+        }
+    }
 
     #[test]
     fn simulated_events_are_valid_and_hostile_ones_are_not() {

@@ -306,9 +306,10 @@ pub async fn latency_buckets(
         .collect())
 }
 
-/// Per version and bucket: the ROI sums of units first seen in that bucket.
+/// Per model, version and bucket: the ROI sums of units first seen in that bucket.
 #[derive(Debug, Clone, clickhouse::Row, Deserialize, serde::Serialize)]
 pub struct RoiBucket {
+    pub model: String,
     pub bucket: u32,
     pub version: String,
     pub units: u64,
@@ -366,84 +367,104 @@ pub fn roi_since(since: u32) -> u32 {
     since / 3600 * 3600
 }
 
-/// ROI sums of `model` per version and bucket, over `[roi_since(since), until)`. A unit is
-/// (version, unit id): its value is the worth of the outcomes linked to the inferences that
-/// version served it in the range (`inference_id`), and it belongs to the bucket of its first
-/// inference in the range.
+/// ROI sums per model, version and bucket, over `[roi_since(since), until)`, every model in
+/// one query. A unit is (model, version, unit id): its value is the worth of the outcomes
+/// linked to the inferences that version served it in the range (`inference_id`), and it
+/// belongs to the bucket of its first inference in the range.
 ///
-/// The hours before the watermark come from `inference_units_1h` (the open hour's row covers
-/// it up to the watermark), the rest from the raw tables; each part gives per-unit sums, and
-/// units are summed across parts before they are bucketed.
+/// The hours the compactor has covered come from `inference_units_1h` (an hour's newest rows
+/// cover it up to their `covered_until`), the rest from the raw tables; each part gives
+/// per-unit sums, and
+/// units are summed across parts before they are bucketed. Units are keyed by
+/// `cityHash64(model, version, unit_id)` on both paths (the rollup stores only the hash), and
+/// groups by one UInt64 rather than by strings: on 200 k units that is what keeps the page
+/// fast.
 pub async fn roi_buckets(
     store: &Store,
     cfg: &RoiConfig,
-    model: &str,
     r: Range,
 ) -> Result<Vec<RoiBucket>, StoreError> {
     let since = roi_since(r.since);
-    let cu = r.rolled_until;
+    // How far the unit rows reach, from the rows themselves: the compactor writes an hour's
+    // rows (one insert) before it moves the watermark, so this, not the watermark, is where
+    // the raw part must start for no event to count twice.
+    let covered = if r.rolled_until == 0 {
+        0
+    } else {
+        store
+            .fetch::<Count>(&format!(
+                "SELECT toUInt64(max(covered_until)) AS n FROM {}
+                 WHERE hour >= toDateTime({since}) AND hour < toDateTime({})",
+                store.table("inference_units_1h"),
+                r.until
+            ))
+            .await?
+            .first()
+            .map_or(0, |c| c.n as u32)
+    };
     // Rolled: hours [since, roll_end); raw: [raw_from, until).
-    let roll_end = if r.until >= cu {
-        cu
+    let roll_end = if r.until >= covered {
+        covered
     } else {
         r.until / 3600 * 3600
     };
-    let (rolled, raw_from) = if cu > 0 && since < roll_end {
+    let (rolled, raw_from) = if covered > 0 && since < roll_end {
         (Some((since, roll_end)), roll_end)
     } else {
         (None, since)
     };
     let inf = store.table("inference_events");
-    let m = sql_string(model);
     let raw_range = format!(
         "ts >= toDateTime({raw_from}) AND ts < toDateTime({})",
         r.until
     );
     let raw = format!(
-        "SELECT toString(version) AS version, toString(unit_id) AS unit_id, toUInt32(min(ts)) AS f,
-                toUInt64(count()) AS n, toFloat64(sum(c1)) AS c, toUInt64(sum(k1)) AS k,
-                toFloat64(sum(val)) AS v
+        "SELECT toString(any(model)) AS m, toString(any(version)) AS ver, unit_key,
+                toUInt32(min(ts)) AS f, toUInt64(count()) AS n, toFloat64(sum(c1)) AS c,
+                toUInt64(sum(k1)) AS k, toFloat64(sum(val)) AS v
          FROM (
-             SELECT version, unit_id, ts, event_id, toFloat64(ifNull(cost, 0)) AS c1,
-                    toUInt64(isNotNull(cost)) AS k1
+             SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts, event_id,
+                    toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
              FROM {inf} FINAL
-             WHERE model = {m} AND {raw_range}
+             WHERE {raw_range}
          ) AS served ANY LEFT JOIN (
-             SELECT inference_id AS event_id, toFloat64(sum({worth})) AS val
+             SELECT model, inference_id AS event_id, toFloat64(sum({worth})) AS val
              FROM {out} FINAL
-             WHERE model = {m} AND inference_id != ''
-               AND inference_id IN (SELECT event_id FROM {inf} WHERE model = {m} AND {raw_range})
-             GROUP BY inference_id
-         ) AS results USING event_id
-         GROUP BY version, unit_id",
+             WHERE inference_id != ''
+               AND inference_id IN (SELECT event_id FROM {inf} WHERE {raw_range})
+             GROUP BY model, inference_id
+         ) AS results USING (model, event_id)
+         GROUP BY unit_key",
         out = store.table("outcome_events"),
         worth = value_expr(cfg),
     );
     let roll = rolled.map(|(lo, hi)| {
         format!(
-            "SELECT toString(version) AS version, toString(unit_id) AS unit_id,
+            "SELECT toString(any(model)) AS m, toString(any(version)) AS ver, unit_key,
                     toUInt32(min(first_ts)) AS f, toUInt64(sum(inferences)) AS n,
                     toFloat64(sum(cost)) AS c, toUInt64(sum(costed)) AS k,
                     toFloat64(sum({worth})) AS v
              FROM {units} FINAL
-             WHERE model = {m} AND hour >= toDateTime({lo}) AND hour < toDateTime({hi})
-             GROUP BY version, unit_id",
+             WHERE hour >= toDateTime({lo}) AND hour < toDateTime({hi})
+             GROUP BY unit_key",
             units = store.table("inference_units_1h"),
             worth = worth_of_arrays(cfg, "outcome_names", "outcome_values"),
         )
     });
     store
         .fetch(&format!(
-            "SELECT toUInt32(intDiv(f, {b}) * {b}) AS bucket, version, toUInt64(count()) AS units,
+            "SELECT toString(any(m)) AS model, toUInt32(intDiv(f, {b}) * {b}) AS bucket,
+                    toString(any(ver)) AS version, toUInt64(count()) AS units,
                     toFloat64(sum(v)) AS value_sum, toFloat64(sum(v * v)) AS value_sumsq,
                     toUInt64(sum(n)) AS inferences, toFloat64(sum(c)) AS cost, toUInt64(sum(k)) AS costed
              FROM (
-                 SELECT version, unit_id, min(f) AS f, sum(n) AS n, sum(c) AS c, sum(k) AS k,
-                        sum(v) AS v
+                 SELECT any(m) AS m, any(ver) AS ver, unit_key, min(f) AS f,
+                        sum(n) AS n, sum(c) AS c, sum(k) AS k, sum(v) AS v
                  FROM {parts} AS parts
-                 GROUP BY version, unit_id
+                 GROUP BY unit_key
              ) AS per_unit
-             GROUP BY bucket, version ORDER BY bucket, version",
+             GROUP BY cityHash64(m, ver), bucket
+             ORDER BY model, bucket, version",
             b = r.bucket,
             parts = union(raw, roll),
         ))

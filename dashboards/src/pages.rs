@@ -1101,14 +1101,19 @@ async fn roi_page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardErro
             .push_str(&html::empty("No inferences in this time range."));
     }
     let mut cost_rows = Vec::new();
+    // Every model's units in one query (one pass over the unit rollups).
+    let all_buckets = if models.is_empty() {
+        Vec::new()
+    } else {
+        data::roi_buckets(&st.store, &st.roi, r).await?
+    };
     for (model, vs) in &models {
         let Some(control) = control_version(st, model, vs) else {
             continue;
         };
-        let buckets = data::roi_buckets(&st.store, &st.roi, model, r).await?;
         let mut per_version: BTreeMap<String, ArmTotals> = BTreeMap::new();
         let mut by_bucket: BTreeMap<u32, BTreeMap<String, ArmTotals>> = BTreeMap::new();
-        for b in &buckets {
+        for b in all_buckets.iter().filter(|b| b.model == *model) {
             per_version
                 .entry(b.version.clone())
                 .or_default()

@@ -129,6 +129,9 @@ pub struct CompactReport {
     pub dirty_minutes: u64,
     /// `INSERT … SELECT` ranges run (each covers up to `chunk_minutes`).
     pub chunks: u64,
+    /// Hours whose unit rows were recomputed whole, and hours extended by new minutes only.
+    pub unit_hours_recomputed: u64,
+    pub unit_hours_extended: u64,
     /// The watermark before and after the pass (unix seconds, a minute boundary).
     pub compacted_until_before: u32,
     pub compacted_until: u32,
@@ -235,15 +238,28 @@ pub async fn compact(
             "rollup: minutes recomputed"
         );
     }
-    // The unit rollups are per hour: recompute every hour holding a dirty minute, up to the
-    // new watermark (the open hour's row then covers it up to the watermark).
+    // The unit rollups are per hour, up to the new watermark. An hour whose dirty minutes all
+    // lie after what its rows cover (the open hour, as time goes on) is extended by those
+    // minutes; any other dirty hour is recomputed whole.
     let compacted_until = closed_until.max(before.compacted_until);
     let mut hours: Vec<u32> = minutes.iter().map(|m| m / 3600 * 3600).collect();
     hours.dedup();
+    let covered = units_covered(store, &hours).await?;
+    let mut extended = 0u64;
     for (i, hour) in hours.iter().enumerate() {
-        recompute_units(store, *hour, (*hour + 3600).min(compacted_until)).await?;
+        let end = (*hour + 3600).min(compacted_until);
+        let first_dirty = minutes.iter().copied().find(|m| m / 3600 * 3600 == *hour);
+        let cov = covered.get(hour).copied().unwrap_or(0);
+        let extend = !opts.full && cov > *hour && first_dirty.is_some_and(|m| m >= cov);
+        if extend {
+            extend_units(store, *hour, cov, end).await?;
+            extended += 1;
+        } else {
+            recompute_units(store, *hour, end).await?;
+        }
         tracing::info!(
             hour = *hour,
+            extended_from = extend.then_some(cov),
             done = i + 1,
             of = hours.len(),
             "rollup: unit hours recomputed"
@@ -260,6 +276,8 @@ pub async fn compact(
         .await?;
     Ok(CompactReport {
         dirty_minutes: minutes.len() as u64,
+        unit_hours_recomputed: hours.len() as u64 - extended,
+        unit_hours_extended: extended,
         chunks: ranges.len() as u64,
         compacted_until_before: before.compacted_until,
         compacted_until,
@@ -353,50 +371,120 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
         .await
 }
 
-/// Recomputes the unit rollups of the hour starting at `hour` for the events in `[hour, end)`.
-/// Outcomes are the ones linked to those inferences as stored now, summed per outcome name.
-async fn recompute_units(store: &Store, hour: u32, end: u32) -> Result<(), StoreError> {
+#[derive(clickhouse::Row, Deserialize)]
+struct Covered {
+    hour: u32,
+    until: u32,
+}
+
+/// How far each hour's unit rows reach (`covered_until` of its newest computation); hours
+/// without rows are left out.
+async fn units_covered(
+    store: &Store,
+    hours: &[u32],
+) -> Result<std::collections::HashMap<u32, u32>, StoreError> {
+    if hours.is_empty() {
+        return Ok(Default::default());
+    }
+    let list = hours
+        .iter()
+        .map(|h| format!("toDateTime({h})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rows: Vec<Covered> = store
+        .fetch(&format!(
+            "SELECT toUInt32(hour) AS hour, toUInt32(max(covered_until)) AS until
+             FROM {} WHERE hour IN ({list}) GROUP BY hour",
+            store.table("inference_units_1h")
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|c| (c.hour, c.until)).collect())
+}
+
+/// Per (model, version, unit, outcome name) sums of the raw events in `range`: first
+/// inference `f`, inferences `n`, costed `k`, cost `c`, outcome value `v`. An inference's own
+/// counts are taken from its first row only (`o_i <= 1`: its first outcome, or 0 when it has
+/// none), so summing the rows of a unit counts each inference once.
+fn units_by_name_from_raw(store: &Store, range: &str) -> String {
     let raw = store.table("inference_events");
-    let range = format!("ts >= toDateTime({hour}) AND ts < toDateTime({end})");
-    // One row per (unit, outcome name) after the ARRAY JOIN; an inference's own counts are
-    // taken from its first row only (`o_i <= 1`: the first outcome, or 0 when it has none).
+    format!(
+        "SELECT model, version, unit_key, o_name, min(ts) AS f,
+                toUInt64(sum(o_i <= 1)) AS n, toUInt64(sum(if(o_i <= 1, k1, 0))) AS k,
+                toFloat64(sum(if(o_i <= 1, c1, 0))) AS c, toFloat64(sum(o_val)) AS v
+         FROM (
+             SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts, c1, k1,
+                    o_names, o_vals
+             FROM (
+                 SELECT model, event_id, version, unit_id, ts,
+                        toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
+                 FROM {raw} FINAL WHERE {range}
+             ) AS served ANY LEFT JOIN (
+                 SELECT model, inference_id AS event_id,
+                        CAST(groupArray(name) AS Array(String)) AS o_names,
+                        CAST(groupArray(value) AS Array(Float64)) AS o_vals
+                 FROM {out} FINAL
+                 WHERE inference_id != ''
+                   AND inference_id IN (SELECT event_id FROM {raw} WHERE {range})
+                 GROUP BY model, inference_id
+             ) AS results USING (model, event_id)
+         ) AS linked
+         LEFT ARRAY JOIN o_names AS o_name, o_vals AS o_val, arrayEnumerate(o_names) AS o_i
+         GROUP BY model, version, unit_key, o_name",
+        out = store.table("outcome_events"),
+    )
+}
+
+/// Writes the unit rows of `hour` covering `[hour, end)` from per-name sums (`by_name`, the
+/// columns of [`units_by_name_from_raw`]).
+async fn write_units(store: &Store, hour: u32, end: u32, by_name: &str) -> Result<(), StoreError> {
     store
         .execute(&format!(
-            "INSERT INTO {units} (model, version, unit_id, hour, first_ts, inferences, costed, cost,
-                                  outcome_names, outcome_values, computed_ms)
-             SELECT model, version, unit_id, toDateTime({hour}), min(f), toUInt64(sum(n)),
+            "INSERT INTO {units} (model, version, unit_key, hour, first_ts, inferences, costed, cost,
+                                  outcome_names, outcome_values, covered_until, computed_ms)
+             SELECT model, version, unit_key, toDateTime({hour}), min(f), toUInt64(sum(n)),
                     toUInt64(sum(k)), toFloat64(sum(c)),
                     CAST(groupArrayIf(o_name, o_name != '') AS Array(String)),
-                    CAST(groupArrayIf(v, o_name != '') AS Array(Float64)), toUInt64({ms})
+                    CAST(groupArrayIf(v, o_name != '') AS Array(Float64)),
+                    toDateTime({end}), toUInt64({ms})
              FROM (
-                 SELECT model, version, unit_id, o_name, min(ts) AS f,
-                        toUInt64(sum(o_i <= 1)) AS n, toUInt64(sum(if(o_i <= 1, k1, 0))) AS k,
-                        toFloat64(sum(if(o_i <= 1, c1, 0))) AS c, toFloat64(sum(o_val)) AS v
-                 FROM (
-                     SELECT model, version, unit_id, ts, c1, k1, o_names, o_vals
-                     FROM (
-                         SELECT model, event_id, version, unit_id, ts,
-                                toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
-                         FROM {raw} FINAL WHERE {range}
-                     ) AS served ANY LEFT JOIN (
-                         SELECT model, inference_id AS event_id,
-                                CAST(groupArray(name) AS Array(String)) AS o_names,
-                                CAST(groupArray(value) AS Array(Float64)) AS o_vals
-                         FROM {out} FINAL
-                         WHERE inference_id != ''
-                           AND inference_id IN (SELECT event_id FROM {raw} WHERE {range})
-                         GROUP BY model, inference_id
-                     ) AS results USING (model, event_id)
-                 ) AS linked
-                 LEFT ARRAY JOIN o_names AS o_name, o_vals AS o_val, arrayEnumerate(o_names) AS o_i
-                 GROUP BY model, version, unit_id, o_name
+                 SELECT model, version, unit_key, o_name, min(f) AS f, sum(n) AS n, sum(k) AS k,
+                        sum(c) AS c, sum(v) AS v
+                 FROM ({by_name}) AS parts
+                 GROUP BY model, version, unit_key, o_name
              ) AS per_name
-             GROUP BY model, version, unit_id",
+             GROUP BY model, version, unit_key",
             units = store.table("inference_units_1h"),
-            out = store.table("outcome_events"),
             ms = now_ms(),
         ))
         .await
+}
+
+/// Recomputes the unit rows of the hour starting at `hour` from the events in `[hour, end)`,
+/// with the outcomes linked to them as stored now.
+async fn recompute_units(store: &Store, hour: u32, end: u32) -> Result<(), StoreError> {
+    let range = format!("ts >= toDateTime({hour}) AND ts < toDateTime({end})");
+    write_units(store, hour, end, &units_by_name_from_raw(store, &range)).await
+}
+
+/// Extends the unit rows of `hour`, which cover `[hour, from)`, by the events in `[from, end)`:
+/// the stored rows (split back into per-name sums) plus the new events' sums. Exact because
+/// the two time ranges hold different events; the extension is itself a new computation
+/// (newer `computed_ms`, `covered_until = end`), so a pass that fails halfway and runs again
+/// extends from what is stored, never twice.
+async fn extend_units(store: &Store, hour: u32, from: u32, end: u32) -> Result<(), StoreError> {
+    let stored = format!(
+        "SELECT model, version, unit_key, o_name, first_ts AS f,
+                if(o_i <= 1, inferences, toUInt64(0)) AS n, if(o_i <= 1, costed, toUInt64(0)) AS k,
+                if(o_i <= 1, cost, toFloat64(0)) AS c, o_val AS v
+         FROM {units} FINAL
+         LEFT ARRAY JOIN outcome_names AS o_name, outcome_values AS o_val,
+                         arrayEnumerate(outcome_names) AS o_i
+         WHERE hour = toDateTime({hour})",
+        units = store.table("inference_units_1h"),
+    );
+    let range = format!("ts >= toDateTime({from}) AND ts < toDateTime({end})");
+    let fresh = units_by_name_from_raw(store, &range);
+    write_units(store, hour, end, &format!("{stored} UNION ALL {fresh}")).await
 }
 
 #[cfg(test)]

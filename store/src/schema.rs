@@ -562,14 +562,16 @@ const SAMPLE_COLUMNS: &str = "
     cat_values Array(String),
     computed_ms UInt64";
 
-// Per (model, version, unit, hour): what the ROI page needs of a unit (first inference,
+// Per (model, version, unit, hour), keyed by `unit_key = cityHash64(model, version, unit_id)`
+// (grouping by one UInt64 is several times cheaper than by three strings; collisions are
+// negligible below billions of units): what the ROI page needs of a unit (first inference,
 // inferences, cost, and the outcomes linked to those inferences summed per outcome name, so
-// the value model can change without a recomputation). The open hour's row covers the hour up
-// to the watermark and is recomputed by every pass.
+// the value model can change without a recomputation). A computation of an hour covers
+// `[hour, covered_until)`: the open hour up to the watermark, extended by every pass.
 const UNIT_ROLLUP_COLUMNS: &str = "
     model String,
     version String,
-    unit_id String,
+    unit_key UInt64,
     hour DateTime,
     first_ts DateTime,
     inferences UInt64,
@@ -577,6 +579,7 @@ const UNIT_ROLLUP_COLUMNS: &str = "
     cost Float64,
     outcome_names Array(String),
     outcome_values Array(Float64),
+    covered_until DateTime,
     computed_ms UInt64";
 
 const TABLES_V8: &[TableDef] = &[
@@ -594,7 +597,7 @@ const TABLES_V8: &[TableDef] = &[
         columns: UNIT_ROLLUP_COLUMNS,
         engine: "ReplacingMergeTree",
         partition_by: Some("toYYYYMM(hour)"),
-        order_by: "(model, hour, version, unit_id)",
+        order_by: "(model, hour, version, unit_key)",
         shard_key: "cityHash64(model, hour)",
         version_column: Some("computed_ms"),
     },

@@ -220,6 +220,22 @@ impl Store {
     where
         T: RowOwned + RowRead + Send + 'static,
     {
+        let started = std::time::Instant::now();
+        let rows = self.fetch_rows::<T>(sql).await;
+        // `RUST_LOG=vigil_store=debug` shows what each page's queries cost.
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            rows = rows.as_ref().map_or(0, Vec::len),
+            sql = %sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(160).collect::<String>(),
+            "query"
+        );
+        rows
+    }
+
+    async fn fetch_rows<T>(&self, sql: &str) -> Result<Vec<T>, StoreError>
+    where
+        T: RowOwned + RowRead + Send + 'static,
+    {
         match &*self.backend {
             Backend::Server(s) => s.fetch::<T>(sql).await,
             Backend::Embedded(c) => {
