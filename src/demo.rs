@@ -40,6 +40,8 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     let (writer, writer_task) = spawn_writer(store.clone(), &collector, metrics.clone());
     let server = start_http(&config, writer.clone(), &args.bind, Some(store.clone()))?;
     drop(writer);
+    // The dashboards read rollups as under `vigil serve`.
+    let rollups = crate::rollup_task::spawn(store.clone());
     let base = format!("http://{}", server.addr);
     println!("HTTP ingest on {base}  (try: curl -s {base}/metrics | grep vigil_rows)");
     println!("dashboards on {base}/ui/  (afterwards: `vigil serve --no-kafka` on the same store)");
@@ -78,6 +80,7 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
         }
     }
     sim_task.abort();
+    rollups.abort();
     server.stop().await;
     writer_task.await.context("writer task")?;
     println!("\nfinal counts (de-duplicated, read back from the store):");

@@ -58,10 +58,14 @@ pub fn spawn(store: Store) -> tokio::task::JoinHandle<()> {
         let opts = CompactOptions::default();
         loop {
             interval.tick().await;
+            let started = std::time::Instant::now();
             match rollup::compact(&store, &opts, now_secs()).await {
                 Ok(r) if r.dirty_minutes > 0 => tracing::info!(
                     minutes = r.dirty_minutes,
+                    unit_hours_recomputed = r.unit_hours_recomputed,
+                    unit_hours_extended = r.unit_hours_extended,
                     compacted_until = r.compacted_until,
+                    ms = started.elapsed().as_millis() as u64,
                     "rollup pass done"
                 ),
                 Ok(_) => {}

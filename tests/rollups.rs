@@ -1,7 +1,9 @@
-//! The dashboards' per-minute rollups against real engines (ClickHouse 18.16 and chDB 26.x):
-//! every rollup-backed query gives the same numbers as the same query over the raw table
-//! alone, with duplicate event ids (producer retries, replays) inserted before and after a
-//! compaction, and with the range's edges inside minutes.
+//! The dashboards' rollups against real engines (ClickHouse 18.16 and chDB 26.x): every
+//! rollup-backed query (per-minute counts, fairness, presence, the ROI page's per-hour unit
+//! sums, the drift page's per-minute samples) gives the same numbers as the same query over
+//! the raw table alone, with duplicate event ids (producer retries, replays) inserted before
+//! and after a compaction, late events and outcomes, the open hour extended by a later pass,
+//! and the range's edges inside minutes.
 
 mod common;
 
@@ -396,8 +398,9 @@ async fn exercise(store: Store) {
     assert_same(&store, r, "after a full pass").await;
 
     // Later traffic in the open hour: once the rows ingested before are out of the overlap,
-    // a pass extends the open hour's unit rows by the new minute (not a recomputation), and
-    // every event still counts once.
+    // a pass extends the open hour's unit rows by the minutes that became stable (not a
+    // recomputation), and every event still counts once. Unit rows cover up to
+    // `now − overlap − UNIT_DELAY_SECS` (on a minute): t − 60 at t + 130, t + 120 at t + 320.
     let settled = rollup::compact(&store, &CompactOptions::default(), t + 130)
         .await
         .expect("compact after the overlap");
@@ -406,7 +409,7 @@ async fn exercise(store: Store) {
         .map(|i| inference(i, t + 70 + i % 10, t + 140))
         .collect();
     store.insert(&later).await.expect("later events");
-    let ext = rollup::compact(&store, &CompactOptions::default(), t + 260)
+    let ext = rollup::compact(&store, &CompactOptions::default(), t + 320)
         .await
         .expect("compact the later minute");
     assert_eq!(
@@ -416,7 +419,7 @@ async fn exercise(store: Store) {
             ext.unit_hours_recomputed,
             ext.compacted_until
         ),
-        (1, 1, 0, t + 180),
+        (1, 1, 0, t + 240),
         "{ext:?}"
     );
     let r = Range {
@@ -437,7 +440,7 @@ async fn exercise(store: Store) {
     .await;
     assert_eq!(
         (units, covered),
-        (raw_count(&store, 0, t + 180).await, u64::from(t + 180))
+        (raw_count(&store, 0, t + 120).await, u64::from(t + 120))
     );
 
     // The quantiles come from ~2 % wide bins: close to the exact ones.
