@@ -36,7 +36,7 @@ const STATE_NAME: &str = "inference.v2";
 
 /// Events sampled per model and minute for the drift page's distributions
 /// (`inference_sample_1m`).
-pub const SAMPLE_PER_MINUTE: u16 = 100;
+pub const SAMPLE_PER_MINUTE: u16 = 1000;
 
 /// The bottom-`k` sample of `raw`'s events matching `filter` (SQL over the raw columns, e.g. a
 /// model and a time range), per model and minute: the `k` events with the smallest
