@@ -72,7 +72,7 @@ enum Command {
     },
     /// Create or upgrade the store's schema.
     Migrate,
-    /// Compact the dashboards' per-minute rollups once (`vigil serve` does it every 30 s).
+    /// Compact the dashboards' rollups once (per minute and per unit-hour; `vigil serve` and `vigil demo` do it every 30 s).
     Rollup(rollup_task::RollupArgs),
     /// Ingest an NDJSON file (one event per line).
     Ingest {
