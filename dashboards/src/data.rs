@@ -613,11 +613,14 @@ pub async fn feature_names(
             r.sql("ts")
         ))
         .await?;
-    Ok(rows.into_iter().next().unwrap_or(FeatureNames {
+    let mut names = rows.into_iter().next().unwrap_or(FeatureNames {
         num: vec![],
         cat: vec![],
         attrs: vec![],
-    }))
+    });
+    // `error` marks a failed inference (docs/events.md), not a group to compare.
+    names.attrs.retain(|a| a != "error");
+    Ok(names)
 }
 
 /// Counts of values (or bins) in the reference and current periods.
