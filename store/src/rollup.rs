@@ -19,7 +19,7 @@
 //! ingested since the previous pass (`ingested_at`, looked at `overlap_secs` further back
 //! because the writer stamps rows before their batch is stored), the ones not yet compacted at
 //! all, and the ones whose inferences got outcomes since the previous pass (fairness counts
-//! labels). The unit rows follow a few minutes behind (see [`compact_units`]): the open hour
+//! labels). The unit rows follow a few minutes behind (see `compact_units`): the open hour
 //! is extended minute by minute, other hours are recomputed when they change.
 //! `rollup_state.compacted_until` then says: every minute before it is in the rollups; readers
 //! take the rollups before it and the raw table (with `FINAL`) after it.
