@@ -338,14 +338,19 @@ pub fn value_expr(cfg: &RoiConfig) -> String {
     if cfg.value_per_outcome.is_empty() {
         return "toFloat64(0)".into();
     }
+    format!("toFloat64(value) * {}", worth_per_unit(cfg, "name"))
+}
+
+/// The worth of one unit of the outcome named by the SQL expression `name`.
+fn worth_per_unit(cfg: &RoiConfig, name: &str) -> String {
     let mut arms = String::new();
-    for (name, worth) in &cfg.value_per_outcome {
+    for (outcome, worth) in &cfg.value_per_outcome {
         arms.push_str(&format!(
-            "name = {}, toFloat64({worth:?}), ",
-            sql_string(name)
+            "{name} = {}, toFloat64({worth:?}), ",
+            sql_string(outcome)
         ));
     }
-    format!("toFloat64(value) * multiIf({arms}toFloat64(0))")
+    format!("multiIf({arms}toFloat64(0))")
 }
 
 /// The worth of outcome sums stored per name (`names`, `values`: parallel arrays) under the
@@ -354,11 +359,10 @@ fn worth_of_arrays(cfg: &RoiConfig, names: &str, values: &str) -> String {
     if cfg.value_per_outcome.is_empty() {
         return "toFloat64(0)".into();
     }
-    let mut arms = String::new();
-    for (name, worth) in &cfg.value_per_outcome {
-        arms.push_str(&format!("o = {}, toFloat64({worth:?}), ", sql_string(name)));
-    }
-    format!("arraySum(arrayMap((o, x) -> x * multiIf({arms}toFloat64(0)), {names}, {values}))")
+    format!(
+        "arraySum(arrayMap((o, x) -> x * {}, {names}, {values}))",
+        worth_per_unit(cfg, "o")
+    )
 }
 
 /// Where the ROI page's numbers start: the hour holding `since` (ROI counts whole hours, so
