@@ -391,20 +391,29 @@ pub async fn roi_buckets(
     let since = roi_since(r.since);
     // How far the unit rows reach, from the rows themselves: the compactor writes an hour's
     // rows (one insert) before it moves the watermark, so this, not the watermark, is where
-    // the raw part must start for no event to count twice.
+    // the raw part must start for no event to count twice. The frontier trails the watermark
+    // by minutes, and hours more than a day before the watermark are complete (every pass
+    // extends the hours from the frontier on), so only the last day is looked at.
     let covered = if r.rolled_until == 0 {
         0
     } else {
-        store
-            .fetch::<Count>(&format!(
-                "SELECT toUInt64(max(covered_until)) AS n FROM {}
-                 WHERE hour >= toDateTime({since}) AND hour < toDateTime({})",
-                store.table("inference_units_1h"),
-                r.until
-            ))
-            .await?
-            .first()
-            .map_or(0, |c| c.n as u32)
+        let day_before = (r.rolled_until / 3600 * 3600).saturating_sub(86_400);
+        let newest = if r.until <= day_before {
+            0
+        } else {
+            store
+                .fetch::<Count>(&format!(
+                    "SELECT toUInt64(max(covered_until)) AS n FROM {}
+                     WHERE hour >= toDateTime({}) AND hour < toDateTime({})",
+                    store.table("inference_units_1h"),
+                    since.max(day_before),
+                    r.until
+                ))
+                .await?
+                .first()
+                .map_or(0, |c| c.n as u32)
+        };
+        newest.max(day_before)
     };
     // Rolled: hours [since, roll_end); raw: [raw_from, until).
     let roll_end = if r.until >= covered {

@@ -372,7 +372,7 @@ async fn compact_units(
         (now.saturating_sub(opts.overlap_secs + UNIT_DELAY_SECS) / 60 * 60).min(compacted_until);
     // Hours with dirty minutes, plus every hour from the current frontier (the newest
     // coverage) up to the stable point: they may have events that became stable.
-    let frontier = units_frontier(store).await?;
+    let frontier = units_frontier(store, compacted_until).await?;
     let mut hours: Vec<u32> = dirty_minutes.iter().map(|m| m / 3600 * 3600).collect();
     if frontier > 0 {
         let mut h = frontier / 3600 * 3600;
@@ -417,15 +417,19 @@ async fn compact_units(
     Ok((recomputed, extended))
 }
 
-/// The newest `covered_until` of any unit row (0 when there are none).
-async fn units_frontier(store: &Store) -> Result<u32, StoreError> {
+/// The newest `covered_until` of the unit rows (0 when there are none). Only the last day
+/// before the watermark is looked at, so a pass does not scan the whole table: the frontier
+/// moves with every pass, and after a longer stop the hours with events since are dirty
+/// anyway (every minute after the old watermark is).
+async fn units_frontier(store: &Store, compacted_until: u32) -> Result<u32, StoreError> {
     #[derive(clickhouse::Row, Deserialize)]
     struct F {
         until: u32,
     }
+    let from = (compacted_until / 3600 * 3600).saturating_sub(86_400);
     let rows: Vec<F> = store
         .fetch(&format!(
-            "SELECT toUInt32(max(covered_until)) AS until FROM {}",
+            "SELECT toUInt32(max(covered_until)) AS until FROM {} WHERE hour >= toDateTime({from})",
             store.table("inference_units_1h")
         ))
         .await?;
