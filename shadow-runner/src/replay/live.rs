@@ -225,16 +225,7 @@ pub async fn run_live(
     }
     // A live run is never "done": stopping stores a snapshot and leaves it resumable.
     let summaries = snapshot(store, opts, &mut job, &state).await?;
-    Ok(RunReport {
-        job_id: job.job_id.clone(),
-        production: job.production.clone(),
-        since: job.since,
-        until: job.until,
-        processed: job.processed,
-        this_run: job.processed - start_processed,
-        wall_secs: started.elapsed().as_secs_f64(),
-        candidates: summaries,
-    })
+    Ok(RunReport::of(&job, start_processed, started, summaries))
 }
 
 #[cfg(test)]

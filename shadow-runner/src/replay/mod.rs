@@ -91,6 +91,28 @@ pub struct RunReport {
     pub candidates: Vec<(String, Summary)>,
 }
 
+impl RunReport {
+    /// The report of a run of `job` that started at `started` with `start_processed` events
+    /// already replayed by earlier runs.
+    pub(crate) fn of(
+        job: &ShadowRunRow,
+        start_processed: u64,
+        started: std::time::Instant,
+        candidates: Vec<(String, Summary)>,
+    ) -> Self {
+        RunReport {
+            job_id: job.job_id.clone(),
+            production: job.production.clone(),
+            since: job.since,
+            until: job.until,
+            processed: job.processed,
+            this_run: job.processed - start_processed,
+            wall_secs: started.elapsed().as_secs_f64(),
+            candidates,
+        }
+    }
+}
+
 struct Slot {
     spec: ModelSpec,
     encoder: usize,
@@ -524,16 +546,7 @@ pub async fn run_job(
             .map(|(cid, acc)| (cid.clone(), acc.summary(&opts.policy, opts.min_labelled)))
             .collect()
     };
-    Ok(RunReport {
-        job_id: job.job_id.clone(),
-        production: job.production.clone(),
-        since: job.since,
-        until: job.until,
-        processed: job.processed,
-        this_run: job.processed - start_processed,
-        wall_secs: started.elapsed().as_secs_f64(),
-        candidates: summaries,
-    })
+    Ok(RunReport::of(&job, start_processed, started, summaries))
 }
 
 async fn flush_bucket(
