@@ -152,9 +152,13 @@ enum BenchCommand {
     Ingest(bench::BenchIngestArgs),
 }
 
-fn init_logging(format: LogFormat) {
+/// `default_level`: without `VIGIL_LOG`, the level of vigil's own logs (the demo prints its own
+/// story and keeps only warnings and errors of the components).
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,actix_server=warn")
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default_level},librdkafka=warn,rdkafka=warn,actix_server=warn"
+        ))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -167,7 +171,16 @@ fn init_logging(format: LogFormat) {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let quiet = matches!(cli.command, Command::Demo(_));
+    // The demo prints each drifted window's consequence (the incident) itself.
+    init_logging(
+        cli.log_format,
+        if quiet {
+            "warn,vigil_analyzer::monitor=error"
+        } else {
+            "info"
+        },
+    );
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {

@@ -7,7 +7,7 @@ use vigil_analyzer::alerting::AlertContext;
 use vigil_analyzer::monitor::{self, MonitorConfig};
 use vigil_store::Store;
 
-/// How often to look for due windows: a quarter of the shortest window, between 10 s and 5 min,
+/// How often to look for due windows: a quarter of the shortest window, between 1 s and 5 min,
 /// so a window's verdict lands soon after it closes without polling the store needlessly.
 fn tick(monitors: &[MonitorConfig]) -> Duration {
     let shortest = monitors
@@ -15,7 +15,47 @@ fn tick(monitors: &[MonitorConfig]) -> Duration {
         .filter_map(|m| m.window_secs().ok())
         .min()
         .unwrap_or(3600);
-    Duration::from_secs(u64::from(shortest / 4).clamp(10, 300))
+    Duration::from_secs(u64::from(shortest / 4).clamp(1, 300))
+}
+
+/// A window is judged this long after it closes: events are acknowledged to producers within
+/// about a second of arriving (writer and gateway batches), so a window judged the instant it
+/// closes would miss its last second.
+const SETTLE_SECS: u32 = 2;
+
+/// The retraining triggers (`[[shadow.triggers]]`) evaluated after each monitor run, so a
+/// drifted window files its retraining request without anyone running `vigil shadow triggers`.
+pub struct Retraining {
+    config: vigil_shadow_runner::config::ShadowConfig,
+    delivery: vigil_shadow_runner::retrain::Delivery,
+    routes: Vec<vigil_analyzer::alerting::RouteConfig>,
+}
+
+impl Retraining {
+    pub fn from_config(c: &crate::config::VigilConfig) -> Retraining {
+        Retraining {
+            config: c.shadow.clone(),
+            delivery: vigil_shadow_runner::retrain::Delivery::from_config(&c.shadow, &c.kafka.brokers),
+            routes: c.alert_routes.clone(),
+        }
+    }
+
+    async fn evaluate(&self, store: &Store) {
+        if self.config.triggers.is_empty() {
+            return;
+        }
+        match vigil_shadow_runner::retrain::evaluate_triggers(
+            store,
+            &self.config,
+            &self.delivery,
+            &self.routes,
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retraining triggers failed; retrying next window"),
+        }
+    }
 }
 
 /// Starts the schedule; `None` when no monitors are configured. Errors are logged and retried
@@ -27,6 +67,7 @@ pub fn spawn(
     store: Store,
     monitors: Vec<MonitorConfig>,
     alerts: AlertContext,
+    retraining: Option<Retraining>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if monitors.is_empty() {
         return None;
@@ -43,7 +84,8 @@ pub fn spawn(
         loop {
             interval.tick().await;
             let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
-            match monitor::run_due(&store, &monitors, None, now, now).await {
+            let at = now.saturating_sub(SETTLE_SECS);
+            match monitor::run_due(&store, &monitors, None, at, now).await {
                 Ok(outcomes) => {
                     let mut ran = false;
                     for o in outcomes {
@@ -59,6 +101,9 @@ pub fn spawn(
                             vigil_analyzer::alerting::evaluate::evaluate(&store, &alerts).await
                         {
                             tracing::warn!(error = %e, "alert evaluation failed; retrying next window");
+                        }
+                        if let Some(r) = &retraining {
+                            r.evaluate(&store).await;
                         }
                     }
                 }

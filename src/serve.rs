@@ -193,6 +193,7 @@ pub async fn serve(
         store.clone(),
         config.monitors.clone(),
         config.alert_context(),
+        Some(crate::monitor_task::Retraining::from_config(&config)),
     );
     let alert_delivery =
         vigil_analyzer::alerting::spawn_delivery(store.clone(), config.alert_context());

@@ -40,13 +40,10 @@ pub fn dashboard_state(
             .collect(),
         mlflow: config.mlflow.clone(),
     });
-    Ok(Arc::new(DashboardState::new(
-        store,
-        auth,
-        config.roi.clone(),
-        experiments,
-        actions,
-    )))
+    Ok(Arc::new(
+        DashboardState::new(store, auth, config.roi.clone(), experiments, actions)
+            .with_monitors(config.monitors.clone()),
+    ))
 }
 
 /// Actions against the store, through the owning crates.

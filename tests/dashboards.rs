@@ -1,21 +1,23 @@
 //! The web UI end to end, in a real headless Chromium driven over WebDriver (chromedriver +
-//! fantoccini), against `vigil demo` data in an embedded chDB store.
+//! fantoccini), against simulated traffic in an embedded chDB store, with exact numbers and
+//! roles. (`tests/demo.rs` drives the pages of a running `vigil demo`.)
 //!
-//! `vigil demo` writes simulated traffic (churn and fraud models, v1 and v2, drift injected);
-//! the test adds an A/B experiment's exposures and conversions through `vigil ingest`, runs the
-//! monitors over a few windows with `vigil analyze --at`, computes the expected ROI numbers from
-//! the store with its own SQL, then starts `vigil serve` with role tokens and drives every page.
-//! Screenshots of each page go to `target/screenshots/` (or `$VIGIL_SCREENSHOTS`).
+//! The demo's simulator writes traffic (churn and fraud models, v1 and v2, drift injected),
+//! loaded with `vigil ingest`; the test adds an A/B experiment's exposures and conversions,
+//! runs the monitors over a few windows with `vigil analyze --at`, computes the expected ROI
+//! numbers from the store with its own SQL, then starts `vigil serve` with role tokens and
+//! drives every page. Screenshots go to `target/screenshots/roles/`.
 //!
 //! Needs `bash scripts/services/chromium.sh install` and `bash scripts/services/chdb.sh install`.
 
 mod common;
 
+use common::browser::{self, attr_f64, js, visit, wait_css};
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const TOKENS: &str = r#"
@@ -60,20 +62,6 @@ reference = {{ trailing = "12s" }}
     )
 }
 
-fn require_chromium() -> (PathBuf, PathBuf) {
-    let find = |name: &str| {
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .map(|d| d.join(name))
-            .find(|p| p.exists())
-    };
-    match (find("chromium"), find("chromedriver")) {
-        (Some(c), Some(d)) => (c, d),
-        _ => panic!(
-            "chromium and chromedriver are needed: install them with `bash scripts/services/chromium.sh install`"
-        ),
-    }
-}
-
 fn run_ok(cmd: &mut Command, what: &str) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -83,6 +71,33 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// `n` inference events of the demo's simulator spread over the 16 s before now (1 ms apart
+/// per 1,000 events/s), input drift from the half-way point, and an outcome for every fourth.
+fn simulated_traffic(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
+    use vigil_collector::simulate::TrafficSimulator;
+    let mut sim = TrafficSimulator::new(42, "dash");
+    sim.set_failure_every(199);
+    let start = chrono::Utc::now().timestamp_millis() - 17_000;
+    let (mut events, mut outcomes) = (String::new(), String::new());
+    for i in 0..n {
+        let ts = start + (i as i64 * 16_000) / n as i64;
+        if i == n / 2 {
+            sim.set_drift(true);
+        }
+        let inf = sim.inference(ts);
+        events.push_str(&inf.json);
+        events.push('\n');
+        if matches!(i % 8, 0 | 5) {
+            outcomes.push_str(&sim.outcome(&inf, ts));
+            outcomes.push('\n');
+        }
+    }
+    let (e, o) = (dir.join("events.ndjson"), dir.join("outcomes.ndjson"));
+    std::fs::write(&e, events).expect("write events");
+    std::fs::write(&o, outcomes).expect("write outcomes");
+    (e, o)
 }
 
 /// Experiment data: `n` units per arm exposed now; conversions 10 % (control) vs 20 %.
@@ -163,72 +178,10 @@ fn expected_fraud_totals(dir: &Path, config: &Path) -> BTreeMap<String, [f64; 6]
     out
 }
 
-struct Driver(Child);
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn screenshot_dir() -> PathBuf {
-    let d = std::env::var_os("VIGIL_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/roles");
     std::fs::create_dir_all(&d).expect("screenshot dir");
     d
-}
-
-async fn js(c: &Client, script: &str) -> serde_json::Value {
-    c.execute(script, vec![])
-        .await
-        .unwrap_or_else(|e| panic!("script {script}: {e}"))
-}
-
-async fn attr_f64(c: &Client, selector: &str, attr: &str) -> f64 {
-    let v = js(
-        c,
-        &format!("var e = document.querySelector({selector:?}); return e ? e.getAttribute({attr:?}) : null;"),
-    )
-    .await;
-    v.as_str()
-        .unwrap_or_else(|| panic!("no {attr} on {selector}"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{selector} {attr} is not a number: {v}"))
-}
-
-/// Loads a page, checks it has no script or console errors and returns the number of drawn data
-/// points (circles, cells, bars with class `pt`).
-async fn visit(c: &Client, base: &str, path: &str, shot: &str) -> u64 {
-    c.goto(&format!("{base}{path}")).await.expect("goto");
-    let title = js(c, "return document.title").await;
-    let errors = js(c, "return window.__errors || null").await;
-    assert_eq!(
-        errors,
-        serde_json::json!([]),
-        "console/script errors on {path} ({title})"
-    );
-    let page_error = js(
-        c,
-        "var e = document.getElementById('page-error'); return e ? e.textContent : null;",
-    )
-    .await;
-    assert!(page_error.is_null(), "{path}: {page_error}");
-    let png = c.screenshot().await.expect("screenshot");
-    std::fs::write(screenshot_dir().join(format!("{shot}.png")), png).expect("write screenshot");
-    js(c, "return document.querySelectorAll('svg .pt').length")
-        .await
-        .as_u64()
-        .unwrap_or(0)
-}
-
-/// Waits (up to 15 s) for an element after a click that navigates.
-async fn wait_css(c: &Client, css: &str) {
-    c.wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no `{css}` after navigation: {e}"));
 }
 
 async fn login(c: &Client, base: &str, token: &str) {
@@ -263,7 +216,7 @@ async fn logout(c: &Client) {
 #[test]
 fn dashboards_in_headless_chromium() {
     require_chdb();
-    let (chromium, chromedriver) = require_chromium();
+    browser::require_chromium();
     let dir = tempfile::tempdir().unwrap();
     let shared = shared_config();
     let demo_cfg = dir.path().join("demo.toml");
@@ -276,27 +229,20 @@ fn dashboards_in_headless_chromium() {
     )
     .unwrap();
 
-    // 1. The demo's traffic, the experiment's data, and monitor results for a few windows.
-    run_ok(
-        vigil()
-            .current_dir(dir.path())
-            .arg("--config")
-            .arg(&demo_cfg)
-            .args([
-                "demo",
-                "--duration",
-                "16",
-                "--drift-after",
-                "8",
-                "--rate",
-                "1000",
-                "--every",
-                "4",
-            ])
-            .arg("--bind")
-            .arg(format!("127.0.0.1:{}", free_port())),
-        "vigil demo",
-    );
+    // 1. Simulated traffic (the demo's simulator, drift injected half-way), the experiment's
+    // data, and monitor results for a few windows.
+    let (events, outcomes) = simulated_traffic(dir.path(), 16_000);
+    for (file, kind) in [(&events, "inference"), (&outcomes, "outcome")] {
+        run_ok(
+            vigil()
+                .current_dir(dir.path())
+                .arg("--config")
+                .arg(&demo_cfg)
+                .args(["ingest", "--kind", kind, "--file"])
+                .arg(file),
+            "vigil ingest",
+        );
+    }
     let (exposures, conversions) = experiment_files(dir.path(), 1500);
     for (file, kind) in [(&exposures, "exposure"), (&conversions, "outcome")] {
         run_ok(
@@ -309,7 +255,7 @@ fn dashboards_in_headless_chromium() {
             "vigil ingest",
         );
     }
-    // Monitor windows aligned on the demo's first event (drift starts 8 s after it).
+    // Monitor windows aligned on the first event (drift starts 8 s after it).
     let first = run_ok(
         vigil()
             .current_dir(dir.path())
@@ -389,45 +335,10 @@ fn dashboards_in_headless_chromium() {
     assert_eq!(r.status().as_u16(), 401);
 
     // 3. Chromium.
-    let driver_port = free_port();
-    let _driver = Driver(
-        Command::new(&chromedriver)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    let profile = tempfile::tempdir().unwrap();
     let rt = runtime();
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": chromium,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--no-first-run", "--window-size=1280,1600",
-                         format!("--user-data-dir={}", profile.path().display())]
-            }),
-        );
-        let mut client = None;
-        for _ in 0..50 {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{driver_port}"))
-                .await
-            {
-                Ok(c) => {
-                    client = Some(c);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-        let c = client.expect("chromedriver session");
+        let browser = browser::start(1280, 1600).await;
+        let c = browser.client.clone();
 
         // The error hook works (so "no errors" below can fail).
         login(&c, &base, "wrong-token").await;
@@ -451,7 +362,7 @@ fn dashboards_in_headless_chromium() {
         ];
         for (path, shot, charts) in pages {
             let sep = if path.contains('?') { "&range=all" } else { q };
-            let points = visit(&c, &base, &format!("{path}{sep}"), shot).await;
+            let points = visit(&c, &base, &format!("{path}{sep}"), &screenshot_dir(), shot).await;
             if charts {
                 assert!(points > 0, "{path}: no chart data points drawn");
             }
@@ -565,7 +476,7 @@ fn dashboards_in_headless_chromium() {
         std::fs::write(screenshot_dir().join("overview-after-promotion.png"), png).unwrap();
         // A phone-sized screen still renders the ROI page without errors.
         c.set_window_size(390, 844).await.unwrap();
-        visit(&c, &base, "/ui/roi?range=all", "roi-phone").await;
+        visit(&c, &base, "/ui/roi?range=all", &screenshot_dir(), "roi-phone").await;
         c.close().await.unwrap();
     });
     served.terminate();

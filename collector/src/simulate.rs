@@ -32,6 +32,56 @@ pub struct SimulatedInference {
     pub json: String,
 }
 
+/// A prediction request for the gateway (see [`TrafficSimulator::request`]).
+pub struct SimulatedRequest {
+    pub model: &'static str,
+    pub unit_id: String,
+    /// JSON body: `unit_id`, `features`, `attributes`.
+    pub body: String,
+}
+
+fn logistic(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+fn churn_z(tenure: f64, spend: f64, tickets: f64) -> f64 {
+    -1.0 - 0.04 * tenure + 0.02 * spend + 0.3 * tickets
+}
+
+fn fraud_z(amount: f64, distance: f64, hour: i64) -> f64 {
+    -4.0 + 0.004 * amount + 0.05 * distance + if hour < 5 { 1.0 } else { 0.0 }
+}
+
+/// How a version shifts its model's score (v2 of churn scores a little lower).
+fn version_effect(model: &str, version: &str) -> f64 {
+    match (model, version) {
+        ("churn", "v2") => -0.1,
+        ("churn", "v3") => 0.15,
+        _ => 0.0,
+    }
+}
+
+/// What a simulated model backend answers for `features` (a request body's `features`
+/// object): the same scoring as the events of [`TrafficSimulator::inference`]. `None` when a
+/// feature the model needs is missing or not a number.
+pub fn backend_score(
+    model: &str,
+    version: &str,
+    features: &serde_json::Map<String, serde_json::Value>,
+) -> Option<f64> {
+    let num = |k: &str| features.get(k).and_then(serde_json::Value::as_f64);
+    let z = match model {
+        "churn" => churn_z(
+            num("tenure_months")?,
+            num("monthly_spend")?,
+            num("support_tickets")?,
+        ),
+        "fraud" => fraud_z(num("amount")?, num("distance_km")?, num("hour")? as i64),
+        _ => return None,
+    };
+    Some(logistic(z + version_effect(model, version)))
+}
+
 fn normal(rng: &mut StdRng) -> f64 {
     // Box–Muller; adequate for synthetic features.
     let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
@@ -78,40 +128,8 @@ impl TrafficSimulator {
         let event_id = format!("{}-{}", self.run_id, self.seq);
         let region = REGIONS[self.rng.gen_range(0..REGIONS.len())];
         let mut json = String::with_capacity(320);
-        let (features, score) = if model == "churn" {
-            let tenure = (24.0 + 12.0 * normal(&mut self.rng)).max(0.0).round();
-            let spend_mu = if self.drift { 70.0 } else { 50.0 };
-            let spend = (spend_mu + 15.0 * normal(&mut self.rng)).max(0.0);
-            let tickets = self.rng.gen_range(0..if self.drift { 9 } else { 4 }) as f64;
-            let plan = if self.drift && self.rng.gen_bool(0.5) {
-                "free"
-            } else {
-                PLANS[self.rng.gen_range(0..PLANS.len())]
-            };
-            let z = -1.0 - 0.04 * tenure
-                + 0.02 * spend
-                + 0.3 * tickets
-                + if version == "v2" { -0.1 } else { 0.0 };
-            (
-                format!(
-                    r#"{{"tenure_months":{tenure},"monthly_spend":{spend:.2},"support_tickets":{tickets},"plan":"{plan}"}}"#
-                ),
-                1.0 / (1.0 + (-z).exp()),
-            )
-        } else {
-            let scale = if self.drift { 3.0 } else { 1.0 };
-            let amount = (scale * 40.0 * (0.8 * normal(&mut self.rng)).exp()).max(0.01);
-            let hour = self.rng.gen_range(0..24);
-            let distance = (5.0 * normal(&mut self.rng).abs()) * if self.drift { 2.0 } else { 1.0 };
-            let merchant = MERCHANTS[self.rng.gen_range(0..MERCHANTS.len())];
-            let z = -4.0 + 0.004 * amount + 0.05 * distance + if hour < 5 { 1.0 } else { 0.0 };
-            (
-                format!(
-                    r#"{{"amount":{amount:.2},"hour":{hour},"distance_km":{distance:.3},"merchant_category":"{merchant}"}}"#
-                ),
-                1.0 / (1.0 + (-z).exp()),
-            )
-        };
+        let (features, z) = self.features(model);
+        let score = logistic(z + version_effect(model, version));
         let label = if score >= 0.5 { "positive" } else { "negative" };
         let latency =
             (if version == "v2" { 18.0 } else { 12.0 }) + 4.0 * normal(&mut self.rng).abs();
@@ -135,6 +153,65 @@ impl TrafficSimulator {
             score,
             json,
         }
+    }
+
+    /// Draws `model`'s input features (drifted when drift is on): their JSON object and the
+    /// model's linear predictor before any version effect.
+    fn features(&mut self, model: &str) -> (String, f64) {
+        if model == "churn" {
+            let tenure = (24.0 + 12.0 * normal(&mut self.rng)).max(0.0).round();
+            let spend_mu = if self.drift { 70.0 } else { 50.0 };
+            let spend = (spend_mu + 15.0 * normal(&mut self.rng)).max(0.0);
+            let tickets = self.rng.gen_range(0..if self.drift { 9 } else { 4 }) as f64;
+            let plan = if self.drift && self.rng.gen_bool(0.5) {
+                "free"
+            } else {
+                PLANS[self.rng.gen_range(0..PLANS.len())]
+            };
+            (
+                format!(
+                    r#"{{"tenure_months":{tenure},"monthly_spend":{spend:.2},"support_tickets":{tickets},"plan":"{plan}"}}"#
+                ),
+                churn_z(tenure, spend, tickets),
+            )
+        } else {
+            let scale = if self.drift { 3.0 } else { 1.0 };
+            let amount = (scale * 40.0 * (0.8 * normal(&mut self.rng)).exp()).max(0.01);
+            let hour = self.rng.gen_range(0..24);
+            let distance = (5.0 * normal(&mut self.rng).abs()) * if self.drift { 2.0 } else { 1.0 };
+            let merchant = MERCHANTS[self.rng.gen_range(0..MERCHANTS.len())];
+            (
+                format!(
+                    r#"{{"amount":{amount:.2},"hour":{hour},"distance_km":{distance:.3},"merchant_category":"{merchant}"}}"#
+                ),
+                fraud_z(amount, distance, hour),
+            )
+        }
+    }
+
+    /// Next prediction request as an application sends it to the gateway
+    /// (`POST /v1/predict/{model}`): unit, features and attributes, no version (the gateway
+    /// picks it). Alternates models like [`Self::inference`].
+    pub fn request(&mut self) -> SimulatedRequest {
+        self.seq += 1;
+        let model = MODELS[(self.seq % 2) as usize].0;
+        let unit_id = format!("user-{}", self.rng.gen_range(0..50_000u32));
+        let region = REGIONS[self.rng.gen_range(0..REGIONS.len())];
+        let (features, _) = self.features(model);
+        let body = format!(
+            r#"{{"unit_id":"{unit_id}","features":{features},"attributes":{{"region":"{region}"}}}}"#
+        );
+        SimulatedRequest {
+            model,
+            unit_id,
+            body,
+        }
+    }
+
+    /// A uniform draw in `[0, 1)` from the simulator's generator (for outcomes decided by the
+    /// caller, e.g. from the version a gateway served).
+    pub fn uniform(&mut self) -> f64 {
+        self.rng.gen()
     }
 
     /// An outcome for an inference: whether the prediction came true (label) or revenue.
@@ -209,6 +286,24 @@ impl TrafficSimulator {
 mod tests {
     use super::*;
     use vigil_store::event::{parse_event, Event, EventKind, EventTime, Limits};
+
+    #[test]
+    fn requests_carry_features_a_backend_can_score() {
+        let mut sim = TrafficSimulator::new(9, "t");
+        for _ in 0..20 {
+            let r = sim.request();
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            assert_eq!(body["unit_id"], r.unit_id.as_str());
+            let features = body["features"].as_object().unwrap();
+            let s1 = backend_score(r.model, "v1", features).unwrap();
+            let s2 = backend_score(r.model, "v2", features).unwrap();
+            assert!(s1 > 0.0 && s1 < 1.0, "{s1}");
+            if r.model == "churn" {
+                assert!(s2 < s1, "churn v2 scores lower: {s2} vs {s1}");
+            }
+        }
+        assert_eq!(backend_score("churn", "v1", &serde_json::Map::new()), None);
+    }
 
     #[test]
     fn failures_replace_every_nth_prediction_and_leave_the_rest_alone() {

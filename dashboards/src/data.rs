@@ -114,17 +114,29 @@ pub async fn extent(
         bucket: 60,
         rolled_until,
     };
+    extent_of(store, r, None).await
+}
+
+/// First and last inference of `model` in the range (as [`extent`]).
+pub async fn model_extent(store: &Store, model: &str, r: Range) -> Result<Extent, StoreError> {
+    extent_of(store, r, Some(model)).await
+}
+
+async fn extent_of(store: &Store, r: Range, model: Option<&str>) -> Result<Extent, StoreError> {
     let rolled = r.rolled(false);
+    let of_model = model
+        .map(|m| format!("model = {} AND ", sql_string(m)))
+        .unwrap_or_default();
     let raw = format!(
         "SELECT toUInt32(min(ts)) AS l, toUInt32(max(ts)) AS h, toUInt64(count()) AS c
-         FROM {} WHERE {}",
+         FROM {} WHERE {of_model}{}",
         store.table("inference_events"),
         r.raw_sql(rolled)
     );
     let roll = rolled.map(|m| {
         format!(
             "SELECT toUInt32(min(min_ts)) AS l, toUInt32(max(max_ts)) AS h, toUInt64(sum(events)) AS c
-             FROM {} FINAL WHERE {}",
+             FROM {} FINAL WHERE {of_model}{}",
             store.table("inference_rollup_1m"),
             minutes_sql(m)
         )
@@ -138,8 +150,8 @@ pub async fn extent(
         ))
         .await?;
     Ok(rows.into_iter().next().unwrap_or(Extent {
-        lo: since,
-        hi: until,
+        lo: r.since,
+        hi: r.until,
         n: 0,
     }))
 }
@@ -657,29 +669,13 @@ const NUMERICAL_BINS: usize = 20;
 const TOP_VALUES: usize = 20;
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
-struct NumPoint {
-    x: f64,
-    cur: u8,
-    w: f64,
-}
-
-#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
-struct CatPoint {
-    x: String,
-    cur: u8,
-    w: f64,
-}
-
-#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
 struct Count {
     n: u64,
 }
 
 /// Histogram of a numerical feature (20 equal bins over both periods' sampled range) or value
 /// shares of a categorical one (the 20 most frequent), for `[since, split)` (reference) and
-/// `[split, until)` (current), estimated from the per-minute samples
-/// (`vigil_store::rollup::sample_select`): rolled-up minutes from `inference_sample_1m`, the
-/// rest sampled from the raw table the same way, so both give the same events.
+/// `[split, until)` (current): [`distribution_between`] with those two periods.
 pub async fn distribution(
     store: &Store,
     model: &str,
@@ -689,16 +685,29 @@ pub async fn distribution(
     split: u32,
     budget: u32,
 ) -> Result<Vec<BinCount>, StoreError> {
-    use vigil_store::rollup::{sample_select, SAMPLE_PER_MINUTE};
-    let raw_t = store.table("inference_events");
-    let sample_t = store.table("inference_sample_1m");
-    let (m, c) = (sql_string(model), sql_string(column));
+    let reference = Range {
+        until: split.clamp(r.since, r.until),
+        ..r
+    };
+    let current = Range {
+        since: split.clamp(r.since, r.until),
+        ..r
+    };
+    distribution_between(store, model, column, numerical, reference, current, budget).await
+}
+
+/// Minutes with events of `model` in the range: how much of each minute's sample to read.
+async fn minutes_with_events(store: &Store, model: &str, r: Range) -> Result<u64, StoreError> {
+    if r.since >= r.until {
+        return Ok(0);
+    }
+    let m = sql_string(model);
     let rolled = r.rolled(false);
-    let raw_filter = format!("model = {m} AND {}", r.raw_sql(rolled));
-    // Minutes with events decide how much of each minute's sample to read.
     let mut minutes: u64 = store
         .fetch::<Count>(&format!(
-            "SELECT toUInt64(uniqExact(intDiv(toUInt32(ts), 60))) AS n FROM {raw_t} WHERE {raw_filter}"
+            "SELECT toUInt64(uniqExact(intDiv(toUInt32(ts), 60))) AS n FROM {} WHERE model = {m} AND {}",
+            store.table("inference_events"),
+            r.raw_sql(rolled)
         ))
         .await?
         .first()
@@ -706,48 +715,103 @@ pub async fn distribution(
     if let Some(mm) = rolled {
         minutes += store
             .fetch::<Count>(&format!(
-                "SELECT toUInt64(count()) AS n FROM {sample_t} FINAL
+                "SELECT toUInt64(count()) AS n FROM {} FINAL
                  WHERE model = {m} AND {} AND rank = 1",
+                store.table("inference_sample_1m"),
                 minutes_sql(mm)
             ))
             .await?
             .first()
             .map_or(0, |x| x.n);
     }
+    Ok(minutes)
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct NumSample {
+    x: f64,
+    w: f64,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct CatSample {
+    x: String,
+    w: f64,
+}
+
+/// Histogram of a numerical feature (20 equal bins over both periods' sampled range) or value
+/// shares of a categorical one (the 20 most frequent) in a `reference` and a `current` period
+/// (any two ranges: adjacent, apart, a monitor's fixed reference), estimated from the
+/// per-minute samples (`vigil_store::rollup::sample_select`): rolled-up minutes from
+/// `inference_sample_1m`, the rest sampled from the raw table the same way, so both give the
+/// same events. Both periods read the same share of each minute's sample, about `budget`
+/// sampled events in all.
+pub async fn distribution_between(
+    store: &Store,
+    model: &str,
+    column: &str,
+    numerical: bool,
+    reference: Range,
+    current: Range,
+    budget: u32,
+) -> Result<Vec<BinCount>, StoreError> {
+    use vigil_store::rollup::{sample_select, SAMPLE_PER_MINUTE};
+    let periods = [(0u8, reference), (1u8, current)];
+    let mut minutes = 0;
+    for (_, p) in periods {
+        minutes += minutes_with_events(store, model, p).await?;
+    }
     if minutes == 0 {
         return Ok(Vec::new());
     }
     let per_minute = (u64::from(budget) / minutes).clamp(1, u64::from(SAMPLE_PER_MINUTE));
-    let cols = "ts, minute_events, num_names, num_values, cat_names, cat_values";
-    let raw = format!(
-        "SELECT {cols} FROM ({}) AS s",
-        sample_select(&raw_t, &raw_filter, per_minute as u16)
-    );
-    let roll = rolled.map(|mm| {
-        format!(
-            "SELECT {cols} FROM {sample_t} FINAL
-             WHERE model = {m} AND {} AND rank <= {per_minute}",
-            minutes_sql(mm)
-        )
-    });
+    let raw_t = store.table("inference_events");
+    let sample_t = store.table("inference_sample_1m");
+    let (m, c) = (sql_string(model), sql_string(column));
     let (names, values) = if numerical {
         ("num_names", "num_values")
     } else {
         ("cat_names", "cat_values")
     };
-    let sql = format!(
-        "SELECT {cast}({values}[indexOf({names}, {c})]) AS x, toUInt8(ts >= toDateTime({split})) AS cur,
-                toFloat64(minute_events) / toFloat64(least({per_minute}, minute_events)) AS w
-         FROM {parts} AS parts WHERE has({names}, {c})",
-        cast = if numerical { "toFloat64" } else { "toString" },
-        parts = union(raw, roll),
-    );
+    let cols = "ts, minute_events, num_names, num_values, cat_names, cat_values";
+    let mut num_points: Vec<(f64, u8, f64)> = Vec::new();
+    let mut cat_points: Vec<(String, u8, f64)> = Vec::new();
+    for (cur, p) in periods {
+        if p.since >= p.until {
+            continue;
+        }
+        let rolled = p.rolled(false);
+        let raw_filter = format!("model = {m} AND {}", p.raw_sql(rolled));
+        let raw = format!(
+            "SELECT {cols} FROM ({}) AS s",
+            sample_select(&raw_t, &raw_filter, per_minute as u16)
+        );
+        let roll = rolled.map(|mm| {
+            format!(
+                "SELECT {cols} FROM {sample_t} FINAL
+                 WHERE model = {m} AND {} AND rank <= {per_minute}",
+                minutes_sql(mm)
+            )
+        });
+        let sql = format!(
+            "SELECT {cast}({values}[indexOf({names}, {c})]) AS x,
+                    toFloat64(minute_events) / toFloat64(least({per_minute}, minute_events)) AS w
+             FROM {parts} AS parts WHERE has({names}, {c})",
+            cast = if numerical { "toFloat64" } else { "toString" },
+            parts = union(raw, roll),
+        );
+        if numerical {
+            let points: Vec<NumSample> = store.fetch(&sql).await?;
+            num_points.extend(points.into_iter().map(|p| (p.x, cur, p.w)));
+        } else {
+            let points: Vec<CatSample> = store.fetch(&sql).await?;
+            cat_points.extend(points.into_iter().map(|p| (p.x, cur, p.w)));
+        }
+    }
     Ok(if numerical {
-        let points: Vec<NumPoint> = store.fetch(&sql).await?;
-        histogram(points.into_iter().map(|p| (p.x, p.cur, p.w)).collect())
+        histogram(num_points)
     } else {
-        let points: Vec<CatPoint> = store.fetch(&sql).await?;
-        top_values(points.into_iter().map(|p| (p.x, p.cur, p.w)).collect())
+        top_values(cat_points)
     })
 }
 
@@ -817,12 +881,27 @@ fn top_values(points: Vec<(String, u8, f64)>) -> Vec<BinCount> {
     out
 }
 
-/// How many events of a version carry each feature (data quality: missing values).
-#[derive(Debug, Clone, clickhouse::Row, Deserialize, serde::Serialize)]
+/// Per version: its inferences, and how many of them carry each feature (data quality:
+/// missing values). Both counts come from one statement over the same rows, so a feature is
+/// never present in more inferences than the version has: on the raw rows they come from one
+/// scan (every event counts once under the name `''`, which no feature can have), on rolled-up
+/// minutes from the rollups one recomputation of a minute writes together. (The page used to
+/// divide by the inferences of [`versions`], read seconds earlier while the range's open end
+/// kept filling: shares of missing values came out negative.)
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 pub struct Presence {
     pub version: String,
-    pub name: String,
-    pub present: u64,
+    /// Inferences of the version in the range.
+    pub events: u64,
+    /// Inferences that carry each feature, by feature name.
+    pub present: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, clickhouse::Row, Deserialize)]
+struct PresenceRow {
+    version: String,
+    name: String,
+    n: u64,
 }
 
 pub async fn presence(store: &Store, model: &str, r: Range) -> Result<Vec<Presence>, StoreError> {
@@ -830,7 +909,7 @@ pub async fn presence(store: &Store, model: &str, r: Range) -> Result<Vec<Presen
     let rolled = r.rolled(false);
     let raw = format!(
         "SELECT version, f, toUInt64(count()) AS c
-         FROM {} FINAL ARRAY JOIN arrayConcat(num_names, cat_names) AS f
+         FROM {} FINAL ARRAY JOIN arrayConcat([''], num_names, cat_names) AS f
          WHERE model = {m} AND {}
          GROUP BY version, f",
         store.table("inference_events"),
@@ -839,18 +918,44 @@ pub async fn presence(store: &Store, model: &str, r: Range) -> Result<Vec<Presen
     let roll = rolled.map(|mins| {
         format!(
             "SELECT version, name AS f, toUInt64(sum(present)) AS c
-             FROM {} FINAL WHERE model = {m} AND {} GROUP BY version, f",
+             FROM {} FINAL WHERE model = {m} AND {mins} GROUP BY version, f
+             UNION ALL
+             SELECT version, '' AS f, toUInt64(sum(events)) AS c
+             FROM {} FINAL WHERE model = {m} AND {mins} GROUP BY version",
             store.table("inference_features_1m"),
-            minutes_sql(mins)
+            store.table("inference_rollup_1m"),
+            mins = minutes_sql(mins),
         )
     });
-    store
+    let rows: Vec<PresenceRow> = store
         .fetch(&format!(
-            "SELECT toString(version) AS version, toString(f) AS name, toUInt64(sum(c)) AS present
+            "SELECT toString(version) AS version, toString(f) AS name, toUInt64(sum(c)) AS n
              FROM {} GROUP BY version, f ORDER BY version, name",
             union(raw, roll)
         ))
-        .await
+        .await?;
+    Ok(presence_from_rows(rows))
+}
+
+/// Groups `(version, name, n)` rows per version; name `''` is the version's inference count.
+fn presence_from_rows(rows: Vec<PresenceRow>) -> Vec<Presence> {
+    let mut out: Vec<Presence> = Vec::new();
+    for row in rows {
+        if out.last().is_none_or(|p| p.version != row.version) {
+            out.push(Presence {
+                version: row.version.clone(),
+                events: 0,
+                present: BTreeMap::new(),
+            });
+        }
+        let Some(p) = out.last_mut() else { continue };
+        if row.name.is_empty() {
+            p.events = row.n;
+        } else {
+            p.present.insert(row.name, row.n);
+        }
+    }
+    out
 }
 
 /// Fairness counts per group of one attribute and bucket.
@@ -936,6 +1041,29 @@ mod tests {
         assert_eq!(bucket_for(0, 3600, 60), 60);
         assert_eq!(bucket_for(0, 86400, 60), 1800);
         assert_eq!(bucket_for(10, 10, 60), 1);
+    }
+
+    #[test]
+    fn presence_takes_each_versions_inferences_from_the_same_rows() {
+        let row = |version: &str, name: &str, n: u64| PresenceRow {
+            version: version.into(),
+            name: name.into(),
+            n,
+        };
+        let p = presence_from_rows(vec![
+            row("v1", "", 100),
+            row("v1", "plan", 97),
+            row("v1", "tenure", 100),
+            row("v2", "", 3),
+        ]);
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].version.as_str(), p[0].events), ("v1", 100));
+        assert_eq!(p[0].present.get("plan"), Some(&97));
+        assert_eq!((p[1].version.as_str(), p[1].events), ("v2", 3));
+        assert!(
+            p[1].present.is_empty(),
+            "inferences without features still count"
+        );
     }
 
     #[test]

@@ -55,7 +55,52 @@ pub fn num(x: f64) -> String {
     } else {
         format!("{x:.2e}")
     };
-    s
+    unsigned_zero(s)
+}
+
+/// Drops the minus of a formatted number that shows nothing but zeros: `-0.00` → `0.00`,
+/// `-0` → `0` (what `format!` makes of −0.0 and of small negatives rounded away).
+pub fn unsigned_zero(s: String) -> String {
+    match s.strip_prefix('-') {
+        Some(rest) if !rest.is_empty() && rest.bytes().all(|b| b == b'0' || b == b'.') => {
+            rest.to_string()
+        }
+        _ => s,
+    }
+}
+
+/// `x` with `decimals` decimals; −0.0 and values that round to zero print as zero (`0.00`).
+pub fn fixed(x: f64, decimals: usize) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    unsigned_zero(format!("{x:.decimals$}"))
+}
+
+/// `x` with `decimals` decimals and a sign (`+1.50`, `−1.50`); a value that rounds to zero has
+/// none (`0.00`).
+pub fn signed(x: f64, decimals: usize) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    let magnitude = fixed(x.abs(), decimals);
+    if magnitude.bytes().all(|b| b == b'0' || b == b'.') {
+        magnitude
+    } else if x < 0.0 {
+        format!("−{magnitude}")
+    } else {
+        format!("+{magnitude}")
+    }
+}
+
+/// A share of a whole (0 to 1) as a percentage, e.g. `12.34 %`. A share is never below 0 or
+/// above 100 %: anything outside is clamped (rounding of floating-point sums), and never shown
+/// as `-0.00 %`.
+pub fn share(x: f64, decimals: usize) -> String {
+    if !x.is_finite() {
+        return "–".into();
+    }
+    format!("{} %", fixed(x.clamp(0.0, 1.0) * 100.0, decimals))
 }
 
 /// An integer with thousands separators.
@@ -79,13 +124,20 @@ fn group(n: i64) -> String {
     }
 }
 
-/// Money with a currency code and a sign, e.g. `+1,234.50 EUR`.
+/// Money with a currency code and a sign, e.g. `+1,234.50 EUR`, `−3.00 EUR`; an amount that
+/// rounds to zero cents has no sign (`0.00 EUR`).
 pub fn money(x: f64, currency: &str) -> String {
     if !x.is_finite() {
         return "–".into();
     }
-    let sign = if x < 0.0 { "−" } else { "+" };
     let cents = (x.abs() * 100.0).round() as i64;
+    let sign = if cents == 0 {
+        ""
+    } else if x < 0.0 {
+        "−"
+    } else {
+        "+"
+    };
     format!(
         "{sign}{}.{:02} {}",
         group(cents / 100),
@@ -94,12 +146,13 @@ pub fn money(x: f64, currency: &str) -> String {
     )
 }
 
-/// A fraction as a percentage with a sign, e.g. `+3.1 %`.
+/// A fraction as a percentage with a sign, e.g. `+3.10 %`, `−0.50 %`; one that rounds to zero
+/// has none (`0.00 %`).
 pub fn pct(x: f64) -> String {
     if !x.is_finite() {
         return "–".into();
     }
-    format!("{:+.2} %", x * 100.0)
+    format!("{} %", signed(x * 100.0, 2))
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS` UTC.
@@ -210,11 +263,6 @@ pub fn link(href: &str, text: &str) -> String {
     format!("<a href=\"{}\">{}</a>", esc(href), esc(text))
 }
 
-/// An honest empty state.
-pub fn empty(msg: &str) -> String {
-    format!("<p class=\"empty\">{}</p>", esc(msg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,11 +281,42 @@ mod tests {
         assert_eq!(int(1234567), "1,234,567");
         assert_eq!(int(999), "999");
         assert_eq!(money(-1234.5, "EUR"), "−1,234.50 EUR");
-        assert_eq!(money(0.004, "<b>"), "+0.00 &lt;b&gt;");
+        assert_eq!(money(0.004, "<b>"), "0.00 &lt;b&gt;");
+        assert_eq!(money(2.5, "EUR"), "+2.50 EUR");
         assert_eq!(pct(0.031), "+3.10 %");
+        assert_eq!(pct(-0.031), "−3.10 %");
         assert_eq!(num(f64::NAN), "–");
         assert_eq!(num(0.5), "0.5000");
         assert_eq!(url_enc("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn zero_is_never_signed() {
+        // Issue #13: "−0.00 EUR" and "−0.00 %" on the demo's pages.
+        for z in [-0.0, 0.0, -0.0001, 0.0001, -0.004, -1e-300] {
+            assert_eq!(fixed(z, 2), "0.00", "{z}");
+            assert_eq!(signed(z, 2), "0.00", "{z}");
+            assert_eq!(money(z, "EUR"), "0.00 EUR", "{z}");
+            assert_eq!(share(z / 100.0, 2), "0.00 %", "{z}");
+        }
+        for z in [-0.0, -0.00001, 0.00001] {
+            assert_eq!(pct(z), "0.00 %", "{z}");
+        }
+        assert_eq!(fixed(-0.0, 0), "0");
+        assert_eq!(fixed(-0.4, 0), "0");
+        assert_eq!(fixed(-0.006, 2), "-0.01");
+        assert_eq!(signed(-0.006, 2), "−0.01");
+        assert_eq!(signed(0.006, 2), "+0.01");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(unsigned_zero("-0.00".into()), "0.00");
+        assert_eq!(unsigned_zero("-0".into()), "0");
+        assert_eq!(unsigned_zero("-1.00e-5".into()), "-1.00e-5");
+        assert_eq!(unsigned_zero("-".into()), "-");
+        // Shares stay within 0 and 100 %.
+        assert_eq!(share(-0.0314, 2), "0.00 %");
+        assert_eq!(share(1.2, 1), "100.0 %");
+        assert_eq!(share(0.1234, 2), "12.34 %");
+        assert_eq!(share(f64::NAN, 2), "–");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use vigil_analyzer::monitor::MonitorConfig;
 use vigil_experimenter::experiment::ExperimentConfig;
 use vigil_store::auth::Authenticator;
 use vigil_store::Store;
@@ -100,6 +101,9 @@ pub struct DashboardState {
     pub auth: Authenticator,
     pub roi: RoiConfig,
     pub experiments: Vec<ExperimentConfig>,
+    /// `[[monitors]]`: the drift page compares distributions against a monitor's reference
+    /// period when one is configured for the model (empty: the earliest data in range).
+    pub monitors: Vec<MonitorConfig>,
     pub actions: Arc<dyn Actions>,
     pub sessions: session::Sessions,
     /// CSRF token used when auth is off (no tokens configured: local demo).
@@ -119,10 +123,17 @@ impl DashboardState {
             auth,
             roi,
             experiments,
+            monitors: Vec::new(),
             actions,
             sessions: session::Sessions::new(Duration::from_secs(12 * 3600)),
             open_csrf: session::random_token(),
         }
+    }
+
+    /// The `[[monitors]]` whose reference periods the drift page draws.
+    pub fn with_monitors(mut self, monitors: Vec<MonitorConfig>) -> Self {
+        self.monitors = monitors;
+        self
     }
 }
 

@@ -113,10 +113,11 @@ fn time_label(ts: f64, span: f64) -> String {
     }
 }
 
-/// A compact number for axis labels.
+/// A compact number for axis labels; never `-0` (a tick at −0.0 or at a rounding error below
+/// zero reads `0`).
 pub fn axis_label(v: f64) -> String {
     let a = v.abs();
-    if a == 0.0 {
+    let s = if a == 0.0 {
         "0".into()
     } else if a >= 1e6 {
         format!("{:.1}M", v / 1e6)
@@ -134,7 +135,8 @@ pub fn axis_label(v: f64) -> String {
             .trim_end_matches('0')
             .trim_end_matches('.')
             .to_string()
-    }
+    };
+    crate::html::unsigned_zero(s)
 }
 
 /// Linear map from a data range to a pixel range.
@@ -626,6 +628,16 @@ mod tests {
         assert!(svg.contains("data-points=\"3\""));
         let empty = line_chart(&LineChart::default());
         assert!(empty.contains("no data points"));
+    }
+
+    #[test]
+    fn axis_labels_never_show_negative_zero() {
+        assert_eq!(axis_label(-0.0), "0");
+        assert_eq!(axis_label(-0.00001), "0");
+        assert_eq!(axis_label(-1e-17), "0");
+        assert_eq!(axis_label(-0.5), "-0.5");
+        assert_eq!(axis_label(-2.0), "-2");
+        assert_eq!(axis_label(12_000.0), "12k");
     }
 
     #[test]

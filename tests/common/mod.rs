@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod browser;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;

@@ -1,0 +1,303 @@
+//! Shadow & retraining: mirrored traffic answered by shadow candidates, shadow runs with
+//! their agreement per bucket and totals, retraining requests.
+
+use super::shared::{empty_state, f, DOCS_GATEWAY, DOCS_SHADOW};
+use super::{Ctx, Dataset, PageOut};
+use crate::data;
+use crate::html::{self, esc, int, num, pct};
+use crate::svg::{self, LineChart, Series};
+use crate::{DashboardError, DashboardState};
+use std::collections::BTreeMap;
+use vigil_store::sql_string;
+
+pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardError> {
+    let mut p = PageOut::new("Shadow runs & retraining");
+    let r = c.range;
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Sh {
+        model: String,
+        version: String,
+        served_version: String,
+        requests: u64,
+        answered: u64,
+        mean_latency_ms: f64,
+        errors: u64,
+    }
+    let rows: Vec<Sh> = st
+        .store
+        .fetch(&format!(
+            "SELECT toString(model) AS model, toString(version) AS version, toString(any(served_version)) AS served_version,
+                    toUInt64(count()) AS requests, toUInt64(countIf(status >= 200 AND status < 300)) AS answered,
+                    toFloat64(avg(latency_ms)) AS mean_latency_ms, toUInt64(countIf(error != '')) AS errors
+             FROM {} WHERE ts >= toDateTime({}) AND ts < toDateTime({})
+             GROUP BY model, version ORDER BY model, version",
+            st.store.table("shadow_responses"),
+            r.since,
+            r.until
+        ))
+        .await?;
+    p.body
+        .push_str("<h2>Mirrored traffic (gateway shadow responses)</h2>");
+    p.table(
+        "shadow-responses",
+        &[
+            "model",
+            "candidate",
+            "served version",
+            "mirrored requests",
+            "answered",
+            "mean latency (ms)",
+            "errors",
+        ],
+        rows.iter().map(|s| {
+            vec![
+                esc(&s.model),
+                esc(&s.version),
+                esc(&s.served_version),
+                int(s.requests),
+                html::share(s.answered as f64 / s.requests.max(1) as f64, 1),
+                num(s.mean_latency_ms),
+                int(s.errors),
+            ]
+        }),
+    );
+    if rows.is_empty() {
+        p.push(empty_state(
+            "No mirrored requests in this time range.",
+            "Mirror a share of a gateway model's traffic to a candidate with `shadows = [{ version = …, share = … }]` in [gateway].",
+            DOCS_GATEWAY,
+        ));
+    }
+    if !data::table_exists(&st.store, "shadow_runs").await? {
+        p.push(empty_state(
+            "Shadow runs and retraining requests are not in this store yet (schema migration 6).",
+            "Run `vigil migrate` with a vigil that includes the shadow runner, then configure [shadow].",
+            DOCS_SHADOW,
+        ));
+        return Ok(p);
+    }
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Run {
+        job_id: String,
+        model: String,
+        production: String,
+        candidates: String,
+        status: String,
+        processed: u64,
+        skipped: u64,
+        started_at: u32,
+        error: String,
+    }
+    let runs: Vec<Run> = st
+        .store
+        .fetch(&format!(
+            "SELECT * FROM (
+                SELECT toString(job_id) AS job_id, toString(argMax(model, updated_ms)) AS model,
+                       toString(argMax(production, updated_ms)) AS production,
+                       toString(argMax(candidates, updated_ms)) AS candidates,
+                       toString(argMax(status, updated_ms)) AS status,
+                       toUInt64(argMax(processed, updated_ms)) AS processed,
+                       toUInt64(argMax(skipped, updated_ms)) AS skipped,
+                       toUInt32(argMax(started_at, updated_ms)) AS started_at,
+                       toString(argMax(error, updated_ms)) AS error
+                FROM {} GROUP BY job_id
+             ) AS latest
+             WHERE started_at >= toDateTime({}) AND started_at < toDateTime({})
+             ORDER BY started_at DESC LIMIT 50",
+            st.store.table("shadow_runs"),
+            r.since,
+            r.until
+        ))
+        .await?;
+    p.body
+        .push_str("<h2>Shadow runs (replays of captured traffic against candidates)</h2>");
+    p.table(
+        "shadow-runs",
+        &[
+            "job",
+            "model",
+            "production",
+            "candidates",
+            "status",
+            "processed",
+            "skipped",
+            "started (UTC)",
+            "error",
+        ],
+        runs.iter().map(|x| {
+            vec![
+                html::link(&c.link("shadow", &[("job", &x.job_id)]), &x.job_id),
+                esc(&x.model),
+                esc(&x.production),
+                esc(&x.candidates),
+                esc(&x.status),
+                int(x.processed),
+                int(x.skipped),
+                html::time(x.started_at),
+                esc(&x.error),
+            ]
+        }),
+    );
+    if let Some(job) = c
+        .get("job")
+        .map(str::to_string)
+        .or_else(|| runs.first().map(|x| x.job_id.clone()))
+    {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct Metric {
+            candidate: String,
+            kind: String,
+            bucket_start: u32,
+            n: u64,
+            agreement: f64,
+            accuracy_delta: f64,
+            accuracy_delta_low: f64,
+            accuracy_delta_high: f64,
+            cand_ms_per_input: f64,
+            verdict: String,
+        }
+        let metrics: Vec<Metric> = st
+            .store
+            .fetch(&format!(
+                "SELECT toString(candidate) AS candidate, toString(kind) AS kind, toUInt32(bucket_start) AS bucket_start,
+                        toUInt64(n) AS n, toFloat64(agreement) AS agreement, toFloat64(accuracy_delta) AS accuracy_delta,
+                        toFloat64(accuracy_delta_low) AS accuracy_delta_low, toFloat64(accuracy_delta_high) AS accuracy_delta_high,
+                        toFloat64(cand_ms_per_input) AS cand_ms_per_input, toString(verdict) AS verdict
+                 FROM {} FINAL WHERE job_id = {} ORDER BY candidate, bucket_start LIMIT 5000",
+                st.store.table("shadow_metrics"),
+                sql_string(&job)
+            ))
+            .await?;
+        let mut series: BTreeMap<String, Series> = BTreeMap::new();
+        for m in metrics.iter().filter(|m| m.kind != "total") {
+            let s = series.entry(m.candidate.clone()).or_insert_with(|| Series {
+                name: m.candidate.clone(),
+                ..Series::default()
+            });
+            s.points.push((m.bucket_start as f64, m.agreement * 100.0));
+        }
+        let id = format!("shadow-agreement-{job}");
+        p.chart(
+            "shadow",
+            c,
+            svg::line_chart(&LineChart {
+                id: id.clone(),
+                title: format!("run {job}: agreement with production per bucket"),
+                y_label: "% same answer".into(),
+                x_time: true,
+                series: series.into_values().collect(),
+                hlines: vec![],
+            }),
+            Dataset::new(
+                id,
+                &[
+                    "candidate",
+                    "kind",
+                    "bucket_start",
+                    "n",
+                    "agreement",
+                    "accuracy_delta",
+                    "accuracy_delta_low",
+                    "accuracy_delta_high",
+                    "cand_ms_per_input",
+                    "verdict",
+                ],
+                metrics.iter().map(|m| {
+                    vec![
+                        m.candidate.clone(),
+                        m.kind.clone(),
+                        m.bucket_start.to_string(),
+                        m.n.to_string(),
+                        f(m.agreement),
+                        f(m.accuracy_delta),
+                        f(m.accuracy_delta_low),
+                        f(m.accuracy_delta_high),
+                        f(m.cand_ms_per_input),
+                        m.verdict.clone(),
+                    ]
+                }),
+            ),
+        );
+        p.table(
+            "shadow-totals",
+            &[
+                "candidate",
+                "inputs",
+                "agreement",
+                "accuracy vs production (95 %)",
+                "ms per input",
+                "verdict",
+            ],
+            metrics.iter().filter(|m| m.kind == "total").map(|m| {
+                vec![
+                    esc(&m.candidate),
+                    int(m.n),
+                    html::share(m.agreement, 2),
+                    // A signed difference (class `effect`), not a share.
+                    format!(
+                        "<span class=\"effect\">{} ({} to {})</span>",
+                        pct(m.accuracy_delta),
+                        pct(m.accuracy_delta_low),
+                        pct(m.accuracy_delta_high)
+                    ),
+                    num(m.cand_ms_per_input),
+                    esc(&m.verdict),
+                ]
+            }),
+        );
+    }
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Req {
+        request_id: String,
+        model: String,
+        reason: String,
+        rule: String,
+        status: String,
+        created_at: u32,
+        notified: String,
+    }
+    let reqs: Vec<Req> = st
+        .store
+        .fetch(&format!(
+            "SELECT * FROM (
+                SELECT toString(request_id) AS request_id, toString(argMax(model, updated_ms)) AS model,
+                       toString(argMax(reason, updated_ms)) AS reason, toString(argMax(rule, updated_ms)) AS rule,
+                       toString(argMax(status, updated_ms)) AS status,
+                       toUInt32(argMax(created_at, updated_ms)) AS created_at,
+                       toString(concat('webhook ', argMax(webhook_status, updated_ms), ', kafka ',
+                                       argMax(kafka_status, updated_ms), ', e-mail ', argMax(email_status, updated_ms))) AS notified
+                FROM {} GROUP BY request_id
+             ) AS latest
+             WHERE created_at >= toDateTime({}) AND created_at < toDateTime({})
+             ORDER BY created_at DESC LIMIT 50",
+            st.store.table("retraining_requests"),
+            r.since,
+            r.until
+        ))
+        .await?;
+    p.body.push_str("<h2>Retraining requests</h2>");
+    p.table(
+        "retraining-requests",
+        &[
+            "created (UTC)",
+            "model",
+            "reason",
+            "rule",
+            "status",
+            "notifications",
+            "request",
+        ],
+        reqs.iter().map(|x| {
+            vec![
+                html::time(x.created_at),
+                esc(&x.model),
+                esc(&x.reason),
+                esc(&x.rule),
+                esc(&x.status),
+                esc(&x.notified),
+                esc(&x.request_id),
+            ]
+        }),
+    );
+    Ok(p)
+}

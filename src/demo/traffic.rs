@@ -1,0 +1,176 @@
+//! The demo's users: prediction requests through the gateway (`POST /v1/predict/{model}`),
+//! each answered by the version the unit's experiment arm serves, and the outcomes that follow
+//! (`POST /v1/outcomes`, linked to the inference by the gateway's request id), plus a trickle
+//! of malformed events straight to ingest (they land in `dead_letters`).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vigil_collector::simulate::TrafficSimulator;
+
+/// Chance that a unit served by `version` ends in the model's outcome: churn v2 really keeps
+/// more customers; fraud v2 confirms no more fraud than v1. The A/B tests, the ROI page and the
+/// decisions should find exactly this.
+pub fn outcome_rate(model: &str, version: &str) -> f64 {
+    match (model, version) {
+        ("churn", "v2") => 0.20,
+        ("churn", _) => 0.30,
+        _ => 0.12,
+    }
+}
+
+/// The outcome each model's users produce.
+pub fn outcome_name(model: &str) -> &'static str {
+    if model == "churn" {
+        "churned"
+    } else {
+        "fraud_confirmed"
+    }
+}
+
+/// What the traffic task has done so far (read by the status lines).
+#[derive(Default)]
+pub struct TrafficStats {
+    pub requests: AtomicU64,
+    pub answered: AtomicU64,
+    pub failed: AtomicU64,
+    pub outcomes: AtomicU64,
+}
+
+pub struct TrafficPlan {
+    pub base: String,
+    pub run_id: String,
+    pub rate: u32,
+    pub drift_after: u64,
+    pub duration: u64,
+}
+
+/// Sends requests until `duration` (0: forever) at `rate` per second.
+pub async fn run(client: reqwest::Client, plan: TrafficPlan, stats: Arc<TrafficStats>) {
+    let mut sim = TrafficSimulator::new(42, &plan.run_id);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let per_tick = (plan.rate as usize / 10).max(1);
+    let (mut tick_no, mut hostile_no) = (0u64, 0usize);
+    // Bounded concurrency: when the machine cannot keep up, the offered rate drops instead of
+    // requests piling up.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(256));
+    let outcomes: Arc<Mutex<String>> = Arc::default();
+    loop {
+        tick.tick().await;
+        if plan.duration > 0 && started.elapsed().as_secs() >= plan.duration {
+            break;
+        }
+        if !sim.drifting() && started.elapsed().as_secs() >= plan.drift_after {
+            sim.set_drift(true);
+        }
+        for _ in 0..per_tick {
+            let req = sim.request();
+            let draw = sim.uniform();
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let (client, base, stats, outcomes) = (
+                client.clone(),
+                plan.base.clone(),
+                stats.clone(),
+                outcomes.clone(),
+            );
+            stats.requests.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                let sent = client
+                    .post(format!("{base}/v1/predict/{}", req.model))
+                    .header("content-type", "application/json")
+                    .body(req.body)
+                    .send()
+                    .await;
+                drop(permit);
+                let r = match sent {
+                    Ok(r) if r.status().is_success() => r,
+                    Ok(_) | Err(_) => {
+                        stats.failed.fetch_add(1, Relaxed);
+                        return;
+                    }
+                };
+                stats.answered.fetch_add(1, Relaxed);
+                let header = |name: &str| {
+                    r.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let (rid, version) = (header("x-vigil-request-id"), header("x-vigil-model-version"));
+                // What happened to the user afterwards, linked to the inference that served them.
+                let happened = draw < outcome_rate(req.model, &version);
+                let line = format!(
+                    r#"{{"event_id":"{rid}-o","ts":{},"unit_id":"{}","model":"{}","inference_id":"{rid}","name":"{}","value":{}}}"#,
+                    chrono::Utc::now().timestamp_millis(),
+                    req.unit_id,
+                    req.model,
+                    outcome_name(req.model),
+                    u8::from(happened)
+                );
+                if let Ok(mut buf) = outcomes.lock() {
+                    buf.push_str(&line);
+                    buf.push('\n');
+                }
+            });
+        }
+        // Outcomes go to ingest in one request per tick, as an application's event pipeline
+        // would batch them.
+        let batch = outcomes.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
+        if !batch.is_empty() {
+            let n = batch.lines().count() as u64;
+            post(&client, &plan.base, "/v1/outcomes", batch.into_bytes(), false, &stats.outcomes, n);
+        }
+        // A few malformed events, as real producers send. Each in a request of its own: some
+        // (invalid UTF-8, …) make the whole body a dead letter.
+        if tick_no % 10 == 5 {
+            let bad = sim.hostile(hostile_no, chrono::Utc::now().timestamp_millis());
+            hostile_no += 1;
+            if bad.len() < 4096 && !bad.contains(&b'\n') {
+                post(&client, &plan.base, "/v1/events", bad, true, &stats.outcomes, 0);
+            }
+        }
+        tick_no += 1;
+    }
+}
+
+fn post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Vec<u8>,
+    rejection_expected: bool,
+    counter: &AtomicU64,
+    n: u64,
+) {
+    let req = client
+        .post(format!("{base}{path}"))
+        .header("content-type", "application/x-ndjson")
+        .body(body);
+    let path = path.to_string();
+    // Counted when sent: the status lines read the store for what was stored.
+    counter.fetch_add(n, Relaxed);
+    tokio::spawn(async move {
+        match req.send().await {
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 207 => {}
+            Ok(r) if rejection_expected && r.status().is_client_error() => {}
+            Ok(r) => eprintln!("{path} answered {}", r.status()),
+            Err(e) => eprintln!("{path} request failed: {e}"),
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_churn_v2_changes_the_outcome() {
+        assert!(outcome_rate("churn", "v2") < outcome_rate("churn", "v1"));
+        assert_eq!(outcome_rate("fraud", "v1"), outcome_rate("fraud", "v2"));
+    }
+}
