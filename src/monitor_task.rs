@@ -35,7 +35,10 @@ impl Retraining {
     pub fn from_config(c: &crate::config::VigilConfig) -> Retraining {
         Retraining {
             config: c.shadow.clone(),
-            delivery: vigil_shadow_runner::retrain::Delivery::from_config(&c.shadow, &c.kafka.brokers),
+            delivery: vigil_shadow_runner::retrain::Delivery::from_config(
+                &c.shadow,
+                &c.kafka.brokers,
+            ),
             routes: c.alert_routes.clone(),
         }
     }
@@ -53,7 +56,9 @@ impl Retraining {
         .await
         {
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retraining triggers failed; retrying next window"),
+            Err(e) => {
+                tracing::warn!(error = %e, "retraining triggers failed; retrying next window")
+            }
         }
     }
 }

@@ -42,7 +42,14 @@ pub fn dashboard_state(
     });
     Ok(Arc::new(
         DashboardState::new(store, auth, config.roi.clone(), experiments, actions)
-            .with_monitors(config.monitors.clone()),
+            .with_monitors(config.monitors.clone())
+            .with_controls(
+                config
+                    .gateway
+                    .iter()
+                    .flat_map(|g| g.models.iter().map(|m| (m.name.clone(), m.control.clone())))
+                    .collect(),
+            ),
     ))
 }
 

@@ -44,7 +44,10 @@ impl Demo {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("vigil demo did not stop within 60 s of Ctrl-C:\n{}", self.output());
+        panic!(
+            "vigil demo did not stop within 60 s of Ctrl-C:\n{}",
+            self.output()
+        );
     }
 }
 
@@ -55,13 +58,14 @@ impl Drop for Demo {
     }
 }
 
-/// Visible text of the page without the experiment effect tables (lifts and differences are
-/// signed by nature; shares, counts and amounts never print as negative zero or a negative share).
+/// Visible text of the page without experiment effects (lift tables, decisions, charts of lifts
+/// and differences: signed by nature); shares, counts and amounts never print as negative zero
+/// or a negative share.
 async fn text_without_effects(c: &Client) -> String {
     js(
         c,
         "var b = document.body.cloneNode(true);
-         b.querySelectorAll('#lifts, #sequential, .effect').forEach(e => e.remove());
+         b.querySelectorAll('#lifts, #sequential, .effect, svg, [id^=decision-]').forEach(e => e.remove());
          return b.innerText;",
     )
     .await
@@ -79,7 +83,10 @@ fn assert_no_negative_shares(page: &str, text: &str) {
     for (i, ch) in chars.iter().enumerate() {
         if (*ch == '−' || *ch == '-') && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit()) {
             let rest: String = chars[i + 1..].iter().take(16).collect();
-            let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+            let num: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
             let after = rest[num.len()..].trim_start();
             let before_ok = i == 0 || !chars[i - 1].is_alphanumeric();
             assert!(
@@ -107,16 +114,41 @@ async fn production_of(c: &Client, base: &str, model: &str) -> String {
 
 /// Fills a reason, clicks `button`, confirms, and returns the action result text.
 /// `shot`: a screenshot of the confirmation, saved under that name.
-async fn act(c: &Client, reason_id: &str, button_id: &str, reason: &str, shot: Option<&str>) -> String {
-    c.find(Locator::Id(reason_id)).await.unwrap().send_keys(reason).await.unwrap();
-    c.find(Locator::Id(button_id)).await.unwrap().click().await.unwrap();
+async fn act(
+    c: &Client,
+    reason_id: &str,
+    button_id: &str,
+    reason: &str,
+    shot: Option<&str>,
+) -> String {
+    c.find(Locator::Id(reason_id))
+        .await
+        .unwrap()
+        .send_keys(reason)
+        .await
+        .unwrap();
+    c.find(Locator::Id(button_id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_css(c, "#confirm-text").await;
     if let Some(name) = shot {
         screenshot(c, &screenshot_dir(), name).await;
     }
-    c.find(Locator::Id("confirm-yes")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("confirm-yes"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_css(c, "#action-result").await;
-    let ok = js(c, "var e = document.getElementById('action-result'); return [e.dataset.ok, e.textContent]").await;
+    let ok = js(
+        c,
+        "var e = document.getElementById('action-result'); return [e.dataset.ok, e.textContent]",
+    )
+    .await;
     assert_eq!(ok[0], "true", "{button_id} failed: {ok}");
     ok[1].as_str().unwrap_or_default().to_string()
 }
@@ -136,7 +168,12 @@ fn the_default_demo_tells_every_story() {
             .env("VIGIL_LOG", "warn")
             .arg("--store")
             .arg(format!("chdb://{}", data.display()))
-            .args(["demo", "--keep-serving", "--bind", &format!("127.0.0.1:{port}")])
+            .args([
+                "demo",
+                "--keep-serving",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+            ])
             .stdout(Stdio::from(out.try_clone().unwrap()))
             .stderr(Stdio::from(out))
             .spawn()
@@ -145,7 +182,9 @@ fn the_default_demo_tells_every_story() {
     };
     // The default run is 90 s; allow for a slow machine.
     assert!(
-        wait_for(Duration::from_secs(400), || demo.output().contains("traffic finished")),
+        wait_for(Duration::from_secs(400), || demo
+            .output()
+            .contains("traffic finished")),
         "the demo did not finish its default run:\n{}",
         demo.output()
     );
@@ -160,7 +199,10 @@ fn the_default_demo_tells_every_story() {
         "shadow answers kept",
         "retraining request filed for churn (drift)",
     ] {
-        assert!(printed.contains(want), "demo output lacks `{want}`:\n{printed}");
+        assert!(
+            printed.contains(want),
+            "demo output lacks `{want}`:\n{printed}"
+        );
     }
     // The e-mail of the churn incident is in the mailbox and names the model and a drifted column.
     let mailbox = data.join("demo/mailbox");
@@ -172,20 +214,34 @@ fn the_default_demo_tells_every_story() {
         .collect();
     assert!(
         mails.iter().any(|m| m.contains("churn")
-            && ["monthly_spend", "support_tickets", "plan", "prediction.score"]
-                .iter()
-                .any(|c| m.contains(c))),
+            && [
+                "monthly_spend",
+                "support_tickets",
+                "plan",
+                "prediction.score"
+            ]
+            .iter()
+            .any(|c| m.contains(c))),
         "no e-mail names churn and a drifted column: {mails:?}"
     );
     // One incident per model and rule: anti-fatigue holds over the whole run.
-    let incidents = printed.matches("ALERT opened: churn / churn-inputs").count();
-    assert_eq!(incidents, 1, "one drift incident for churn, not one per window:\n{printed}");
+    let incidents = printed
+        .matches("ALERT opened: churn / churn-inputs")
+        .count();
+    assert_eq!(
+        incidents, 1,
+        "one drift incident for churn, not one per window:\n{printed}"
+    );
 
     let base = format!("http://127.0.0.1:{port}");
     let shots = screenshot_dir();
     let http = reqwest::blocking::Client::new();
     let r = http.get(format!("{base}/ui/overview")).send().unwrap();
-    assert!(r.status().is_success(), "/ui/overview answers {}", r.status());
+    assert!(
+        r.status().is_success(),
+        "/ui/overview answers {}",
+        r.status()
+    );
     let rt = runtime();
     rt.block_on(async {
         let b = browser::start(1280, 1600).await;
@@ -213,7 +269,7 @@ fn the_default_demo_tells_every_story() {
         assert_eq!(js(c, "return document.getElementById('decision-treatment').dataset.verdict").await, "ship");
         c.goto(&format!("{base}/ui/experiments?experiment=fraud-v2")).await.unwrap();
         let fraud = js(c, "return document.getElementById('decision-treatment').dataset.verdict").await;
-        assert!(fraud == "keep_running" || fraud == "inconclusive", "fraud v2 is no better, yet: {fraud}");
+        assert!(fraud == "keeprunning" || fraud == "inconclusive", "fraud v2 is no better, yet: {fraud}");
         // ROI: churn v2's value with an interval above zero.
         c.goto(&format!("{base}/ui/roi")).await.unwrap();
         let value = attr_f64(c, "#roi-churn-v2", "data-incremental-value").await;
@@ -259,9 +315,13 @@ fn the_default_demo_tells_every_story() {
         // A phone-sized screen still renders the ROI page without errors.
         c.set_window_size(390, 844).await.unwrap();
         visit(c, &base, "/ui/roi", &shots, "roi-phone").await;
-        c.close().await.unwrap();
+        c.clone().close().await.unwrap();
     });
     let status = demo.interrupt();
-    assert!(status.success(), "Ctrl-C must stop the demo cleanly: {status}\n{}", demo.output());
+    assert!(
+        status.success(),
+        "Ctrl-C must stop the demo cleanly: {status}\n{}",
+        demo.output()
+    );
     assert!(demo.output().contains("stopped."), "{}", demo.output());
 }

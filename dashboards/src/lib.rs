@@ -104,6 +104,9 @@ pub struct DashboardState {
     /// `[[monitors]]`: the drift page compares distributions against a monitor's reference
     /// period when one is configured for the model (empty: the earliest data in range).
     pub monitors: Vec<MonitorConfig>,
+    /// Configured production version per gateway model (`[[gateway.models]] control`), shown
+    /// until the deployment audit trail says otherwise.
+    pub controls: std::collections::BTreeMap<String, String>,
     pub actions: Arc<dyn Actions>,
     pub sessions: session::Sessions,
     /// CSRF token used when auth is off (no tokens configured: local demo).
@@ -124,6 +127,7 @@ impl DashboardState {
             roi,
             experiments,
             monitors: Vec::new(),
+            controls: Default::default(),
             actions,
             sessions: session::Sessions::new(Duration::from_secs(12 * 3600)),
             open_csrf: session::random_token(),
@@ -133,6 +137,12 @@ impl DashboardState {
     /// The `[[monitors]]` whose reference periods the drift page draws.
     pub fn with_monitors(mut self, monitors: Vec<MonitorConfig>) -> Self {
         self.monitors = monitors;
+        self
+    }
+
+    /// The gateway's configured production version per model.
+    pub fn with_controls(mut self, controls: std::collections::BTreeMap<String, String>) -> Self {
+        self.controls = controls;
         self
     }
 }

@@ -117,6 +117,8 @@ async fn hook(path: web::Path<String>, body: web::Bytes, hooks: web::Data<Hooks>
         .and_then(|mut f| writeln!(f, "{line}"));
     match written {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({"received": true})),
-        Err(e) => HttpResponse::InternalServerError().json(serde_json::json!({"error": e.to_string()})),
+        Err(e) => {
+            HttpResponse::InternalServerError().json(serde_json::json!({"error": e.to_string()}))
+        }
     }
 }

@@ -113,7 +113,10 @@ impl Milestones {
                                 .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
                         })
                         .unwrap_or_default();
-                    println!("  >> t={t}s e-mail delivered: {}  \"{subject}\"", path.display());
+                    println!(
+                        "  >> t={t}s e-mail delivered: {}  \"{subject}\"",
+                        path.display()
+                    );
                 }
             }
         }
@@ -124,7 +127,10 @@ impl Milestones {
                     .ok()
                     .and_then(|v| v.get("hook").and_then(|h| h.as_str()).map(str::to_owned))
                     .unwrap_or_default();
-                println!("  >> t={t}s webhook `{hook}` received ({})", self.hooks.display());
+                println!(
+                    "  >> t={t}s webhook `{hook}` received ({})",
+                    self.hooks.display()
+                );
             }
             self.hook_lines = lines.len();
         }
@@ -178,7 +184,9 @@ impl Milestones {
             ))
             .await
         {
-            let [id, model, reason] = &r[..] else { continue };
+            let [id, model, reason] = &r[..] else {
+                continue;
+            };
             if self.retraining.insert(id.clone()) {
                 println!(
                     "  >> t={t}s retraining request filed for {model} ({reason}): {id}  → /ui/shadow"
@@ -198,8 +206,16 @@ impl Milestones {
             ),
             None => println!("  incidents: none"),
         }
-        println!("  e-mails: {} in {}", self.mails.len(), self.mailbox.display());
-        println!("  webhooks: {} in {}", self.hook_lines, self.hooks.display());
+        println!(
+            "  e-mails: {} in {}",
+            self.mails.len(),
+            self.mailbox.display()
+        );
+        println!(
+            "  webhooks: {} in {}",
+            self.hook_lines,
+            self.hooks.display()
+        );
         for (k, v) in &self.decisions {
             println!("  decision {k}: {v}");
         }

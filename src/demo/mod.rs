@@ -107,7 +107,12 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     let store = open_store(&demo_config, None).await?;
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &demo_config.collector, metrics);
-    let server = start_http(&demo_config, writer.clone(), &args.bind, Some(store.clone()))?;
+    let server = start_http(
+        &demo_config,
+        writer.clone(),
+        &args.bind,
+        Some(store.clone()),
+    )?;
     drop(writer);
     let base = format!("http://{}", server.addr);
     let monitors = crate::monitor_task::spawn(
@@ -120,7 +125,14 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
         vigil_analyzer::alerting::spawn_delivery(store.clone(), demo_config.alert_context());
     let rollups = crate::rollup_task::spawn(store.clone());
 
-    print_tour(&base, &store.describe(), &config_path, &mailbox, &hooks_file, &args);
+    print_tour(
+        &base,
+        &store.describe(),
+        &config_path,
+        &mailbox,
+        &hooks_file,
+        &args,
+    );
     let replay = with_models.then(|| {
         let (store, shadow, base) = (store.clone(), demo_config.shadow.clone(), base.clone());
         // The replay's future holds a progress callback that is not `Send`: it runs on a
@@ -228,7 +240,10 @@ fn print_tour(
     let d = args.drift_after;
     let w = setup::WINDOW_SECS as u64;
     println!("vigil demo — store: {store}");
-    println!("configuration: {}  (gateway, experiments, monitors, alerts, ROI; read it)", config.display());
+    println!(
+        "configuration: {}  (gateway, experiments, monitors, alerts, ROI; read it)",
+        config.display()
+    );
     println!(
         "\n{} requests/s from simulated users go through the gateway on {base}/v1/predict/{{churn,fraud}}",
         args.rate
@@ -252,7 +267,11 @@ fn print_tour(
     println!("  /ui/experiments A/B results, decision, promote / roll back");
     println!("  /ui/alerts      incidents and their notifications");
     println!("  /ui/shadow      mirrored shadow answers, retraining requests");
-    println!("E-mails: {}   webhooks: {}", mailbox.display(), hooks.display());
+    println!(
+        "E-mails: {}   webhooks: {}",
+        mailbox.display(),
+        hooks.display()
+    );
     if args.with_models && models::installed() {
         println!("Model replay: on (text model `intent`: its captured requests replayed against two candidate models)");
     } else if args.with_models {
@@ -265,7 +284,10 @@ fn print_tour(
         );
     }
     if args.duration > 0 {
-        println!("\nRunning for {} s (Ctrl-C stops earlier).\n", args.duration);
+        println!(
+            "\nRunning for {} s (Ctrl-C stops earlier).\n",
+            args.duration
+        );
     } else {
         println!("\nRunning until Ctrl-C.\n");
     }

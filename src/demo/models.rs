@@ -47,9 +47,13 @@ head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent
 /// Whether `scripts/models/fetch.sh` has installed what the replay needs.
 pub fn installed() -> bool {
     let dir = default_models_dir();
-    ["all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2", "intent-heads"]
-        .iter()
-        .all(|d| dir.join(d).is_dir())
+    [
+        "all-MiniLM-L6-v2",
+        "paraphrase-MiniLM-L3-v2",
+        "intent-heads",
+    ]
+    .iter()
+    .all(|d| dir.join(d).is_dir())
 }
 
 /// Serves `REQUESTS` text requests with the production model, sends them (and true labels for
@@ -75,7 +79,16 @@ pub async fn replay(
             let ts = now - (REQUESTS - i) as i64 * 50;
             let id = format!("intent-{now}-{i}");
             let unit = format!("customer-{}", i % 150);
-            events.push_str(&inference_json(&id, ts, "intent", "l6+logreg", &unit, req, (&pred.label, pred.score), 9.0));
+            events.push_str(&inference_json(
+                &id,
+                ts,
+                "intent",
+                "l6+logreg",
+                &unit,
+                req,
+                (&pred.label, pred.score),
+                9.0,
+            ));
             events.push('\n');
             if i % 5 < 2 {
                 truths.push_str(&truth_json(&id, ts + 1000, "intent", &unit, req.intent));

@@ -101,8 +101,11 @@ async fn session(conn: TcpStream, dir: &Path, seq: &AtomicU64) -> std::io::Resul
                 } else {
                     let n = seq.fetch_add(1, Ordering::Relaxed);
                     let name = format!("{}-{n:04}.eml", chrono::Utc::now().format("%Y%m%dT%H%M%S"));
-                    let mut file = format!("X-Envelope-From: {from}\r\nX-Envelope-To: {}\r\n", to.join(", "))
-                        .into_bytes();
+                    let mut file = format!(
+                        "X-Envelope-From: {from}\r\nX-Envelope-To: {}\r\n",
+                        to.join(", ")
+                    )
+                    .into_bytes();
                     file.extend_from_slice(&message);
                     // Written under a temporary name first: readers never see half a message.
                     let tmp = dir.join(format!(".{name}.tmp"));
@@ -139,7 +142,13 @@ fn address(cmd: &str) -> String {
 mod tests {
     #[test]
     fn reads_envelope_addresses() {
-        assert_eq!(super::address("MAIL FROM:<vigil@demo.local> SIZE=12"), "vigil@demo.local");
-        assert_eq!(super::address("RCPT TO: oncall@demo.local"), "oncall@demo.local");
+        assert_eq!(
+            super::address("MAIL FROM:<vigil@demo.local> SIZE=12"),
+            "vigil@demo.local"
+        );
+        assert_eq!(
+            super::address("RCPT TO: oncall@demo.local"),
+            "oncall@demo.local"
+        );
     }
 }

@@ -101,7 +101,10 @@ pub async fn run(client: reqwest::Client, plan: TrafficPlan, stats: Arc<TrafficS
                         .unwrap_or_default()
                         .to_string()
                 };
-                let (rid, version) = (header("x-vigil-request-id"), header("x-vigil-model-version"));
+                let (rid, version) = (
+                    header("x-vigil-request-id"),
+                    header("x-vigil-model-version"),
+                );
                 // What happened to the user afterwards, linked to the inference that served them.
                 let happened = draw < outcome_rate(req.model, &version);
                 let line = format!(
@@ -120,10 +123,21 @@ pub async fn run(client: reqwest::Client, plan: TrafficPlan, stats: Arc<TrafficS
         }
         // Outcomes go to ingest in one request per tick, as an application's event pipeline
         // would batch them.
-        let batch = outcomes.lock().map(|mut b| std::mem::take(&mut *b)).unwrap_or_default();
+        let batch = outcomes
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default();
         if !batch.is_empty() {
             let n = batch.lines().count() as u64;
-            post(&client, &plan.base, "/v1/outcomes", batch.into_bytes(), false, &stats.outcomes, n);
+            post(
+                &client,
+                &plan.base,
+                "/v1/outcomes",
+                batch.into_bytes(),
+                false,
+                &stats.outcomes,
+                n,
+            );
         }
         // A few malformed events, as real producers send. Each in a request of its own: some
         // (invalid UTF-8, …) make the whole body a dead letter.
@@ -131,7 +145,15 @@ pub async fn run(client: reqwest::Client, plan: TrafficPlan, stats: Arc<TrafficS
             let bad = sim.hostile(hostile_no, chrono::Utc::now().timestamp_millis());
             hostile_no += 1;
             if bad.len() < 4096 && !bad.contains(&b'\n') {
-                post(&client, &plan.base, "/v1/events", bad, true, &stats.outcomes, 0);
+                post(
+                    &client,
+                    &plan.base,
+                    "/v1/events",
+                    bad,
+                    true,
+                    &stats.outcomes,
+                    0,
+                );
             }
         }
         tick_no += 1;

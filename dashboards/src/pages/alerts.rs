@@ -185,6 +185,82 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         reason: String,
         created_by: String,
     }
+    // Where each incident's notifications went, and whether they arrived.
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Sent {
+        created_at: u32,
+        incident_id: String,
+        kind: String,
+        route: String,
+        channel: String,
+        subject: String,
+        status: String,
+        attempts: u32,
+        delivered_at: u32,
+        last_error: String,
+    }
+    let sent: Vec<Sent> = st
+        .store
+        .fetch(&format!(
+            "SELECT * FROM (
+                SELECT toUInt32(argMax(created_at, updated_ms)) AS created_at,
+                       toString(argMax(incident_id, updated_ms)) AS incident_id,
+                       toString(argMax(kind, updated_ms)) AS kind,
+                       toString(argMax(route, updated_ms)) AS route,
+                       toString(argMax(channel, updated_ms)) AS channel,
+                       toString(argMax(subject, updated_ms)) AS subject,
+                       toString(argMax(status, updated_ms)) AS status,
+                       toUInt32(argMax(attempts, updated_ms)) AS attempts,
+                       toUInt32(argMax(delivered_at, updated_ms)) AS delivered_at,
+                       toString(argMax(last_error, updated_ms)) AS last_error
+                FROM {} GROUP BY idempotency_key
+             ) AS latest
+             WHERE created_at >= toDateTime({}) AND created_at < toDateTime({})
+             ORDER BY created_at DESC, route, channel LIMIT 100",
+            st.store.table("alert_notifications"),
+            c.range.since,
+            c.range.until
+        ))
+        .await?;
+    p.body.push_str("<h2>Notifications</h2>");
+    p.table(
+        "notifications",
+        &[
+            "queued (UTC)",
+            "incident",
+            "kind",
+            "route",
+            "channel",
+            "subject",
+            "status",
+            "delivered (UTC)",
+        ],
+        sent.iter().map(|n| {
+            let status = match (n.status.as_str(), n.last_error.is_empty()) {
+                ("delivered", _) | (_, true) => esc(&n.status),
+                _ => format!(
+                    "{} <small>after {} attempt(s): {}</small>",
+                    esc(&n.status),
+                    n.attempts,
+                    esc(&n.last_error)
+                ),
+            };
+            vec![
+                html::time(n.created_at),
+                esc(&n.incident_id),
+                esc(&n.kind),
+                esc(&n.route),
+                esc(&n.channel),
+                esc(&n.subject),
+                status,
+                if n.delivered_at > 0 {
+                    html::time(n.delivered_at)
+                } else {
+                    "–".into()
+                },
+            ]
+        }),
+    );
     let now = chrono::Utc::now().timestamp().max(0);
     let sils: Vec<Sil> = st
         .store

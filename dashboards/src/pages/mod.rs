@@ -58,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: St) {
         )
         .route("/ui/alerts/{id}/ack", web::post().to(actions::ack))
         .route("/ui/alerts/silence", web::post().to(actions::silence))
+        .route("/ui/monitors/{name}", web::get().to(monitor_link))
         .route("/ui/", web::get().to(page))
         .route("/ui/{page}", web::get().to(page))
         .route("/ui/{page}/csv", web::get().to(csv::csv));
@@ -65,6 +66,26 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: St) {
 
 async fn redirect_root() -> HttpResponse {
     see_other("/ui/")
+}
+
+/// `/ui/monitors/{name}[?model=M]`, where alert e-mails link (`[alerting] dashboard_url` +
+/// `/monitors/NAME`): the monitor's model on the Drift page, where its windows are drawn.
+async fn monitor_link(
+    path: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+    st: St,
+) -> HttpResponse {
+    let name = path.into_inner();
+    let model = q.get("model").cloned().or_else(|| {
+        st.monitors
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.model.clone())
+    });
+    match model {
+        Some(m) => see_other(format!("/ui/drift?model={}", url_enc(&m))),
+        None => see_other("/ui/drift"),
+    }
 }
 
 fn see_other(location: impl Into<String>) -> HttpResponse {

@@ -280,15 +280,64 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
             }),
         );
     }
+    let trail = recent_deployments(st).await?;
+    p.body
+        .push_str("<h2>Deployments (audit trail, latest first)</h2>");
+    p.table(
+        "deployments",
+        &["at (UTC)", "model", "action", "change", "by", "reason"],
+        trail.iter().map(|d| {
+            vec![
+                html::time(d.ts),
+                esc(&d.model),
+                esc(&d.action),
+                format!("{} → {}", esc(&d.from_version), esc(&d.to_version)),
+                esc(&d.actor),
+                esc(&d.reason),
+            ]
+        }),
+    );
     Ok(p)
 }
 
-/// The latest production version per model from the deployment audit trail (migration 4).
+/// One entry of the deployment audit trail.
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct Deployment {
+    ts: u32,
+    model: String,
+    action: String,
+    from_version: String,
+    to_version: String,
+    actor: String,
+    reason: String,
+}
+
+/// The latest promotions and rollbacks (ramp steps included), newest first.
+async fn recent_deployments(st: &DashboardState) -> Result<Vec<Deployment>, DashboardError> {
+    if !data::table_exists(&st.store, "deployments").await? {
+        return Ok(Vec::new());
+    }
+    Ok(st
+        .store
+        .fetch(&format!(
+            "SELECT toUInt32(ts) AS ts, toString(model) AS model, toString(action) AS action,
+                    toString(from_version) AS from_version, toString(to_version) AS to_version,
+                    toString(actor) AS actor, toString(reason) AS reason
+             FROM {} ORDER BY ts_ms DESC LIMIT 10",
+            st.store.table("deployments")
+        ))
+        .await?)
+}
+
+/// The production version per model: the latest in the deployment audit trail (migration 4),
+/// else the gateway's configured control.
 async fn production_versions(
     st: &DashboardState,
 ) -> Result<BTreeMap<String, String>, DashboardError> {
+    // The gateway's configuration, then every promotion and rollback since.
+    let mut production = st.controls.clone();
     if !data::table_exists(&st.store, "deployments").await? {
-        return Ok(BTreeMap::new());
+        return Ok(production);
     }
     #[derive(clickhouse::Row, serde::Deserialize)]
     struct P {
@@ -303,5 +352,6 @@ async fn production_versions(
             st.store.table("deployments")
         ))
         .await?;
-    Ok(rows.into_iter().map(|p| (p.model, p.version)).collect())
+    production.extend(rows.into_iter().map(|p| (p.model, p.version)));
+    Ok(production)
 }

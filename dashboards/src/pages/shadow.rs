@@ -10,54 +10,71 @@ use crate::{DashboardError, DashboardState};
 use std::collections::BTreeMap;
 use vigil_store::sql_string;
 
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct ModelName {
+    model: String,
+}
+
 pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardError> {
     let mut p = PageOut::new("Shadow runs & retraining");
     let r = c.range;
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct Sh {
-        model: String,
-        version: String,
-        served_version: String,
-        requests: u64,
-        answered: u64,
-        mean_latency_ms: f64,
-        errors: u64,
-    }
-    let rows: Vec<Sh> = st
+    // Each candidate's mirrored answers against the answer production served for the same
+    // request (joined in the store by request id), per model that has any.
+    let models: Vec<String> = st
         .store
-        .fetch(&format!(
-            "SELECT toString(model) AS model, toString(version) AS version, toString(any(served_version)) AS served_version,
-                    toUInt64(count()) AS requests, toUInt64(countIf(status >= 200 AND status < 300)) AS answered,
-                    toFloat64(avg(latency_ms)) AS mean_latency_ms, toUInt64(countIf(error != '')) AS errors
-             FROM {} WHERE ts >= toDateTime({}) AND ts < toDateTime({})
-             GROUP BY model, version ORDER BY model, version",
+        .fetch::<ModelName>(&format!(
+            "SELECT DISTINCT toString(model) AS model FROM {}
+             WHERE ts >= toDateTime({}) AND ts < toDateTime({}) ORDER BY model",
             st.store.table("shadow_responses"),
             r.since,
             r.until
         ))
-        .await?;
+        .await?
+        .into_iter()
+        .map(|m| m.model)
+        .collect();
+    let mut rows = Vec::new();
+    for m in &models {
+        rows.extend(
+            vigil_shadow_runner::replay::mirrored::compare_mirrored(&st.store, m, r.since, r.until)
+                .await?,
+        );
+    }
     p.body
-        .push_str("<h2>Mirrored traffic (gateway shadow responses)</h2>");
+        .push_str("<h2>Mirrored traffic: shadow candidates against what production served</h2>");
     p.table(
         "shadow-responses",
         &[
             "model",
             "candidate",
-            "served version",
             "mirrored requests",
             "answered",
-            "mean latency (ms)",
-            "errors",
+            "same label as served",
+            "score Δ (candidate − served)",
+            "latency p50 / p95 (ms)",
+            "served p50 (ms)",
         ],
         rows.iter().map(|s| {
             vec![
                 esc(&s.model),
-                esc(&s.version),
-                esc(&s.served_version),
+                esc(&s.candidate),
                 int(s.requests),
                 html::share(s.answered as f64 / s.requests.max(1) as f64, 1),
-                num(s.mean_latency_ms),
-                int(s.errors),
+                if s.matched == 0 {
+                    "n/a".into()
+                } else {
+                    format!(
+                        "{} <small>of {}</small>",
+                        html::share(s.agreement, 1),
+                        int(s.matched)
+                    )
+                },
+                format!(
+                    "<span class=\"effect\">{}</span>",
+                    html::signed(s.score_delta_mean, 4)
+                ),
+                format!("{} / {}", num(s.cand_latency_p50), num(s.cand_latency_p95)),
+                num(s.served_latency_p50),
             ]
         }),
     );
@@ -138,6 +155,13 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
             ]
         }),
     );
+    if runs.is_empty() {
+        p.push(empty_state(
+            "No shadow runs in this time range.",
+            "Replay captured traffic against candidate models with `vigil shadow run` (models from `bash scripts/models/fetch.sh`; `vigil demo --with-models` runs one).",
+            DOCS_SHADOW,
+        ));
+    }
     if let Some(job) = c
         .get("job")
         .map(str::to_string)
