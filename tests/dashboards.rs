@@ -74,7 +74,8 @@ fn run_ok(cmd: &mut Command, what: &str) -> String {
 }
 
 /// `n` inference events of the demo's simulator spread over the 16 s before now (1 ms apart
-/// per 1,000 events/s), input drift from the half-way point, and an outcome for every fourth.
+/// per 1,000 events/s), input drift from the half-way point, an outcome for every fourth, and
+/// one malformed event of each kind that fits on a line.
 fn simulated_traffic(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     use vigil_collector::simulate::TrafficSimulator;
     let mut sim = TrafficSimulator::new(42, "dash");
@@ -92,6 +93,14 @@ fn simulated_traffic(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
         if matches!(i % 8, 0 | 5) {
             outcomes.push_str(&sim.outcome(&inf, ts));
             outcomes.push('\n');
+        }
+    }
+    // And malformed events, as real producers send: they land in dead_letters.
+    for k in 0..TrafficSimulator::HOSTILE_KINDS {
+        let bad = sim.hostile(k, start);
+        if bad.len() < 4096 && !bad.contains(&b'\n') {
+            events.push_str(&String::from_utf8_lossy(&bad));
+            events.push('\n');
         }
     }
     let (e, o) = (dir.join("events.ndjson"), dir.join("outcomes.ndjson"));

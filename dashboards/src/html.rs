@@ -77,6 +77,15 @@ pub fn fixed(x: f64, decimals: usize) -> String {
     unsigned_zero(format!("{x:.decimals$}"))
 }
 
+/// A p-value with 4 decimals, or `< 0.0001` when it rounds to zero (it never is zero).
+pub fn p_value(p: f64) -> String {
+    if p.is_finite() && p < 0.00005 {
+        "< 0.0001".into()
+    } else {
+        fixed(p, 4)
+    }
+}
+
 /// `x` with `decimals` decimals and a sign (`+1.50`, `−1.50`); a value that rounds to zero has
 /// none (`0.00`).
 pub fn signed(x: f64, decimals: usize) -> String {
@@ -288,6 +297,12 @@ mod tests {
         assert_eq!(num(f64::NAN), "–");
         assert_eq!(num(0.5), "0.5000");
         assert_eq!(url_enc("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
+
+    #[test]
+    fn tiny_p_values_are_bounded_not_zero() {
+        assert_eq!(super::p_value(6.45e-80), "< 0.0001");
+        assert_eq!(super::p_value(0.0123), "0.0123");
     }
 
     #[test]

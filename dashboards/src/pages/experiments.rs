@@ -161,7 +161,7 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
                     pct(sq.ci[0]),
                     pct(sq.ci[1])
                 ),
-                html::fixed(fr.p_value, 4),
+                html::p_value(fr.p_value),
                 format!(
                     "<span class=\"ctw\" data-value=\"{}\">{}</span>",
                     cmp.bayesian.chance_to_win,
