@@ -172,11 +172,11 @@ fn init_logging(format: LogFormat, default_level: &str) {
 fn main() {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Demo(_));
-    // The demo prints each drifted window's consequence (the incident) itself.
+    // The demo prints each drifted window's consequences (incident, retraining request) itself.
     init_logging(
         cli.log_format,
         if quiet {
-            "warn,vigil_analyzer::monitor=error"
+            "warn,vigil_analyzer::monitor=error,vigil_analyzer::alerting::evaluate=error,vigil_shadow_runner::retrain=error"
         } else {
             "info"
         },

@@ -193,12 +193,17 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     if !traffic_done {
         traffic_task.abort();
     }
-    if let Some(r) = replay {
+    if let Some(mut r) = replay {
         if !interrupted && !r.is_finished() {
             println!("waiting for the model replay to finish…");
-            let _ = r.await;
-        } else {
-            r.abort();
+            // Milestones keep printing at their own time meanwhile.
+            loop {
+                tokio::select! {
+                    _ = &mut r => break,
+                    _ = ticker.tick() => watch.check(started.elapsed().as_secs()).await,
+                    _ = &mut stop => { interrupted = true; break; }
+                }
+            }
         }
     }
     // Let the last rows and verdicts land, then say where everything is.
