@@ -53,28 +53,7 @@ fn require_models() -> std::path::PathBuf {
     dir
 }
 
-const SHADOW_MODELS: &str = r#"
-[[shadow.models]]
-name = "intent"
-version = "l6+logreg"
-role = "production"
-path = "all-MiniLM-L6-v2"
-head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
-
-[[shadow.models]]
-name = "intent"
-version = "l6+svc"
-role = "candidate"
-path = "all-MiniLM-L6-v2"
-head = { path = "intent-heads/linear_svc.safetensors", labels = "intent-heads/labels.json", kind = "decision_scores" }
-
-[[shadow.models]]
-name = "intent"
-version = "l3+logreg"
-role = "candidate"
-path = "paraphrase-MiniLM-L3-v2"
-head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
-"#;
+const SHADOW_MODELS: &str = vigil_shadow_runner::traffic::INTENT_SHADOW_MODELS;
 
 fn run_ok(cmd: &mut std::process::Command) -> String {
     let out = cmd.output().expect("run vigil");
@@ -109,16 +88,9 @@ fn write_traffic(
     n: usize,
     start: i64,
 ) -> (std::path::PathBuf, std::path::PathBuf, usize) {
-    let spec = ModelSpec::from_toml(
-        r#"name = "intent"
-version = "l6+logreg"
-role = "production"
-path = "all-MiniLM-L6-v2"
-head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
-"#,
-    )
-    .expect("spec")
-    .resolve_paths(&default_models_dir());
+    let spec = ModelSpec::from_toml(vigil_shadow_runner::traffic::INTENT_PRODUCTION)
+        .expect("spec")
+        .resolve_paths(&default_models_dir());
     let production = LoadedModel::load(&spec, &Device::Cpu).expect("load production");
     let mut traffic = IntentTraffic::new(11);
     let reqs: Vec<_> = (0..n).map(|_| traffic.next_request()).collect();

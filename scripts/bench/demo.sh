@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The default `vigil demo` under /usr/bin/time -v (CPU time, peak memory), with every page
-# timed while the demo's traffic runs (curl, 5 requests per page at t ≈ 60 s).
+# timed while the demo's traffic runs (curl, 20 requests per page from t ≈ 30 s).
 #
 #   bash scripts/bench/demo.sh [path/to/vigil]     # default: target/release/vigil
 set -euo pipefail
@@ -12,16 +12,20 @@ rm -rf "$DIR" && mkdir -p "$DIR"
 /usr/bin/time -v "$BIN" --store "chdb://$DIR/data" demo --bind "127.0.0.1:$PORT" \
   >"$DIR/demo.out" 2>"$DIR/demo.err" &
 PID=$!
-sleep 60
-echo "pages at t≈60 s (5 requests each, seconds):"
-for page in "" overview roi "drift?model=churn" "fairness?model=churn" \
-            "experiments?experiment=churn-v2" alerts shadow; do
-  times=()
-  for _ in 1 2 3 4 5; do
-    times+=("$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/ui/$page")")
+sleep 30
+# 20 rounds over every page from t ≈ 30 s (during the drift, the incident and the decisions),
+# one request at a time, as a user clicking through.
+PAGES=("" roi "drift?model=churn" "fairness?model=churn" "experiments?experiment=churn-v2" alerts shadow)
+for _ in $(seq 20); do
+  for page in "${PAGES[@]}"; do
+    t=$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$PORT/ui/$page")
+    echo "$page $t" >> "$DIR/pages.txt"
   done
-  sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
-  printf '  /ui/%-34s %s\n' "$page" "$sorted"
+done
+echo "pages while the demo runs (20 requests each from t≈30 s; seconds):"
+for page in "${PAGES[@]}"; do
+  awk -v p="$page" '$1 == p || (p == "" && NF == 1) { print ($2 == "" ? $1 : $2) }' "$DIR/pages.txt" | sort -n |
+    awk -v p="/ui/$page" '{ v[NR] = $1 } END { printf "  %-36s p50 %.3f  p95 %.3f  max %.3f\n", p, v[int(NR*0.5+0.5)], v[int(NR*0.95+0.5)], v[NR] }'
 done
 wait "$PID"
 grep -E "User time|System time|Percent of CPU|Elapsed|Maximum resident" "$DIR/demo.err"

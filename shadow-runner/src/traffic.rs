@@ -456,6 +456,41 @@ const DRIFT_TAILS: &[&str] = &[
     " and could you also tell me if there is anything else I should know about it",
 ];
 
+/// The production model of the simulated `intent` traffic, as one `[[shadow.models]]` entry
+/// (models from `scripts/models/fetch.sh`): MiniLM-L6 with a logistic-regression head.
+pub const INTENT_PRODUCTION: &str = r#"name = "intent"
+version = "l6+logreg"
+role = "production"
+path = "all-MiniLM-L6-v2"
+head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
+"#;
+
+/// `[[shadow.models]]` for the simulated `intent` traffic: production plus two candidates, one
+/// close to it (the same encoder with a linear SVC head) and one far off (MiniLM-L3 under the
+/// L6's head). Used by `vigil demo --with-models` and the shadow tests.
+pub const INTENT_SHADOW_MODELS: &str = r#"
+[[shadow.models]]
+name = "intent"
+version = "l6+logreg"
+role = "production"
+path = "all-MiniLM-L6-v2"
+head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
+
+[[shadow.models]]
+name = "intent"
+version = "l6+svc"
+role = "candidate"
+path = "all-MiniLM-L6-v2"
+head = { path = "intent-heads/linear_svc.safetensors", labels = "intent-heads/labels.json", kind = "decision_scores" }
+
+[[shadow.models]]
+name = "intent"
+version = "l3+logreg"
+role = "candidate"
+path = "paraphrase-MiniLM-L3-v2"
+head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
+"#;
+
 /// One simulated request: its text and the intent it was written for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IntentRequest {

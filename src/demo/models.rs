@@ -7,42 +7,16 @@
 use anyhow::{Context as _, Result};
 use vigil_shadow_runner::cli::{Context, Format, RunArgs, ScopeArgs, ShadowCommand};
 use vigil_shadow_runner::registry::{default_models_dir, LoadedModel, ModelSpec};
-use vigil_shadow_runner::traffic::{inference_json, truth_json, IntentTraffic};
+use vigil_shadow_runner::traffic::{
+    inference_json, truth_json, IntentTraffic, INTENT_PRODUCTION, INTENT_SHADOW_MODELS,
+};
 use vigil_store::Store;
 
 /// Text requests replayed.
 const REQUESTS: usize = 400;
 
-const PRODUCTION: &str = r#"name = "intent"
-version = "l6+logreg"
-role = "production"
-path = "all-MiniLM-L6-v2"
-head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
-"#;
-
 /// The `[[shadow.models]]` the demo adds with `--with-models`.
-pub const SHADOW_MODELS: &str = r#"
-[[shadow.models]]
-name = "intent"
-version = "l6+logreg"
-role = "production"
-path = "all-MiniLM-L6-v2"
-head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
-
-[[shadow.models]]
-name = "intent"
-version = "l6+svc"
-role = "candidate"
-path = "all-MiniLM-L6-v2"
-head = { path = "intent-heads/linear_svc.safetensors", labels = "intent-heads/labels.json", kind = "decision_scores" }
-
-[[shadow.models]]
-name = "intent"
-version = "l3+logreg"
-role = "candidate"
-path = "paraphrase-MiniLM-L3-v2"
-head = { path = "intent-heads/logistic_regression.safetensors", labels = "intent-heads/labels.json", kind = "softmax" }
-"#;
+pub const SHADOW_MODELS: &str = INTENT_SHADOW_MODELS;
 
 /// Whether `scripts/models/fetch.sh` has installed what the replay needs.
 pub fn installed() -> bool {
@@ -63,7 +37,7 @@ pub async fn replay(
     shadow: vigil_shadow_runner::config::ShadowConfig,
     base: String,
 ) -> Result<String> {
-    let spec = ModelSpec::from_toml(PRODUCTION)?.resolve_paths(&default_models_dir());
+    let spec = ModelSpec::from_toml(INTENT_PRODUCTION)?.resolve_paths(&default_models_dir());
     let (events, truths) = tokio::task::spawn_blocking(move || -> Result<(String, String)> {
         let production = LoadedModel::load(&spec, &vigil_shadow_runner::Device::Cpu)?;
         let mut traffic = IntentTraffic::new(7);
