@@ -38,6 +38,9 @@ pub struct SimulatedRequest {
     pub unit_id: String,
     /// JSON body: `unit_id`, `features`, `attributes`.
     pub body: String,
+    /// The unit's true chance of the model's outcome (churn, fraud) before any action taken on
+    /// a prediction: what v1 scores for these features.
+    pub risk: f64,
 }
 
 fn logistic(z: f64) -> f64 {
@@ -197,7 +200,7 @@ impl TrafficSimulator {
         let model = MODELS[(self.seq % 2) as usize].0;
         let unit_id = format!("user-{}", self.rng.gen_range(0..50_000u32));
         let region = REGIONS[self.rng.gen_range(0..REGIONS.len())];
-        let (features, _) = self.features(model);
+        let (features, z) = self.features(model);
         let body = format!(
             r#"{{"unit_id":"{unit_id}","features":{features},"attributes":{{"region":"{region}"}}}}"#
         );
@@ -205,6 +208,7 @@ impl TrafficSimulator {
             model,
             unit_id,
             body,
+            risk: logistic(z),
         }
     }
 
@@ -296,6 +300,11 @@ mod tests {
             assert_eq!(body["unit_id"], r.unit_id.as_str());
             let features = body["features"].as_object().unwrap();
             let s1 = backend_score(r.model, "v1", features).unwrap();
+            assert!(
+                (s1 - r.risk).abs() < 1e-3,
+                "risk {} vs v1 score {s1}",
+                r.risk
+            );
             let s2 = backend_score(r.model, "v2", features).unwrap();
             assert!(s1 > 0.0 && s1 < 1.0, "{s1}");
             if r.model == "churn" {
