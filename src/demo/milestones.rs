@@ -20,7 +20,13 @@ pub struct Milestones {
     shadow_seen: bool,
     retraining: BTreeSet<String>,
     first_alert_at: Option<u64>,
+    /// When the experiments are analysed next (seconds since start).
+    next_analysis: u64,
 }
+
+/// Seconds between the milestone watcher's experiment analyses: each is a full analysis in the
+/// store, which on the embedded store shares one connection with the pages.
+const ANALYSIS_EVERY: u64 = 10;
 
 impl Milestones {
     pub fn new(
@@ -43,6 +49,7 @@ impl Milestones {
             shadow_seen: false,
             retraining: BTreeSet::new(),
             first_alert_at: None,
+            next_analysis: 0,
         }
     }
 
@@ -134,7 +141,11 @@ impl Milestones {
             }
             self.hook_lines = lines.len();
         }
-        for e in &self.experiments {
+        let analyse = t >= self.next_analysis;
+        if analyse {
+            self.next_analysis = t + ANALYSIS_EVERY;
+        }
+        for e in self.experiments.iter().filter(|_| analyse) {
             let report = vigil_experimenter::warehouse::analyze_experiment(
                 &self.store,
                 e.config(),
@@ -193,6 +204,13 @@ impl Milestones {
                 );
             }
         }
+    }
+
+    /// The last check of a run: like [`Self::check`], with the experiments analysed whatever
+    /// the time, so the summary has their final decisions.
+    pub async fn final_check(&mut self, t: u64) {
+        self.next_analysis = 0;
+        self.check(t).await;
     }
 
     /// The closing lines: what the run produced and where to look.

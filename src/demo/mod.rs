@@ -210,7 +210,7 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t = started.elapsed().as_secs();
     status_line(t, &args, &stats);
-    watch.check(t).await;
+    watch.final_check(t).await;
     watch.summary();
     if args.keep_serving && !interrupted {
         println!(
