@@ -241,19 +241,13 @@ fn dashboards_in_headless_chromium() {
     // 1. Simulated traffic (the demo's simulator, drift injected half-way), the experiment's
     // data, and monitor results for a few windows.
     let (events, outcomes) = simulated_traffic(dir.path(), 16_000);
-    for (file, kind) in [(&events, "inference"), (&outcomes, "outcome")] {
-        run_ok(
-            vigil()
-                .current_dir(dir.path())
-                .arg("--config")
-                .arg(&demo_cfg)
-                .args(["ingest", "--kind", kind, "--file"])
-                .arg(file),
-            "vigil ingest",
-        );
-    }
     let (exposures, conversions) = experiment_files(dir.path(), 1500);
-    for (file, kind) in [(&exposures, "exposure"), (&conversions, "outcome")] {
+    for (file, kind) in [
+        (&events, "inference"),
+        (&outcomes, "outcome"),
+        (&exposures, "exposure"),
+        (&conversions, "outcome"),
+    ] {
         run_ok(
             vigil()
                 .current_dir(dir.path())
