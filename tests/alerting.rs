@@ -434,6 +434,7 @@ fn health_rows(t0: u32, k: u32, slowest: f64, errors: usize) -> Vec<InferenceRow
                 src_partition: -1,
                 src_offset: -1,
                 ingested_at: ts + 5,
+                ..Default::default()
             }
         })
         .collect()

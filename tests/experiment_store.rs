@@ -239,6 +239,7 @@ async fn exercise(store: Store) {
             src_partition: -1,
             src_offset: -1,
             ingested_at: 0,
+            ..Default::default()
         });
     }
     store.insert(&inf).await.expect("inferences");

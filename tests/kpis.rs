@@ -34,6 +34,7 @@ fn inference(id: &str, unit: &str, version: &str, ts: u32, cost: Option<f64>) ->
         src_partition: -1,
         src_offset: 0,
         ingested_at: ts,
+        ..Default::default()
     }
 }
 

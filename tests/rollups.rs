@@ -48,6 +48,7 @@ fn inference(i: u32, ts: u32, ingested_at: u32) -> InferenceRow {
         src_partition: 0,
         src_offset: i64::from(i),
         ingested_at,
+        ..Default::default()
     }
 }
 

@@ -32,6 +32,7 @@ fn inference(id: &str, ts: u32, model: &str, version: &str, score: Option<f64>) 
         src_partition: 0,
         src_offset: 1,
         ingested_at: ts,
+        ..Default::default()
     }
 }
 

@@ -16,6 +16,8 @@
 //! [experiments.analysis]
 //! primary = { metric = "revenue", type = "mean" }          # outcome name; mean | proportion | ratio
 //! guardrails = [{ metric = "latency" }]                       # `latency` = the served requests' latency
+//! # built-ins (per request, from the inference rows; see BUILTIN_METRICS): latency, accuracy,
+//! # ttft, cost, output_tokens, tokens_per_s, error_rate
 //! conversion_window_hours = 72   # outcomes count when they arrive within this long after the first exposure
 //! cuped_pre_period_hours = 168   # CUPED covariate: the same metric in this long before the first exposure (0 = off)
 //! min_units_per_arm = 1000       # no call before this many units in the smallest arm
@@ -42,9 +44,116 @@ pub const LATENCY: &str = "latency";
 /// is correct when its label, read as a number, equals the outcome's value.
 pub const ACCURACY: &str = "accuracy";
 
+/// Built-in LLM metric: time to first token in ms, per request with a `ttft_ms`.
+pub const TTFT: &str = "ttft";
+
+/// Built-in metric: cost per request with a known `cost`.
+pub const COST: &str = "cost";
+
+/// Built-in LLM metric: completion (output) tokens per request with a `completion_tokens`.
+pub const OUTPUT_TOKENS: &str = "output_tokens";
+
+/// Built-in LLM metric: output tokens per second, per request with an `output_tps`.
+pub const TOKENS_PER_S: &str = "tokens_per_s";
+
+/// Built-in metric: the share of the unit's requests that failed (neither `score` nor
+/// `label`, as the health monitors' error rate), over all its requests.
+pub const ERROR_RATE: &str = "error_rate";
+
+/// Where a built-in metric's per-request values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuiltinSource {
+    /// The experiment's rows of `inference_events`: one value per request, `value` (a SQL
+    /// expression over the table's columns), for the requests where `filter` holds (every
+    /// request when `None`). Per unit: Σ value / number of those requests.
+    Requests {
+        value: &'static str,
+        filter: Option<&'static str>,
+    },
+    /// The experiment's predictions joined to their true labels (outcomes named
+    /// `label_outcome`, linked by `inference_id`): 1 when right, 0 when wrong. Per unit:
+    /// correct / labelled predictions.
+    LabelledPredictions,
+}
+
+/// A metric computed from the experiment's inference rows rather than from outcomes: always a
+/// per-request ratio (Σ value / Σ requests per unit, delta method).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinMetric {
+    /// The name used as `metric = "…"`.
+    pub name: &'static str,
+    pub source: BuiltinSource,
+    /// The default of `higher_is_worse` when the metric is a guardrail.
+    pub higher_is_worse: bool,
+}
+
+/// Every built-in metric. A metric spec naming one of these reads inference rows, never
+/// outcomes of that name.
+pub const BUILTIN_METRICS: &[BuiltinMetric] = &[
+    BuiltinMetric {
+        name: LATENCY,
+        source: BuiltinSource::Requests {
+            value: "ifNull(latency_ms, 0)",
+            filter: Some("isNotNull(latency_ms)"),
+        },
+        higher_is_worse: true,
+    },
+    BuiltinMetric {
+        name: ACCURACY,
+        source: BuiltinSource::LabelledPredictions,
+        higher_is_worse: false,
+    },
+    BuiltinMetric {
+        name: TTFT,
+        source: BuiltinSource::Requests {
+            value: "ifNull(ttft_ms, 0)",
+            filter: Some("isNotNull(ttft_ms)"),
+        },
+        higher_is_worse: true,
+    },
+    BuiltinMetric {
+        name: COST,
+        source: BuiltinSource::Requests {
+            value: "ifNull(cost, 0)",
+            filter: Some("isNotNull(cost)"),
+        },
+        higher_is_worse: true,
+    },
+    BuiltinMetric {
+        name: OUTPUT_TOKENS,
+        source: BuiltinSource::Requests {
+            value: "ifNull(completion_tokens, 0)",
+            filter: Some("isNotNull(completion_tokens)"),
+        },
+        // More output is neither good nor bad in general: as a guardrail, say which.
+        higher_is_worse: false,
+    },
+    BuiltinMetric {
+        name: TOKENS_PER_S,
+        source: BuiltinSource::Requests {
+            value: "ifNull(output_tps, 0)",
+            filter: Some("isNotNull(output_tps)"),
+        },
+        higher_is_worse: false,
+    },
+    BuiltinMetric {
+        name: ERROR_RATE,
+        source: BuiltinSource::Requests {
+            value: "isNull(score) AND isNull(label)",
+            filter: None,
+        },
+        higher_is_worse: true,
+    },
+];
+
+/// The built-in metric named `metric`, if it is one.
+pub fn builtin(metric: &str) -> Option<&'static BuiltinMetric> {
+    BUILTIN_METRICS.iter().find(|b| b.name == metric)
+}
+
 /// Whether `metric` is computed from the experiment's inference rows (a per-request ratio).
 pub fn is_builtin(metric: &str) -> bool {
-    metric == LATENCY || metric == ACCURACY
+    builtin(metric).is_some()
 }
 
 /// How a metric turns a unit's events into numbers.
@@ -64,7 +173,8 @@ pub enum MetricKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricSpec {
-    /// Outcome name in `outcome_events.name`, or `latency` (the served requests' latency).
+    /// Outcome name in `outcome_events.name`, or a built-in metric ([`BUILTIN_METRICS`]:
+    /// `latency`, `accuracy`, `ttft`, `cost`, `output_tokens`, `tokens_per_s`, `error_rate`).
     pub metric: String,
     #[serde(default, rename = "type")]
     pub kind: MetricKind,
@@ -76,7 +186,7 @@ pub struct MetricSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub higher_is_better: Option<bool>,
     /// For guardrails: whether a higher value is harm (latency, errors, cost; default true;
-    /// `accuracy` defaults to false).
+    /// the built-ins `accuracy`, `output_tokens` and `tokens_per_s` default to false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub higher_is_worse: Option<bool>,
     /// For `accuracy`: the outcome holding the true label (default `label`).
@@ -85,13 +195,20 @@ pub struct MetricSpec {
 }
 
 impl MetricSpec {
-    /// The metric's kind as analysed: `latency` and `accuracy` are per-request ratios.
+    /// The metric's kind as analysed: the built-ins are per-request ratios.
     pub fn effective_kind(&self) -> MetricKind {
         if is_builtin(&self.metric) {
             MetricKind::Ratio
         } else {
             self.kind
         }
+    }
+
+    /// Whether a higher value is harm when the metric is a guardrail: `higher_is_worse`, else
+    /// the built-in's default, else true.
+    pub fn guardrail_higher_is_worse(&self) -> bool {
+        self.higher_is_worse
+            .unwrap_or_else(|| builtin(&self.metric).is_none_or(|b| b.higher_is_worse))
     }
 }
 
@@ -182,6 +299,8 @@ pub enum AnalysisConfigError {
     RatioWithoutDenominator(String),
     #[error("metric `{0}`: `denominator` only applies to type = \"ratio\"")]
     DenominatorWithoutRatio(String),
+    #[error("metric `{0}` is built in (per request, from the experiment's inference rows: Σ value / requests per unit) and takes no `denominator`; remove it")]
+    BuiltinWithDenominator(String),
     #[error("metric names must not be empty")]
     EmptyMetric,
     #[error("alpha must be in (0, 1), got {0}")]
@@ -202,6 +321,11 @@ impl AnalysisConfig {
                 return Err(AnalysisConfigError::EmptyMetric);
             }
             match (m.effective_kind(), &m.denominator, is_builtin(&m.metric)) {
+                (_, Some(_), true) => {
+                    return Err(AnalysisConfigError::BuiltinWithDenominator(
+                        m.metric.clone(),
+                    ))
+                }
                 (MetricKind::Ratio, None, false) => {
                     return Err(AnalysisConfigError::RatioWithoutDenominator(
                         m.metric.clone(),
@@ -489,7 +613,7 @@ pub fn analyze(
         let kind = spec.effective_kind();
         let lower_is_better = match role {
             MetricRole::Primary => spec.higher_is_better == Some(false),
-            MetricRole::Guardrail => spec.higher_is_worse.unwrap_or(spec.metric != ACCURACY),
+            MetricRole::Guardrail => spec.guardrail_higher_is_worse(),
         };
         let bayes = BayesianConfig {
             alpha: config.alpha,
@@ -918,6 +1042,192 @@ mod tests {
             analyze("e", &arms(), &revenue(), &[only_t]),
             Err(AnalysisError::NoControl { .. })
         ));
+    }
+
+    #[test]
+    fn builtin_table_names_and_default_directions() {
+        let names: Vec<&str> = BUILTIN_METRICS.iter().map(|b| b.name).collect();
+        assert_eq!(
+            names,
+            [
+                LATENCY,
+                ACCURACY,
+                TTFT,
+                COST,
+                OUTPUT_TOKENS,
+                TOKENS_PER_S,
+                ERROR_RATE
+            ]
+        );
+        assert_eq!(
+            [
+                "latency",
+                "accuracy",
+                "ttft",
+                "cost",
+                "output_tokens",
+                "tokens_per_s",
+                "error_rate"
+            ],
+            names.as_slice()
+        );
+        for b in BUILTIN_METRICS {
+            assert!(is_builtin(b.name));
+            assert_eq!(builtin(b.name), Some(b));
+        }
+        assert!(!is_builtin("revenue") && !is_builtin("thumbs_up") && !is_builtin(""));
+        assert_eq!(
+            builtin(ACCURACY).map(|b| b.source),
+            Some(BuiltinSource::LabelledPredictions)
+        );
+
+        let spec = |metric: &str, higher_is_worse: Option<bool>| MetricSpec {
+            metric: metric.into(),
+            kind: MetricKind::Mean,
+            denominator: None,
+            higher_is_better: None,
+            higher_is_worse,
+            label_outcome: None,
+        };
+        let defaults: Vec<(&str, bool)> = names
+            .iter()
+            .map(|n| (*n, spec(n, None).guardrail_higher_is_worse()))
+            .collect();
+        assert_eq!(
+            defaults,
+            [
+                ("latency", true),
+                ("accuracy", false),
+                ("ttft", true),
+                ("cost", true),
+                ("output_tokens", false),
+                ("tokens_per_s", false),
+                ("error_rate", true)
+            ]
+        );
+        // Outcomes default to "higher is worse"; an explicit setting always wins.
+        assert!(spec("errors", None).guardrail_higher_is_worse());
+        assert!(spec(OUTPUT_TOKENS, Some(true)).guardrail_higher_is_worse());
+        assert!(!spec(TTFT, Some(false)).guardrail_higher_is_worse());
+        for n in &names {
+            assert_eq!(spec(n, None).effective_kind(), MetricKind::Ratio, "{n}");
+        }
+    }
+
+    #[test]
+    fn llm_builtins_validate_like_latency() {
+        let cfg: AnalysisConfig = toml::from_str(
+            r#"
+primary = { metric = "thumbs_up", type = "proportion" }
+guardrails = [{ metric = "ttft" }, { metric = "error_rate" }, { metric = "cost" },
+              { metric = "output_tokens", higher_is_worse = true }, { metric = "tokens_per_s" }]
+"#,
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        // A built-in is a ratio without a `denominator`; its `type` is ignored as for latency.
+        let typed: AnalysisConfig = toml::from_str(
+            r#"
+primary = { metric = "ttft", type = "proportion", higher_is_better = false }
+guardrails = [{ metric = "error_rate", type = "mean" }]
+"#,
+        )
+        .unwrap();
+        typed.validate().unwrap();
+        assert_eq!(typed.primary.effective_kind(), MetricKind::Ratio);
+        for name in [LATENCY, ACCURACY, TTFT, COST, ERROR_RATE] {
+            let bad: AnalysisConfig = toml::from_str(&format!(
+                r#"primary = {{ metric = "{name}", type = "ratio", denominator = "requests" }}"#
+            ))
+            .unwrap();
+            assert_eq!(
+                bad.validate(),
+                Err(AnalysisConfigError::BuiltinWithDenominator(name.into()))
+            );
+        }
+        // A ratio built-in as primary rules out CUPED, as latency does.
+        let cuped: AnalysisConfig =
+            toml::from_str("primary = { metric = \"cost\" }\ncuped_pre_period_hours = 24").unwrap();
+        assert_eq!(cuped.validate(), Err(AnalysisConfigError::CupedOnRatio));
+    }
+
+    #[test]
+    fn slower_ttft_and_more_errors_roll_back_faster_tokens_do_not() {
+        let mut cfg = revenue();
+        for metric in [TTFT, ERROR_RATE, TOKENS_PER_S, OUTPUT_TOKENS] {
+            cfg.guardrails.push(MetricSpec {
+                metric: metric.into(),
+                kind: MetricKind::Mean,
+                denominator: None,
+                higher_is_better: None,
+                higher_is_worse: None,
+                label_outcome: None,
+            });
+        }
+        // Per unit: 2 requests, value `per` each with a little noise.
+        let per_request = |n: u64, per: f64| ArmSums {
+            n,
+            sum_y: n as f64 * 2.0 * per,
+            sum_y2: n as f64 * (4.0 * per * per + 0.01 * per * per),
+            sum_x: 2.0 * n as f64,
+            sum_x2: 4.0 * n as f64,
+            sum_xy: n as f64 * 4.0 * per,
+        };
+        let primary = agg(sums(5000, 10.0, 3.0), sums(5000, 10.5, 3.0));
+        let r = analyze(
+            "e",
+            &arms(),
+            &cfg,
+            &[
+                primary.clone(),
+                // ttft 200 → 300 ms: harm.
+                agg(per_request(5000, 200.0), per_request(5000, 300.0)),
+                // error rate unchanged.
+                agg(per_request(5000, 0.02), per_request(5000, 0.02)),
+                // tokens/s 40 → 60: better, not harm.
+                agg(per_request(5000, 40.0), per_request(5000, 60.0)),
+                // output tokens 100 → 150: not harm by default.
+                agg(per_request(5000, 100.0), per_request(5000, 150.0)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.decisions["v2"].verdict, Verdict::Rollback, "{r:?}");
+        let reasons = r.decisions["v2"].reasons.join("\n");
+        assert!(reasons.contains("guardrail ttft got worse"), "{reasons}");
+        assert!(!reasons.contains("error_rate"), "{reasons}");
+        assert!(!reasons.contains("tokens_per_s"), "{reasons}");
+        assert!(!reasons.contains("output_tokens"), "{reasons}");
+        assert!(r.metrics[1].harm_p_values["v2"] < 1e-6);
+        assert_eq!(r.metrics[3].harm_p_values["v2"], 1.0);
+        assert_eq!(r.metrics[4].harm_p_values["v2"], 1.0);
+        assert!((r.metrics[1].comparisons["v2"].mean - 300.0).abs() < 1e-9);
+        assert!((r.metrics[1].comparisons["v2"].control_mean - 200.0).abs() < 1e-9);
+
+        // Fewer tokens per second is harm; so is an error rate that doubles.
+        let r = analyze(
+            "e",
+            &arms(),
+            &cfg,
+            &[
+                primary,
+                agg(per_request(5000, 200.0), per_request(5000, 200.0)),
+                agg(per_request(5000, 0.02), per_request(5000, 0.04)),
+                agg(per_request(5000, 40.0), per_request(5000, 30.0)),
+                agg(per_request(5000, 100.0), per_request(5000, 100.0)),
+            ],
+        )
+        .unwrap();
+        let reasons = r.decisions["v2"].reasons.join("\n");
+        assert_eq!(r.decisions["v2"].verdict, Verdict::Rollback, "{reasons}");
+        assert!(
+            reasons.contains("guardrail error_rate got worse"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("guardrail tokens_per_s got worse"),
+            "{reasons}"
+        );
+        assert!(!reasons.contains("guardrail ttft"), "{reasons}");
     }
 
     #[test]

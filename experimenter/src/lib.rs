@@ -45,6 +45,8 @@ pub mod mlflow;
 pub mod namespace;
 pub mod promote_cli;
 pub mod promotion;
+/// A simulated OpenAI-compatible LLM server for the gateway's demo, tests and benchmarks.
+pub mod simulated_llm;
 pub mod stats;
 pub mod warehouse;
 

@@ -8,6 +8,10 @@
 //!    `[first exposure, + window)` (and, for CUPED, in the pre-period before it);
 //! 3. per arm: `count()`, Σy, Σy², Σx, Σx², Σxy.
 //!
+//! A built-in metric ([`analysis::BUILTIN_METRICS`]: `latency`, `ttft`, `error_rate`, …) reads
+//! the unit's requests of the experiment in `inference_events` instead of outcomes (no window):
+//! y = Σ value over the requests where it is defined, x = their number.
+//!
 //! The SQL stays inside the dialect shared by ClickHouse 18.16 and 26.x (no CTEs, `USING`
 //! joins of aliased subqueries, every column cast), and reads event tables with `FINAL` so
 //! replayed events count once.
@@ -17,8 +21,8 @@ use std::collections::BTreeMap;
 use vigil_store::{sql_string, Store, StoreError};
 
 use crate::analysis::{
-    self, AnalysisConfig, ArmInfo, ArmSums, ExperimentReport, MetricAggregates, MetricKind,
-    MetricSpec, ACCURACY, LATENCY,
+    self, AnalysisConfig, ArmInfo, ArmSums, BuiltinMetric, BuiltinSource, ExperimentReport,
+    MetricAggregates, MetricKind, MetricSpec,
 };
 use crate::experiment::ExperimentConfig;
 
@@ -61,7 +65,26 @@ pub fn metric_sql(
     cuped: bool,
     range: TimeRange,
 ) -> String {
-    let exposures = store.table("exposure_events");
+    metric_sql_for(
+        &|t: &str| store.table(t),
+        experiment,
+        spec,
+        config,
+        cuped,
+        range,
+    )
+}
+
+/// [`metric_sql`] with the tables named by `table` (`exposure_events` → `` `db`.exposure_events ``).
+fn metric_sql_for(
+    table: &dyn Fn(&str) -> String,
+    experiment: &str,
+    spec: &MetricSpec,
+    config: &AnalysisConfig,
+    cuped: bool,
+    range: TimeRange,
+) -> String {
+    let exposures = table("exposure_events");
     let mut exposure_filter = format!("experiment = {}", sql_string(experiment));
     if let Some(s) = range.since {
         exposure_filter.push_str(&format!(" AND ts >= {s}"));
@@ -76,39 +99,8 @@ pub fn metric_sql(
     let in_pre = format!(
         "toInt64(o_ts) < toInt64(e_first) AND toInt64(o_ts) >= toInt64(e_first) - {pre_ms}"
     );
-    let (source, y, x) = if spec.metric == ACCURACY {
-        // Each labelled prediction of the experiment: 1 when right, 0 when wrong.
-        let label = spec.label_outcome.as_deref().unwrap_or("label");
-        (
-            format!(
-                "SELECT unit_id, o_ts, toFloat64(p_label != '' AND toFloat64OrZero(p_label) = truth) AS o_value, \
-                 'accuracy' AS o_name FROM ( \
-                   SELECT event_id AS inference_id, unit_id, toUInt64(ts_ms) AS o_ts, ifNull(label, '') AS p_label \
-                   FROM {} FINAL WHERE experiment = {} \
-                 ) AS i ALL INNER JOIN ( \
-                   SELECT inference_id, toFloat64(any(value)) AS truth FROM {} FINAL \
-                   WHERE name = {} AND inference_id != '' GROUP BY inference_id \
-                 ) AS l USING inference_id",
-                store.table("inference_events"),
-                sql_string(experiment),
-                store.table("outcome_events"),
-                sql_string(label)
-            ),
-            "sumIf(o_value, o_name = 'accuracy')".to_string(),
-            "toFloat64(countIf(o_name = 'accuracy'))".to_string(),
-        )
-    } else if spec.metric == LATENCY {
-        // The requests the unit was served in this experiment: Σ latency over the count.
-        (
-            format!(
-                "SELECT unit_id, toUInt64(ts_ms) AS o_ts, toFloat64(ifNull(latency_ms, 0)) AS o_value, 'latency' AS o_name \
-                 FROM {} FINAL WHERE experiment = {} AND isNotNull(latency_ms)",
-                store.table("inference_events"),
-                sql_string(experiment)
-            ),
-            "sumIf(o_value, o_name = 'latency')".to_string(),
-            "toFloat64(countIf(o_name = 'latency'))".to_string(),
-        )
+    let (source, y, x) = if let Some(b) = analysis::builtin(&spec.metric) {
+        builtin_source(table, experiment, spec, b)
     } else {
         let mut names = vec![sql_string(&spec.metric)];
         if let Some(d) = &spec.denominator {
@@ -117,7 +109,7 @@ pub fn metric_sql(
         let source = format!(
             "SELECT unit_id, toUInt64(ts_ms) AS o_ts, toFloat64(value) AS o_value, name AS o_name \
              FROM {} FINAL WHERE name IN ({})",
-            store.table("outcome_events"),
+            table("outcome_events"),
             names.join(", ")
         );
         let is_metric = format!("o_name = {}", sql_string(&spec.metric));
@@ -150,6 +142,50 @@ pub fn metric_sql(
            ) AS e ALL LEFT JOIN ( {source} ) AS o USING unit_id \
            GROUP BY unit_id \
          ) AS per_unit GROUP BY variant ORDER BY variant"
+    )
+}
+
+/// The per-request rows of a built-in metric (`unit_id, o_ts, o_value, o_name`) with the per-unit
+/// numerator (Σ value) and denominator (number of requests) over them.
+fn builtin_source(
+    table: &dyn Fn(&str) -> String,
+    experiment: &str,
+    spec: &MetricSpec,
+    b: &BuiltinMetric,
+) -> (String, String, String) {
+    let name = sql_string(b.name);
+    let source = match b.source {
+        BuiltinSource::LabelledPredictions => {
+            // Each labelled prediction of the experiment: 1 when right, 0 when wrong.
+            let label = spec.label_outcome.as_deref().unwrap_or("label");
+            format!(
+                "SELECT unit_id, o_ts, toFloat64(p_label != '' AND toFloat64OrZero(p_label) = truth) AS o_value, \
+                 {name} AS o_name FROM ( \
+                   SELECT event_id AS inference_id, unit_id, toUInt64(ts_ms) AS o_ts, ifNull(label, '') AS p_label \
+                   FROM {} FINAL WHERE experiment = {} \
+                 ) AS i ALL INNER JOIN ( \
+                   SELECT inference_id, toFloat64(any(value)) AS truth FROM {} FINAL \
+                   WHERE name = {} AND inference_id != '' GROUP BY inference_id \
+                 ) AS l USING inference_id",
+                table("inference_events"),
+                sql_string(experiment),
+                table("outcome_events"),
+                sql_string(label)
+            )
+        }
+        // The requests the unit was served in this experiment: Σ value over their count.
+        BuiltinSource::Requests { value, filter } => format!(
+            "SELECT unit_id, toUInt64(ts_ms) AS o_ts, toFloat64({value}) AS o_value, {name} AS o_name \
+             FROM {} FINAL WHERE experiment = {}{}",
+            table("inference_events"),
+            sql_string(experiment),
+            filter.map(|f| format!(" AND {f}")).unwrap_or_default()
+        ),
+    };
+    (
+        source,
+        format!("sumIf(o_value, o_name = {name})"),
+        format!("toFloat64(countIf(o_name = {name}))"),
     )
 }
 
@@ -233,4 +269,163 @@ pub async fn analyze_experiment(
         &config,
         &metrics,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{BUILTIN_METRICS, ERROR_RATE, TTFT};
+
+    fn table(name: &str) -> String {
+        format!("`db`.{name}")
+    }
+
+    fn spec(metric: &str) -> MetricSpec {
+        MetricSpec {
+            metric: metric.into(),
+            kind: MetricKind::Mean,
+            denominator: None,
+            higher_is_better: None,
+            higher_is_worse: None,
+            label_outcome: None,
+        }
+    }
+
+    fn sql(metric: &str) -> String {
+        metric_sql_for(
+            &table,
+            "exp",
+            &spec(metric),
+            &AnalysisConfig::default(),
+            false,
+            TimeRange::default(),
+        )
+    }
+
+    /// The statement around a metric's per-unit `y`, `x` and its rows `source`.
+    fn statement(y: &str, x: &str, source: &str) -> String {
+        format!(
+            "SELECT variant, toUInt64(count()) AS n, toFloat64(sum(y)) AS sum_y, \
+             toFloat64(sum(y * y)) AS sum_y2, toFloat64(sum(x)) AS sum_x, \
+             toFloat64(sum(x * x)) AS sum_x2, toFloat64(sum(x * y)) AS sum_xy FROM ( \
+             SELECT any(e_variant) AS variant, toFloat64({y}) AS y, toFloat64({x}) AS x FROM ( \
+             SELECT unit_id, argMin(variant, ts_ms) AS e_variant, toUInt64(min(ts_ms)) AS e_first \
+             FROM `db`.exposure_events FINAL WHERE experiment = 'exp' GROUP BY unit_id ) AS e \
+             ALL LEFT JOIN ( {source} ) AS o USING unit_id GROUP BY unit_id ) AS per_unit \
+             GROUP BY variant ORDER BY variant"
+        )
+    }
+
+    /// The statements of `latency` and `accuracy` are exactly those before the built-ins became
+    /// a table.
+    #[test]
+    fn latency_and_accuracy_sql_is_unchanged() {
+        assert_eq!(
+            sql("latency"),
+            statement(
+                "sumIf(o_value, o_name = 'latency')",
+                "toFloat64(countIf(o_name = 'latency'))",
+                "SELECT unit_id, toUInt64(ts_ms) AS o_ts, toFloat64(ifNull(latency_ms, 0)) AS o_value, \
+                 'latency' AS o_name FROM `db`.inference_events FINAL WHERE experiment = 'exp' \
+                 AND isNotNull(latency_ms)"
+            )
+        );
+        assert_eq!(
+            sql("accuracy"),
+            statement(
+                "sumIf(o_value, o_name = 'accuracy')",
+                "toFloat64(countIf(o_name = 'accuracy'))",
+                "SELECT unit_id, o_ts, toFloat64(p_label != '' AND toFloat64OrZero(p_label) = truth) \
+                 AS o_value, 'accuracy' AS o_name FROM ( SELECT event_id AS inference_id, unit_id, \
+                 toUInt64(ts_ms) AS o_ts, ifNull(label, '') AS p_label FROM `db`.inference_events \
+                 FINAL WHERE experiment = 'exp' ) AS i ALL INNER JOIN ( SELECT inference_id, \
+                 toFloat64(any(value)) AS truth FROM `db`.outcome_events FINAL WHERE name = 'label' \
+                 AND inference_id != '' GROUP BY inference_id ) AS l USING inference_id"
+            )
+        );
+        let mut truth = spec("accuracy");
+        truth.label_outcome = Some("truth".into());
+        assert!(metric_sql_for(
+            &table,
+            "exp",
+            &truth,
+            &AnalysisConfig::default(),
+            false,
+            TimeRange::default()
+        )
+        .contains("WHERE name = 'truth' AND inference_id != ''"));
+    }
+
+    #[test]
+    fn llm_builtins_are_per_request_ratios_over_inference_rows() {
+        let expected = [
+            ("ttft", "ifNull(ttft_ms, 0)", " AND isNotNull(ttft_ms)"),
+            ("cost", "ifNull(cost, 0)", " AND isNotNull(cost)"),
+            (
+                "output_tokens",
+                "ifNull(completion_tokens, 0)",
+                " AND isNotNull(completion_tokens)",
+            ),
+            (
+                "tokens_per_s",
+                "ifNull(output_tps, 0)",
+                " AND isNotNull(output_tps)",
+            ),
+            // Every request counts; a failed one has neither score nor label.
+            ("error_rate", "isNull(score) AND isNull(label)", ""),
+        ];
+        for (name, value, filter) in expected {
+            assert_eq!(
+                sql(name),
+                statement(
+                    &format!("sumIf(o_value, o_name = '{name}')"),
+                    &format!("toFloat64(countIf(o_name = '{name}'))"),
+                    &format!(
+                        "SELECT unit_id, toUInt64(ts_ms) AS o_ts, toFloat64({value}) AS o_value, \
+                         '{name}' AS o_name FROM `db`.inference_events FINAL \
+                         WHERE experiment = 'exp'{filter}"
+                    )
+                ),
+                "{name}"
+            );
+        }
+        // Every built-in reads inference rows, never outcomes of its name; CUPED and the
+        // conversion window do not apply to them.
+        for b in BUILTIN_METRICS {
+            let s = sql(b.name);
+            assert!(s.contains("FROM `db`.inference_events FINAL"), "{}", b.name);
+            assert!(!s.contains("WHERE name IN"), "{}", b.name);
+            let with_cuped = metric_sql_for(
+                &table,
+                "exp",
+                &spec(b.name),
+                &AnalysisConfig::default(),
+                true,
+                TimeRange::default(),
+            );
+            assert_eq!(s, with_cuped, "{}", b.name);
+        }
+        // The experiment key and the exposure range are applied as for any metric.
+        let ranged = metric_sql_for(
+            &table,
+            "it's",
+            &spec(TTFT),
+            &AnalysisConfig::default(),
+            false,
+            TimeRange {
+                since: Some(10),
+                until: Some(20),
+            },
+        );
+        assert!(ranged.contains("WHERE experiment = 'it\\'s' AND ts >= 10 AND ts < 20 GROUP BY"));
+        assert!(ranged.contains("WHERE experiment = 'it\\'s' AND isNotNull(ttft_ms)"));
+        assert!(!sql(ERROR_RATE).contains("isNotNull"));
+    }
+
+    #[test]
+    fn outcome_metrics_are_not_builtins() {
+        let s = sql("thumbs_up");
+        assert!(s.contains("FROM `db`.outcome_events FINAL WHERE name IN ('thumbs_up')"));
+        assert!(!s.contains("inference_events"));
+    }
 }

@@ -92,6 +92,7 @@ async fn exercise(store: Store, db: &str) {
             latency_ms: 20.0 + (i % 10) as f64,
             status,
             error: String::new(),
+            ..Default::default()
         });
     }
     store

@@ -295,6 +295,39 @@ pub struct InferenceEvent {
     pub input: Option<String>,
     #[serde(default)]
     pub cost: Option<f64>,
+    /// What a generative (LLM) request adds: response text, tokens, time to first token.
+    /// Boxed: most events have none, and it would double the size of every [`Event`].
+    #[serde(default)]
+    pub generation: Option<Box<Generation>>,
+}
+
+/// The generative part of an inference event (an LLM request through an OpenAI-compatible
+/// server). The prompt is the event's `input`; the cost, latency and experiment arm are the
+/// event's own fields.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generation {
+    /// The response text (the first choice's content), possibly capped by the producer.
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub prompt_tokens: Option<u32>,
+    #[serde(default)]
+    pub completion_tokens: Option<u32>,
+    /// True when the token counts were counted by the producer, not reported by the server.
+    #[serde(default)]
+    pub tokens_estimated: bool,
+    /// Milliseconds from the request to the first chunk with content.
+    #[serde(default)]
+    pub ttft_ms: Option<f64>,
+    /// Completion tokens per second after the first token.
+    #[serde(default)]
+    pub output_tokens_per_s: Option<f64>,
+    /// `stop`, `length`, `tool_calls`, `content_filter`…; absent when the stream broke off.
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    #[serde(default)]
+    pub streamed: bool,
 }
 
 /// Something that happened after an inference: a label, a conversion, revenue.
@@ -578,7 +611,13 @@ pub fn validate_inference(
     check_name("version", &e.version, limits)?;
     check_name("unit_id", &e.unit_id, limits)?;
     check_features(&e.features, limits)?;
-    let predicted = e.prediction.score.is_some() || e.prediction.label.is_some();
+    // A finished generation is a prediction too: its finish reason is stored as the label, so
+    // "no score and no label" stays the one definition of a failed inference.
+    let finished = e
+        .generation
+        .as_ref()
+        .is_some_and(|g| g.finish_reason.is_some());
+    let predicted = e.prediction.score.is_some() || e.prediction.label.is_some() || finished;
     match &e.error {
         Some(err) => {
             check_len("error", err, limits.max_value_bytes)?;
@@ -591,14 +630,14 @@ pub fn validate_inference(
             if predicted {
                 return Err(ValidationError::new(
                     "error",
-                    "marks a failed inference, which has no `prediction`; send one or the other",
+                    "marks a failed inference, which has no `prediction` (nor a `generation.finish_reason`); send one or the other",
                 ));
             }
         }
         None if !predicted => {
             return Err(ValidationError::new(
                 "prediction",
-                "needs a `score`, a `label` or both (or, for a failed inference, `error`)",
+                "needs a `score`, a `label` or both (a generation: `generation.finish_reason`; a failed inference: `error`)",
             ));
         }
         None => {}
@@ -611,6 +650,13 @@ pub fn validate_inference(
     }
     check_non_negative("latency_ms", e.latency_ms)?;
     check_non_negative("cost", e.cost)?;
+    if let Some(g) = &e.generation {
+        check_non_negative("generation.ttft_ms", g.ttft_ms)?;
+        check_non_negative("generation.output_tokens_per_s", g.output_tokens_per_s)?;
+        if let Some(f) = &g.finish_reason {
+            check_name("generation.finish_reason", f, limits)?;
+        }
+    }
     check_attributes(&e.attributes, limits)?;
     check_opt_name("experiment", &e.experiment, limits)?;
     check_opt_name("variant", &e.variant, limits)?;

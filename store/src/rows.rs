@@ -24,7 +24,7 @@ pub struct SourceCoord {
     pub offset: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct InferenceRow {
     pub event_id: String,
     pub ts: u32,
@@ -49,6 +49,18 @@ pub struct InferenceRow {
     pub src_partition: i32,
     pub src_offset: i64,
     pub ingested_at: u32,
+    /// Generative fields (migration 9; `generation` in the event contract): the response
+    /// text, tokens, time to first token, output tokens per second, finish reason and whether
+    /// the response was streamed. The prompt is `input`.
+    pub output: String,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    /// 1 when the token counts were counted by vigil because the server reported no usage.
+    pub tokens_estimated: u8,
+    pub ttft_ms: Option<f64>,
+    pub output_tps: Option<f64>,
+    pub finish_reason: String,
+    pub streamed: u8,
 }
 
 impl TableRow for InferenceRow {
@@ -77,6 +89,14 @@ impl TableRow for InferenceRow {
         "src_partition",
         "src_offset",
         "ingested_at",
+        "output",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens_estimated",
+        "ttft_ms",
+        "output_tps",
+        "finish_reason",
+        "streamed",
     ];
 }
 
@@ -211,7 +231,7 @@ impl TableRow for IngestOffsetRow {
 
 /// A shadow candidate's answer to a mirrored request, kept for offline comparison with the
 /// version that served the request (the gateway writes these; nothing reads them on a hot path).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ShadowResponseRow {
     /// The gateway's id of the mirrored request (also in the served inference row's `event_id`).
     pub request_id: String,
@@ -230,6 +250,12 @@ pub struct ShadowResponseRow {
     pub status: u16,
     /// Transport error text when `status` is 0.
     pub error: String,
+    /// An LLM answer's text (the first choice), tokens and cost (migration 9); empty/NULL for
+    /// other models.
+    pub text: String,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub cost: Option<f64>,
 }
 
 impl TableRow for ShadowResponseRow {
@@ -246,6 +272,10 @@ impl TableRow for ShadowResponseRow {
         "latency_ms",
         "status",
         "error",
+        "text",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
     ];
 }
 
@@ -786,6 +816,7 @@ impl InferenceRow {
                 attr_values.push(err);
             }
         }
+        let g = *e.generation.unwrap_or_default();
         InferenceRow {
             event_id: e.event_id,
             ts,
@@ -798,7 +829,12 @@ impl InferenceRow {
             cat_names,
             cat_values,
             score: e.prediction.score,
-            label: e.prediction.label.map(|l| l.0),
+            // A finished generation's label is its finish reason (see `validate_inference`).
+            label: e
+                .prediction
+                .label
+                .map(|l| l.0)
+                .or_else(|| g.finish_reason.clone()),
             latency_ms: e.latency_ms,
             cost: e.cost,
             attr_names,
@@ -810,6 +846,14 @@ impl InferenceRow {
             src_partition: coord.partition,
             src_offset: coord.offset,
             ingested_at: now_secs(),
+            output: g.output.unwrap_or_default(),
+            prompt_tokens: g.prompt_tokens,
+            completion_tokens: g.completion_tokens,
+            tokens_estimated: u8::from(g.tokens_estimated),
+            ttft_ms: g.ttft_ms,
+            output_tps: g.output_tokens_per_s,
+            finish_reason: g.finish_reason.unwrap_or_default(),
+            streamed: u8::from(g.streamed),
         }
     }
 }

@@ -609,7 +609,66 @@ pub struct Migration {
     pub version: u32,
     pub name: &'static str,
     pub statements: Vec<String>,
+    /// Columns added to existing tables. ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`,
+    /// so the runner adds each one only when `system.columns` lacks it: a migration
+    /// interrupted half-way is simply run again, like the `IF NOT EXISTS` statements.
+    pub add_columns: Vec<AddColumn>,
 }
+
+/// One column added to an existing table (and, on a cluster, to its `_local` table first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+    pub ty: &'static str,
+}
+
+impl AddColumn {
+    /// The `ALTER` statements adding the column: the local (replicated) table before the
+    /// distributed one on a cluster, so a distributed insert never names a column a shard
+    /// lacks.
+    pub fn statements(&self, opts: &SchemaOptions) -> Vec<(String, String)> {
+        let db = quote_ident(&opts.database);
+        let tables = match &opts.cluster {
+            None => vec![self.table.to_string()],
+            Some(_) => vec![format!("{}_local", self.table), self.table.to_string()],
+        };
+        tables
+            .into_iter()
+            .map(|t| {
+                let sql = format!(
+                    "ALTER TABLE {db}.{t}{oc} ADD COLUMN {c} {ty}",
+                    oc = on_cluster(opts),
+                    c = self.column,
+                    ty = self.ty
+                );
+                (t, sql)
+            })
+            .collect()
+    }
+}
+
+/// Migration 9: what a generative (LLM) request adds to an inference event. The prompt is the
+/// event's `input`; these are the rest (see docs/events.md, `generation`). Old rows read the
+/// defaults: no output, NULL tokens and times, not streamed.
+const GENERATION_COLUMNS_V9: &[(&str, &str)] = &[
+    ("output", "String DEFAULT ''"),
+    ("prompt_tokens", "Nullable(UInt32)"),
+    ("completion_tokens", "Nullable(UInt32)"),
+    ("tokens_estimated", "UInt8 DEFAULT 0"),
+    ("ttft_ms", "Nullable(Float64)"),
+    ("output_tps", "Nullable(Float64)"),
+    ("finish_reason", "String DEFAULT ''"),
+    ("streamed", "UInt8 DEFAULT 0"),
+];
+
+/// Migration 9 too: a mirrored LLM answer's text, tokens and cost next to its raw body.
+const SHADOW_GENERATION_COLUMNS_V9: &[(&str, &str)] = &[
+    ("text", "String DEFAULT ''"),
+    ("prompt_tokens", "Nullable(UInt32)"),
+    ("completion_tokens", "Nullable(UInt32)"),
+    ("cost", "Nullable(Float64)"),
+];
 
 fn on_cluster(opts: &SchemaOptions) -> String {
     match &opts.cluster {
@@ -695,6 +754,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 2,
@@ -703,6 +763,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 3,
@@ -711,6 +772,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 4,
@@ -719,6 +781,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 5,
@@ -727,6 +790,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 6,
@@ -735,6 +799,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 7,
@@ -743,6 +808,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
+            add_columns: Vec::new(),
         },
         Migration {
             version: 8,
@@ -750,6 +816,29 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
             statements: TABLES_V8
                 .iter()
                 .flat_map(|t| render_table(t, opts))
+                .collect(),
+            add_columns: Vec::new(),
+        },
+        Migration {
+            version: 9,
+            name: "generative fields of inference events (LLM gateway)",
+            statements: Vec::new(),
+            add_columns: GENERATION_COLUMNS_V9
+                .iter()
+                .map(|(column, ty)| AddColumn {
+                    table: "inference_events",
+                    column,
+                    ty,
+                })
+                .chain(
+                    SHADOW_GENERATION_COLUMNS_V9
+                        .iter()
+                        .map(|(column, ty)| AddColumn {
+                            table: "shadow_responses",
+                            column,
+                            ty,
+                        }),
+                )
                 .collect(),
         },
     ]

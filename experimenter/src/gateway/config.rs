@@ -25,6 +25,23 @@
 //!   { version = "ranker@3.0-rc", url = "http://10.0.0.3:8080/predict" },
 //! ]
 //! shadows = [{ version = "ranker@3.0-rc", share = 0.1 }]
+//!
+//! # An LLM behind OpenAI-compatible servers (vLLM, llama.cpp, TGI, Ollama): clients call
+//! # POST /v1/chat/completions with "model": "assistant"; `url` is the server's /v1 base.
+//! [[gateway.models]]
+//! name = "assistant"
+//! api = "openai"
+//! control = "qwen-ft-1"
+//! versions = [
+//!   { version = "qwen-ft-1", url = "http://10.0.0.4:8000/v1", backend_model = "qwen2.5-7b-ft-1",
+//!     price_input_per_1k = 0.0002, price_output_per_1k = 0.0006 },
+//!   { version = "qwen-ft-2", url = "http://10.0.0.5:8000/v1", backend_model = "qwen2.5-7b-ft-2",
+//!     price_input_per_1k = 0.0002, price_output_per_1k = 0.0006, stream_options = false },
+//! ]
+//!
+//! [gateway.llm]
+//! store_text = true          # record prompts and responses (false: tokens and times only)
+//! text_cap_bytes = 16384     # longest prompt / response text kept per request
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +71,41 @@ pub struct GatewayConfig {
     /// gateway) and advances ramps.
     pub deployment_poll_ms: u64,
     pub ramp: RampConfig,
+    /// What the OpenAI-compatible routes record of LLM requests.
+    pub llm: LlmConfig,
+}
+
+/// `[gateway.llm]`: what is recorded of a request to an `api = "openai"` model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// Record the prompt (messages rendered to text) and the response text; `false` keeps
+    /// tokens, times, cost and finish reason only (prompts may hold personal data).
+    pub store_text: bool,
+    /// Longest prompt and response kept per request, in bytes (cut at a character boundary).
+    pub text_cap_bytes: usize,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            store_text: true,
+            text_cap_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The protocol a gateway model's backends speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelApi {
+    /// `POST /v1/predict/{model}`: a JSON body forwarded to the version's `url`, whose answer
+    /// has a `score` and/or `label`.
+    #[default]
+    Predict,
+    /// OpenAI-compatible (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`): the
+    /// version's `url` is the server's `/v1` base URL.
+    Openai,
 }
 
 /// `[gateway.ramp]`: how a promotion with a ramp rolls out.
@@ -93,6 +145,7 @@ impl Default for GatewayConfig {
             models: Vec::new(),
             deployment_poll_ms: 2000,
             ramp: RampConfig::default(),
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -135,6 +188,9 @@ pub struct ModelConfig {
     /// `shadow_responses`, never returned.
     #[serde(default)]
     pub shadows: Vec<ShadowConfig>,
+    /// The protocol of the backends (`predict`, the default, or `openai`).
+    #[serde(default)]
+    pub api: ModelApi,
 }
 
 fn yes() -> bool {
@@ -146,8 +202,24 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct VersionConfig {
     pub version: String,
-    /// Full URL the request body is POSTed to, e.g. `http://10.0.0.2:8080/predict`.
+    /// Full URL the request body is POSTed to, e.g. `http://10.0.0.2:8080/predict`; for an
+    /// `api = "openai"` model the server's base URL, e.g. `http://10.0.0.4:8000/v1`.
     pub url: String,
+    /// OpenAI-compatible models: the name the server knows this version by (the request's
+    /// `model` is rewritten to it); default: `version`.
+    #[serde(default)]
+    pub backend_model: Option<String>,
+    /// Price per 1,000 prompt tokens, for the recorded cost of a request.
+    #[serde(default)]
+    pub price_input_per_1k: Option<f64>,
+    /// Price per 1,000 completion tokens.
+    #[serde(default)]
+    pub price_output_per_1k: Option<f64>,
+    /// Whether the server accepts `stream_options` (TGI does not): when it does, a streamed
+    /// request that did not ask for usage gets `include_usage` upstream and the extra usage
+    /// chunk is removed from what the client receives; when not, tokens are counted.
+    #[serde(default = "yes")]
+    pub stream_options: bool,
 }
 
 /// A shadow candidate.
@@ -196,12 +268,27 @@ pub enum GatewayConfigError {
     },
     #[error("[gateway] {0} must be at least 1")]
     Zero(&'static str),
+    #[error("gateway model `{model}`, version `{version}`: {field} is {value}; prices must be finite and not negative")]
+    BadPrice {
+        model: String,
+        version: String,
+        field: &'static str,
+        value: f64,
+    },
 }
 
 impl GatewayConfig {
     /// The backend timeout of `model`.
+    /// A model's backend timeout. For an `api = "openai"` model it bounds the time to the
+    /// response headers and each gap between streamed chunks (a non-streamed answer: the whole
+    /// answer), and without its own `timeout_ms` it is at least 60 s: generations are long.
     pub fn timeout_of(&self, model: &ModelConfig) -> std::time::Duration {
-        std::time::Duration::from_millis(model.timeout_ms.unwrap_or(self.timeout_ms).max(1))
+        let ms = match (model.timeout_ms, model.api) {
+            (Some(ms), _) => ms,
+            (None, ModelApi::Openai) => self.timeout_ms.max(60_000),
+            (None, ModelApi::Predict) => self.timeout_ms,
+        };
+        std::time::Duration::from_millis(ms.max(1))
     }
 
     /// Checks the section on its own and against the experiments that name its models.
@@ -235,6 +322,19 @@ impl GatewayConfig {
                         model: m.name.clone(),
                         version: v.version.clone(),
                     });
+                }
+                for (field, price) in [
+                    ("price_input_per_1k", v.price_input_per_1k),
+                    ("price_output_per_1k", v.price_output_per_1k),
+                ] {
+                    if let Some(p) = price.filter(|p| !p.is_finite() || *p < 0.0) {
+                        return Err(E::BadPrice {
+                            model: m.name.clone(),
+                            version: v.version.clone(),
+                            field,
+                            value: p,
+                        });
+                    }
                 }
                 if reqwest::Url::parse(&v.url)
                     .map(|u| u.scheme() != "http" && u.scheme() != "https")

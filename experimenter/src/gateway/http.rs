@@ -64,9 +64,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<GatewayState>) {
     )
     .service(
         web::resource("/metrics/gateway")
-            .app_data(state)
+            .app_data(state.clone())
             .route(web::get().to(metrics)),
     );
+    super::llm::configure(cfg, state);
 }
 
 /// Who is acting, or the refusal (401/403). The refusal is returned by value on purpose: it is
@@ -219,12 +220,12 @@ async fn deployments(
     }
 }
 
-fn error(status: StatusCode, message: &str) -> HttpResponse {
+pub(super) fn error(status: StatusCode, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(serde_json::json!({ "error": message }))
 }
 
 /// The refusal (401/403) when the request's bearer token lacks `need`.
-fn refusal(req: &HttpRequest, state: &GatewayState, need: Role) -> Option<HttpResponse> {
+pub(super) fn refusal(req: &HttpRequest, state: &GatewayState, need: Role) -> Option<HttpResponse> {
     let h = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -430,7 +431,7 @@ async fn forward(
     }
 }
 
-fn request_id(req: &HttpRequest) -> String {
+pub(super) fn request_id(req: &HttpRequest) -> String {
     req.headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -605,6 +606,7 @@ async fn predict(
                 body: body.clone(),
                 content_type: content_type.map(str::to_owned),
                 timeout: model.timeout,
+                llm: None,
             });
         }
     }
@@ -634,12 +636,12 @@ fn respond(
     r.body(a.body)
 }
 
-fn split_ms(now: chrono::DateTime<chrono::Utc>) -> (u32, u64) {
+pub(super) fn split_ms(now: chrono::DateTime<chrono::Utc>) -> (u32, u64) {
     let ms = now.timestamp_millis().max(0) as u64;
     ((ms / 1000).min(u32::MAX as u64) as u32, ms)
 }
 
-fn exposure_row(
+pub(super) fn exposure_row(
     rid: &str,
     route: &Route<'_>,
     model: &ModelRoute,
@@ -733,6 +735,7 @@ fn inference_row(
         src_partition: -1,
         src_offset: -1,
         ingested_at: ts,
+        ..Default::default()
     }
 }
 

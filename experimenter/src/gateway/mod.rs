@@ -8,6 +8,10 @@
 //! POST /v1/predict/{model}   unit in `x-vigil-unit` or body `unit_id`   (ingest)
 //!        → backend of the assigned version (fallback: control) → its response, plus
 //!          `x-vigil-variant`, `x-vigil-model-version`, `x-vigil-request-id` headers
+//! POST /v1/chat/completions, /v1/completions, /v1/embeddings; GET /v1/models   (ingest)
+//!        OpenAI-compatible routes for `api = "openai"` models (module [`llm`]): the body's
+//!        `model` names the vigil model, `user` (or `x-vigil-unit`) is the unit; streams pass
+//!        through chunk by chunk; the reply carries `x-vigil-event-id`
 //! POST /v1/admin/reload      re-read vigil.toml (admin); SIGHUP does the same
 //! GET  /metrics/gateway      Prometheus text
 //! ```
@@ -20,6 +24,7 @@ pub mod breaker;
 pub mod config;
 pub mod deploy;
 pub mod http;
+pub mod llm;
 pub mod metrics;
 pub mod ramp;
 pub mod recorder;
@@ -35,8 +40,8 @@ use vigil_collector::writer::WriterHandle;
 use vigil_store::auth::Authenticator;
 
 pub use config::{
-    BreakerConfig, GatewayConfig, GatewayConfigError, ModelConfig, RampConfig, ShadowConfig,
-    VersionConfig,
+    BreakerConfig, GatewayConfig, GatewayConfigError, LlmConfig, ModelApi, ModelConfig, RampConfig,
+    ShadowConfig, VersionConfig,
 };
 pub use metrics::GatewayMetrics;
 pub use routing::Routing;

@@ -21,6 +21,8 @@ const BATCH_ROWS: usize = 5000;
 const BATCH_WAIT: Duration = Duration::from_millis(1000);
 
 /// One row bound for the store.
+// Unboxed on purpose: every record is moved once into the queue, and most are inferences.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Record {
     Exposure(ExposureRow),

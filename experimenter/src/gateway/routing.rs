@@ -16,6 +16,26 @@ use crate::promotion::{DeploymentState, Rollout};
 pub struct Backend {
     pub url: String,
     pub breaker: Breaker,
+    /// OpenAI-compatible models: the server's name for this version.
+    pub backend_model: String,
+    /// Prices per 1,000 prompt / completion tokens (0 when not configured).
+    pub price_input_per_1k: Option<f64>,
+    pub price_output_per_1k: Option<f64>,
+    /// Whether the server accepts `stream_options`.
+    pub stream_options: bool,
+}
+
+impl Backend {
+    /// The cost of a request with these token counts; `None` without any price.
+    pub fn cost(&self, prompt_tokens: u32, completion_tokens: u32) -> Option<f64> {
+        if self.price_input_per_1k.is_none() && self.price_output_per_1k.is_none() {
+            return None;
+        }
+        Some(
+            f64::from(prompt_tokens) / 1000.0 * self.price_input_per_1k.unwrap_or(0.0)
+                + f64::from(completion_tokens) / 1000.0 * self.price_output_per_1k.unwrap_or(0.0),
+        )
+    }
 }
 
 /// One served model.
@@ -25,6 +45,8 @@ pub struct ModelRoute {
     pub control: String,
     pub fallback_to_control: bool,
     pub timeout: Duration,
+    /// The protocol of its backends.
+    pub api: super::config::ModelApi,
     pub versions: HashMap<String, Arc<Backend>>,
     /// (version, share) of shadow candidates.
     pub shadows: Vec<(String, f64)>,
@@ -115,6 +137,13 @@ impl Routing {
                         Arc::new(Backend {
                             url: v.url.clone(),
                             breaker: Breaker::new(config.breaker),
+                            backend_model: v
+                                .backend_model
+                                .clone()
+                                .unwrap_or_else(|| v.version.clone()),
+                            price_input_per_1k: v.price_input_per_1k,
+                            price_output_per_1k: v.price_output_per_1k,
+                            stream_options: v.stream_options,
                         }),
                     )
                 })
@@ -133,6 +162,7 @@ impl Routing {
                     rollout,
                     fallback_to_control: m.fallback_to_control,
                     timeout: config.timeout_of(m),
+                    api: m.api,
                     versions,
                     shadows: m
                         .shadows

@@ -28,6 +28,15 @@ pub struct ShadowJob {
     pub body: Bytes,
     pub content_type: Option<String>,
     pub timeout: Duration,
+    /// An OpenAI-compatible copy: its text, tokens and cost are read from the answer.
+    pub llm: Option<LlmShadow>,
+}
+
+/// What reading a mirrored LLM answer needs.
+#[derive(Debug)]
+pub struct LlmShadow {
+    pub endpoint: super::llm::protocol::Endpoint,
+    pub backend: Arc<super::routing::Backend>,
 }
 
 /// Sender side of the mirror queue.
@@ -125,6 +134,17 @@ async fn send(client: &reqwest::Client, job: ShadowJob) -> ShadowResponseRow {
         Err(e) => (0, String::new(), e.to_string()),
     };
     let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let (mut text, mut prompt_tokens, mut completion_tokens, mut cost) =
+        (String::new(), None, None, None);
+    if let Some(llm) = job.llm.as_ref().filter(|_| (200..300).contains(&status)) {
+        let (t, _, usage) = super::llm::protocol::read_response(llm.endpoint, output.as_bytes());
+        if let Some(u) = usage {
+            prompt_tokens = Some(u.prompt_tokens);
+            completion_tokens = Some(u.completion_tokens);
+            cost = llm.backend.cost(u.prompt_tokens, u.completion_tokens);
+        }
+        text = t;
+    }
     ShadowResponseRow {
         request_id: job.request_id,
         ts: (now / 1000).min(u32::MAX as u64) as u32,
@@ -137,5 +157,9 @@ async fn send(client: &reqwest::Client, job: ShadowJob) -> ShadowResponseRow {
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         status,
         error,
+        text,
+        prompt_tokens,
+        completion_tokens,
+        cost,
     }
 }

@@ -337,6 +337,13 @@ impl Store {
             for stmt in &m.statements {
                 self.execute(stmt).await?;
             }
+            for add in &m.add_columns {
+                for (table, stmt) in add.statements(&opts) {
+                    if !self.has_column(&table, add.column).await? {
+                        self.execute(&stmt).await?;
+                    }
+                }
+            }
             self.execute(&format!(
                 "INSERT INTO {} (version, name, applied_at) VALUES ({}, {}, now())",
                 self.table("schema_migrations"),
@@ -347,6 +354,24 @@ impl Store {
             done.push(m.version);
         }
         Ok(done)
+    }
+
+    /// Whether `table` of this database has `column` (what `ALTER … ADD COLUMN IF NOT EXISTS`
+    /// would check, on servers that lack it).
+    async fn has_column(&self, table: &str, column: &str) -> Result<bool, StoreError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let rows = self
+            .fetch::<N>(&format!(
+                "SELECT toUInt64(count()) AS n FROM system.columns WHERE database = {} AND table = {} AND name = {}",
+                crate::sql_string(&self.database),
+                crate::sql_string(table),
+                crate::sql_string(column)
+            ))
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
     }
 
     /// Version of the newest applied migration (0 when none).
