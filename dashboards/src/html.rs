@@ -178,6 +178,7 @@ pub const NAV: &[(&str, &str)] = &[
     ("drift", "Drift & quality"),
     ("fairness", "Fairness"),
     ("experiments", "Experiments"),
+    ("llm", "LLM"),
     ("alerts", "Alerts"),
     ("shadow", "Shadow & retraining"),
 ];

@@ -17,6 +17,8 @@
 #   VIGIL_LLAMA_EMBEDDING=0   do not serve /v1/embeddings (default 1: --embedding true; chat and
 #                             completions work the same with it, the tiny model mean-pools)
 #   VIGIL_LLAMA_ARGS="..."    extra arguments for llama_cpp.server
+#   VIGIL_LLAMA_START_TIMEOUT seconds `start` waits for GET /v1/models (default 300: a busy 2-core
+#                             CI machine takes a while to import FastAPI and load the model)
 # The server runs one request at a time; it is started with --interrupt_requests false (by
 # default llama_cpp.server ENDS a running stream, with [DONE] and no finish_reason, as soon as
 # another request arrives) and --chat_format chatml (the tiny model has no chat template).
@@ -85,31 +87,51 @@ model() {
   echo "$MODEL"
 }
 
-ready() { curl -fsS "http://127.0.0.1:$1/v1/models" >/dev/null 2>&1; }
+START_TIMEOUT="${VIGIL_LLAMA_START_TIMEOUT:-300}"
+
+models_json() { curl -fsS --max-time 10 "http://127.0.0.1:$1/v1/models" 2>/dev/null; }
+ready() { models_json "$1" >/dev/null; }
+# serves PORT ALIAS: the server on PORT lists model ALIAS.
+serves() { local j; j=$(models_json "$1") && grep -Fq "\"id\":\"$2\"" <<<"$(tr -d ' ' <<<"$j")"; }
 
 start() {
   local port=${1:?usage: llama-server.sh start PORT [ALIAS]} alias=${2:-tiny-llama}
   local dir="$VIGIL_SERVICES_DIR/llama-$port"
   mkdir -p "$dir"
-  if pid_alive "$dir/server.pid" && ready "$port"; then log "llama_cpp.server already running on :$port"; return 0; fi
+  if ready "$port"; then
+    if serves "$port" "$alias"; then log "llama_cpp.server already running on :$port"; return 0; fi
+    log "ERROR: port $port answers GET /v1/models without model $alias: $(models_json "$port" | head -c 300)"
+    log "stop that server (bash scripts/llm/llama-server.sh stop $port) or pick another port"
+    return 1
+  fi
+  stop_pidfile "$dir/server.pid" "stale llama_cpp.server :$port"   # alive but not answering
   install
   model >/dev/null
   local embedding=false
   [[ "${VIGIL_LLAMA_EMBEDDING:-1}" == 1 ]] && embedding=true
   # shellcheck disable=SC2086 # VIGIL_LLAMA_ARGS is a list of words on purpose
-  nohup "$PY" -m llama_cpp.server --model "$MODEL" --model_alias "$alias" \
+  PYTHONUNBUFFERED=1 nohup "$PY" -m llama_cpp.server --model "$MODEL" --model_alias "$alias" \
     --host 127.0.0.1 --port "$port" --n_ctx 2048 --n_threads 1 --n_threads_batch 1 --chat_format chatml \
     --interrupt_requests false --embedding "$embedding" --seed 0 ${VIGIL_LLAMA_ARGS:-} \
     >"$dir/server.log" 2>&1 &
-  echo $! >"$dir/server.pid"
-  local started=$SECONDS
-  if ! wait_until 120 ready "$port"; then
-    log "llama_cpp.server did not become ready on :$port; last lines of $dir/server.log:"
+  local pid=$!
+  echo "$pid" >"$dir/server.pid"
+  local started=$SECONDS why=""
+  until serves "$port" "$alias"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      local rc=0; wait "$pid" 2>/dev/null || rc=$?
+      why="exited with status $rc"; break
+    fi
+    if ((SECONDS - started >= START_TIMEOUT)); then why="not ready after $START_TIMEOUT s (VIGIL_LLAMA_START_TIMEOUT)"; break; fi
+    sleep 0.5
+  done
+  if [[ -n "$why" ]]; then
+    log "ERROR: llama_cpp.server on :$port $why; last lines of $dir/server.log:"
     tail -n 30 "$dir/server.log" >&2
     stop_pidfile "$dir/server.pid" "llama_cpp.server :$port"
     return 1
   fi
-  log "llama_cpp.server ready on 127.0.0.1:$port (model alias $alias, $((SECONDS - started)) s; log $dir/server.log)"
+  log "llama_cpp.server ready on 127.0.0.1:$port (model $alias, $((SECONDS - started)) s)"
 }
 
 stop() {

@@ -8,3 +8,7 @@ bash "$here/clickhouse.sh" start
 bash "$here/tansu.sh" start
 bash "$here/smtp.sh" start
 bash "$here/mlflow.sh" start
+# The openai SDK (tests/llm*.rs drive /v1 with it) and a real llama.cpp upstream for
+# tests/llm_llama.rs: llama-cpp-python is compiled on first use (~12 min on 2 cores, cached).
+bash "$here/../llm/setup.sh" >/dev/null
+bash "$here/../llm/llama-server.sh" start "${VIGIL_LLAMA_PORT:-18091}" tiny

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 use vigil_collector::simulate::backend_score;
+use vigil_experimenter::simulated_llm::{SimulatedLlm, SimulatedModel, UsageFlavour};
 
 /// One in this many backend calls fails with a 503 (a real fleet has bad moments), so the
 /// health monitors and the overview's failed column have something to count.
@@ -35,12 +36,15 @@ impl Backends {
         let hooks = web::Data::new(Hooks {
             file: Mutex::new(file),
         });
+        let llm = llm_servers();
         let server = actix_web::HttpServer::new(move || {
+            let llm = llm.clone();
             actix_web::App::new()
                 .app_data(hooks.clone())
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/models/{model}/{version}", web::post().to(predict))
                 .route("/hooks/{name}", web::post().to(hook))
+                .configure(move |cfg| llm.configure(cfg))
         })
         .workers(1)
         .disable_signals()
@@ -62,6 +66,48 @@ impl Backends {
 }
 
 /// Typical service time per version: v2 and the v3 candidate are bigger models.
+/// The assistant's versions as OpenAI-compatible servers (`/llm-v1/v1/chat/completions`, …):
+/// v1 behaves like vLLM, v2 like llama.cpp's server (a fine-tune that answers in a friendlier
+/// style, as fast to its first token), v3 — the shadow candidate — like TGI.
+pub const LLM_SERVERS: [(&str, &str, UsageFlavour, u64, &str); 3] = [
+    (
+        "llm-v1",
+        "qwen2.5-7b-support-ft1",
+        UsageFlavour::Vllm,
+        90,
+        "plain",
+    ),
+    (
+        "llm-v2",
+        "qwen2.5-7b-support-ft2",
+        UsageFlavour::LlamaCpp,
+        85,
+        "friendly",
+    ),
+    (
+        "llm-v3",
+        "qwen2.5-7b-support-ft3",
+        UsageFlavour::Tgi,
+        70,
+        "concise",
+    ),
+];
+
+fn llm_servers() -> std::sync::Arc<SimulatedLlm> {
+    SimulatedLlm::new(
+        LLM_SERVERS
+            .iter()
+            .map(|(name, backend, flavour, first_ms, style)| SimulatedModel {
+                first_token_ms: *first_ms,
+                chunk_ms: 8,
+                max_tokens_default: 24,
+                style: (*style).to_owned(),
+                ..SimulatedModel::new(name, backend, *flavour)
+            })
+            .collect(),
+    )
+}
+
 fn service_ms(version: &str) -> f64 {
     match version {
         "v1" => 6.0,

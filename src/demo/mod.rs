@@ -254,10 +254,18 @@ fn print_tour(
         args.rate
     );
     println!("to model backends v1 and v2 (A/B tests churn-v2 and fraud-v2; 25 % of churn copied to shadow candidate v3).");
-    println!("Outcomes follow over HTTP ingest; churn v2 really keeps more customers, fraud v2 is no better.\n");
+    println!(
+        "A tenth as many chat requests go to the support assistant, an LLM, on {base}/v1/chat/completions"
+    );
+    println!("(OpenAI-compatible, mostly streamed; A/B test assistant-v2; a fifth copied to shadow fine-tune v3).");
+    println!("Outcomes follow over HTTP ingest; churn v2 really keeps more customers, fraud v2 is no better,");
+    println!("users like assistant v2's answers more (42 % vs 30 % thumbs up).\n");
     println!("What happens when:");
     println!("  t = 0 s        traffic starts; the first {d} s are the drift monitors' reference");
     println!("  t ≈ 15–30 s    churn-v2 reaches its minimum sample (1,000 units per arm): expect `ship`; fraud-v2 stays `keep_running`");
+    println!(
+        "  t ≈ 20–40 s    assistant-v2 (300 users per arm) finds the liked answers: expect `ship`"
+    );
     println!("  t = {d} s       input drift is injected (churn: spend, plan, tickets; fraud: amount, distance)");
     println!(
         "  t ≈ {}–{} s    one drift incident per model (2 of 3 drifted {w}-s windows), e-mailed and posted to the webhook; churn drift files a retraining request",
@@ -270,6 +278,7 @@ fn print_tour(
     println!("  /ui/drift       drift heat map per monitor window, distributions, data quality");
     println!("  /ui/fairness    selection rates per region");
     println!("  /ui/experiments A/B results, decision, promote / roll back");
+    println!("  /ui/llm         the assistant per version: time to first token, tokens/s, cost, errors, feedback");
     println!("  /ui/alerts      incidents and their notifications");
     println!("  /ui/shadow      mirrored shadow answers, retraining requests");
     println!(

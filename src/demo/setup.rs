@@ -72,6 +72,40 @@ versions = [
   {{ version = "v2", url = "{backends}/models/fraud/v2" }},
 ]
 
+# A support assistant (a fine-tuned LLM) behind OpenAI-compatible servers: clients call
+# POST /v1/chat/completions with "model": "assistant"; streams pass through chunk by chunk and
+# each request is recorded with its prompt, answer, tokens, time to first token and cost.
+[[gateway.models]]
+name = "assistant"
+api = "openai"
+control = "v1"
+versions = [
+  {{ version = "v1", url = "{backends}/llm-v1/v1", backend_model = "qwen2.5-7b-support-ft1", price_input_per_1k = 0.0005, price_output_per_1k = 0.0015 }},
+  {{ version = "v2", url = "{backends}/llm-v2/v1", backend_model = "qwen2.5-7b-support-ft2", price_input_per_1k = 0.0005, price_output_per_1k = 0.002 }},
+  {{ version = "v3", url = "{backends}/llm-v3/v1", backend_model = "qwen2.5-7b-support-ft3", price_input_per_1k = 0.0003, price_output_per_1k = 0.001, stream_options = false }},
+]
+# The next fine-tune answers a copy of a fifth of the requests (not streamed); its answers,
+# tokens and cost are kept next to the served ones.
+shadows = [{{ version = "v3", share = 0.2 }}]
+
+[gateway.llm]
+store_text = true
+text_cap_bytes = 4096
+
+# The assistant's A/B test: users give v2's answers a thumbs up more often (42 % vs 30 %),
+# time to first token and errors are guardrails.
+[[experiments]]
+key = "assistant-v2"
+model = "assistant"
+description = "Do users like the v2 fine-tune's answers more, without slower first tokens?"
+hash_version = 2
+arms = [{{ name = "control", model_version = "v1" }}, {{ name = "treatment", model_version = "v2" }}]
+[experiments.analysis]
+primary = {{ metric = "thumbs_up", type = "proportion" }}
+guardrails = [{{ metric = "ttft", higher_is_worse = true }}, {{ metric = "error_rate" }}]
+min_units_per_arm = 300
+engine = "sequential"
+
 # A/B tests: churn v2 really keeps more customers (the simulation makes it so); fraud v2 is
 # no better than v1.
 [[experiments]]
@@ -159,15 +193,16 @@ of_windows = 3
 resolve_after = 2
 cooldown = "1h"
 
-# What the ROI page counts: a churned customer costs 120 EUR, confirmed fraud saves 250 EUR;
-# serving costs 0.40 EUR per 1,000 inferences, v2s use a GPU (0.02 GPU hours per 1,000).
+# What the ROI page counts: a churned customer costs 120 EUR, confirmed fraud saves 250 EUR, a
+# liked answer is worth 5 cents; serving costs 0.40 EUR per 1,000 inferences, v2s use a GPU
+# (0.02 GPU hours per 1,000); the assistant's requests carry their token cost.
 [roi]
 currency = "EUR"
-value_per_outcome = {{ churned = -120.0, fraud_confirmed = 250.0 }}
+value_per_outcome = {{ churned = -120.0, fraud_confirmed = 250.0, thumbs_up = 0.05 }}
 inference_cost_per_1k = 0.4
 gpu_hour_cost = 2.5
 gpu_hours_per_1k = {{ "churn/v2" = 0.02, "fraud/v2" = 0.02 }}
-control = {{ churn = "v1", fraud = "v1" }}
+control = {{ churn = "v1", fraud = "v1", assistant = "v1" }}
 
 # Input drift of churn files a retraining request (and posts it to the demo's receiver).
 [shadow]

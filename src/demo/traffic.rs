@@ -1,7 +1,10 @@
 //! The demo's users: prediction requests through the gateway (`POST /v1/predict/{model}`),
 //! each answered by the version the unit's experiment arm serves, and the outcomes that follow
 //! (`POST /v1/outcomes`, linked to the inference by the gateway's request id), plus a trickle
-//! of malformed events straight to ingest (they land in `dead_letters`).
+//! of malformed events straight to ingest (they land in `dead_letters`). A tenth as many users
+//! talk to the support assistant, an LLM, through `POST /v1/chat/completions` (mostly
+//! streamed, as chat UIs do) and leave a thumbs up or down linked to the answer by its
+//! `x-vigil-event-id`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -21,6 +24,52 @@ pub fn outcome_rate(model: &str, version: &str, risk: f64) -> f64 {
         _ => 1.0,
     };
     (risk * kept).clamp(0.0, 1.0)
+}
+
+/// Chance that a user likes an answer of the assistant's `version`: the v2 fine-tune's
+/// friendlier answers are liked more (42 % vs 30 %) — what the `assistant-v2` test should find.
+pub fn thumbs_up_rate(version: &str) -> f64 {
+    if version == "v2" {
+        0.42
+    } else {
+        0.30
+    }
+}
+
+/// What the assistant's users ask (topic × phrasing), drawn per request.
+const TOPICS: [&str; 8] = [
+    "cancel my subscription",
+    "change the billing address",
+    "a refund for a double charge",
+    "reset my password",
+    "upgrade to the pro plan",
+    "export my invoices",
+    "a delivery that is late",
+    "two-factor authentication",
+];
+const PHRASINGS: [&str; 4] = [
+    "How do I {}?",
+    "I need help with {} please.",
+    "Can you explain {} in a few steps?",
+    "What happens if I ask about {}?",
+];
+
+/// One chat request body: a system prompt and the user's question; three in four streamed.
+pub fn chat_body(unit: &str, draw_topic: f64, draw_phrase: f64, draw_stream: f64) -> String {
+    let topic = TOPICS[((draw_topic * TOPICS.len() as f64) as usize).min(TOPICS.len() - 1)];
+    let phrase =
+        PHRASINGS[((draw_phrase * PHRASINGS.len() as f64) as usize).min(PHRASINGS.len() - 1)];
+    serde_json::json!({
+        "model": "assistant",
+        "user": unit,
+        "stream": draw_stream < 0.75,
+        "max_tokens": 64,
+        "messages": [
+            {"role": "system", "content": "You are the support assistant of a subscription service. Be brief and kind."},
+            {"role": "user", "content": phrase.replace("{}", topic)},
+        ],
+    })
+    .to_string()
 }
 
 /// The outcome each model's users produce.
@@ -125,6 +174,22 @@ pub async fn run(client: reqwest::Client, plan: TrafficPlan, stats: Arc<TrafficS
                 }
             });
         }
+        // The assistant's users: a tenth of the prediction rate.
+        for _ in 0..(per_tick / 10).max(1) {
+            let req = sim.request();
+            let body = chat_body(&req.unit_id, sim.uniform(), sim.uniform(), sim.uniform());
+            let liked_draw = sim.uniform();
+            let (client, base, stats, outcomes) = (
+                client.clone(),
+                plan.base.clone(),
+                stats.clone(),
+                outcomes.clone(),
+            );
+            stats.requests.fetch_add(1, Relaxed);
+            tokio::spawn(async move {
+                chat(client, base, req.unit_id, body, liked_draw, stats, outcomes).await;
+            });
+        }
         // Outcomes go to ingest in one request per tick, as an application's event pipeline
         // would batch them.
         let batch = outcomes
@@ -161,6 +226,54 @@ pub async fn run(client: reqwest::Client, plan: TrafficPlan, stats: Arc<TrafficS
             }
         }
         tick_no += 1;
+    }
+}
+
+/// One chat request, read to its end as a chat UI would, then the user's feedback.
+async fn chat(
+    client: reqwest::Client,
+    base: String,
+    unit: String,
+    body: String,
+    liked_draw: f64,
+    stats: Arc<TrafficStats>,
+    outcomes: Arc<Mutex<String>>,
+) {
+    let sent = client
+        .post(format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    let mut r = match sent {
+        Ok(r) if r.status().is_success() => r,
+        Ok(_) | Err(_) => {
+            stats.failed.fetch_add(1, Relaxed);
+            return;
+        }
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (id, version) = (
+        header(&r, "x-vigil-event-id"),
+        header(&r, "x-vigil-model-version"),
+    );
+    while let Ok(Some(_)) = r.chunk().await {}
+    stats.answered.fetch_add(1, Relaxed);
+    let liked = liked_draw < thumbs_up_rate(&version);
+    let line = format!(
+        r#"{{"event_id":"{id}-fb","ts":{},"unit_id":"{unit}","model":"assistant","inference_id":"{id}","name":"thumbs_up","value":{}}}"#,
+        chrono::Utc::now().timestamp_millis(),
+        u8::from(liked)
+    );
+    if let Ok(mut buf) = outcomes.lock() {
+        buf.push_str(&line);
+        buf.push('\n');
     }
 }
 

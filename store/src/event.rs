@@ -776,6 +776,55 @@ mod tests {
     }
 
     #[test]
+    fn a_generation_is_stored_in_its_columns_with_its_finish_reason_as_label() {
+        let g = inference(
+            r#","input":"user: hi","cost":0.002,"generation":{"output":"Hello!","prompt_tokens":5,"completion_tokens":2,"tokens_estimated":true,"ttft_ms":80.5,"output_tokens_per_s":40,"finish_reason":"length","streamed":true}"#,
+        )
+        .replace(r#","prediction":{"score":0.7,"label":"yes"}"#, "");
+        let e = parse_event(
+            EventKind::Inference,
+            g.as_bytes(),
+            &Limits::default(),
+            now(),
+        )
+        .unwrap();
+        let mut batch = crate::rows::RowBatch::default();
+        batch.push_event(
+            e,
+            &crate::rows::SourceCoord {
+                source: "t".into(),
+                partition: -1,
+                offset: 0,
+            },
+        );
+        let row = &batch.inference[0];
+        assert_eq!(row.label.as_deref(), Some("length"));
+        assert_eq!(
+            (row.output.as_str(), row.input.as_str()),
+            ("Hello!", "user: hi")
+        );
+        assert_eq!(
+            (row.prompt_tokens, row.completion_tokens),
+            (Some(5), Some(2))
+        );
+        assert_eq!((row.tokens_estimated, row.streamed), (1, 1));
+        assert_eq!((row.ttft_ms, row.output_tps), (Some(80.5), Some(40.0)));
+        assert_eq!(row.finish_reason, "length");
+        // A generation that never finished is a failure: it needs `error`.
+        let unfinished = g.replace(r#","finish_reason":"length""#, "");
+        assert_eq!(err(EventKind::Inference, &unfinished).field, "prediction");
+        let negative = g.replace(r#""ttft_ms":80.5"#, r#""ttft_ms":-1"#);
+        assert_eq!(
+            err(EventKind::Inference, &negative).field,
+            "generation.ttft_ms"
+        );
+        let unknown = g.replace(r#""streamed":true"#, r#""streamed":true,"x":1"#);
+        assert!(err(EventKind::Inference, &unknown)
+            .field
+            .starts_with("generation"));
+    }
+
+    #[test]
     fn accepts_rfc3339_and_epoch_ms() {
         let a = inference("").replace("1790000000000", "\"2026-09-21T14:13:20Z\"");
         let Event::Inference(e) = parse_event(

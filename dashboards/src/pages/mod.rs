@@ -3,8 +3,8 @@
 //!
 //! This module holds the routes, the page dispatch, the request context ([`Ctx`], time ranges),
 //! what a page builder returns ([`PageOut`], [`Dataset`]) and the error and message responses.
-//! One module per page (`overview`, `roi`, `drift`, `fairness`, `experiments`, `alerts`,
-//! `shadow`), plus `auth` (sessions, login, the POST guard), `actions` (promote, roll back,
+//! One module per page (`overview`, `roi`, `drift`, `fairness`, `experiments`, `llm`,
+//! `alerts`, `shadow`), plus `auth` (sessions, login, the POST guard), `actions` (promote, roll back,
 //! acknowledge, silence), `csv` (exports) and `shared` (cells, tabs, empty states).
 //!
 //! New and changed markup is written with maud's `html!` (escaping by default); older pages
@@ -17,6 +17,7 @@ mod csv;
 mod drift;
 mod experiments;
 mod fairness;
+mod llm;
 mod overview;
 mod roi;
 mod shadow;
@@ -429,6 +430,7 @@ async fn build(page: &str, st: &DashboardState, c: &Ctx) -> Result<PageOut, Dash
         "drift" => drift::page(st, c).await,
         "fairness" => fairness::page(st, c).await,
         "experiments" => experiments::page(st, c).await,
+        "llm" => llm::page(st, c).await,
         "alerts" => alerts::page(st, c).await,
         "shadow" => shadow::page(st, c).await,
         other => Err(DashboardError::NotFound(format!("page `{other}`"))),

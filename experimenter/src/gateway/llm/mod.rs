@@ -119,7 +119,6 @@ pub(crate) struct Call {
     pub prompt_estimate: u32,
     pub store_text: bool,
     pub streamed: bool,
-    pub endpoint: Endpoint,
     pub backend: Arc<Backend>,
     pub now: chrono::DateTime<chrono::Utc>,
     pub recorder: Recorder,
@@ -174,11 +173,9 @@ impl Call {
             prompt_tokens: tokens_known.then_some(prompt_tokens),
             completion_tokens: tokens_known.then_some(completion_tokens),
             tokens_estimated: u8::from(estimated && tokens_known),
-            ttft_ms: if self.endpoint == Endpoint::Embeddings {
-                None
-            } else {
-                tally.ttft_ms()
-            },
+            // Only a stream has a first token apart from the whole answer; a non-streamed
+            // answer's wait is its latency.
+            ttft_ms: if self.streamed { tally.ttft_ms() } else { None },
             output_tps: tally.tokens_per_s(completion_tokens, total),
             finish_reason: tally.finish_reason.clone().unwrap_or_default(),
             streamed: u8::from(self.streamed),
@@ -350,7 +347,6 @@ async fn handle(
         prompt_estimate,
         store_text: config.store_text,
         streamed,
-        endpoint,
         backend,
         now,
         recorder: state.recorder.clone(),
