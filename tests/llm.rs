@@ -7,46 +7,14 @@
 
 mod common;
 
+use common::sdk::{sdk, sdk_python};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 use vigil_experimenter::simulated_llm::{self, SimulatedModel, UsageFlavour};
-
-/// The python of the `openai` SDK virtualenv (`bash scripts/llm/setup.sh` creates it).
-fn sdk_python() -> PathBuf {
-    let cache = std::env::var("VIGIL_CACHE_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/vigil",
-            std::env::var("HOME").unwrap_or_else(|_| "/root".into())
-        )
-    });
-    let p = PathBuf::from(cache).join("llm-venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash scripts/llm/setup.sh` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn sdk(args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/llm/openai_client.py");
-    let out = Command::new(sdk_python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run the openai SDK driver");
-    assert!(
-        out.status.success(),
-        "openai SDK driver {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("driver JSON")
-}
 
 fn model(name: &str, backend: &str, flavour: UsageFlavour, style: &str) -> SimulatedModel {
     SimulatedModel {

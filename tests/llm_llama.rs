@@ -10,28 +10,16 @@
 
 mod common;
 
+use common::sdk::{sdk, sdk_python};
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 /// The model alias the llama.cpp server is started with.
 const ALIAS: &str = "tiny";
 /// Tokens per request: small, so the whole test stays a few seconds of generation.
 const MAX_TOKENS: &str = "24";
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("VIGIL_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(|x| PathBuf::from(x).join("vigil"))
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/vigil")
-                })
-        })
-}
 
 /// The llama.cpp server's `/v1` base URL; fails (integration tests never skip) with the command
 /// that starts it when nothing serving model `tiny` answers there.
@@ -62,32 +50,6 @@ fn require_llama() -> String {
         Err(e) => panic!("no llama.cpp server at {url} ({e}): {start}"),
     }
     format!("http://{addr}/v1")
-}
-
-/// The python of the `openai` SDK virtualenv (`bash scripts/llm/setup.sh` creates it).
-fn sdk_python() -> PathBuf {
-    let p = cache_dir().join("llm-venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run `bash scripts/llm/setup.sh` (scripts/test.sh does)",
-        p.display()
-    );
-    p
-}
-
-fn sdk(args: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/llm/openai_client.py");
-    let out = Command::new(sdk_python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run the openai SDK driver");
-    assert!(
-        out.status.success(),
-        "openai SDK driver {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("driver JSON")
 }
 
 fn write_config(path: &Path, store: &str, port: u16, llama: &str) {
