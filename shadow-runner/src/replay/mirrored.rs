@@ -33,7 +33,8 @@ pub struct MirroredComparison {
 
 /// Compares the mirrored answers of `model`'s candidates in `[since, until)` with production's.
 /// A candidate's answer is the JSON body it returned; its `label` and `score` fields (top level)
-/// are compared with the served inference's.
+/// are compared with the served inference's. Mirrored LLM answers (OpenAI `choices`) have
+/// neither and are compared on the LLM page instead (text, tokens, latency, cost).
 pub async fn compare_mirrored(
     store: &Store,
     model: &str,
@@ -49,8 +50,10 @@ pub async fn compare_mirrored(
                     toFloat64(if(countIf(i_found = 1 AND s_status >= 200 AND s_status < 300) = 0, 0,
                         countIf(i_found = 1 AND s_status >= 200 AND s_status < 300 AND s_label = i_label)
                         / countIf(i_found = 1 AND s_status >= 200 AND s_status < 300))) AS agreement,
-                    toFloat64(ifNull(avgIf(s_score - i_score, i_found = 1 AND i_has_score = 1
-                        AND s_status >= 200 AND s_status < 300), 0)) AS score_delta_mean,
+                    toFloat64(if(countIf(i_found = 1 AND i_has_score = 1
+                        AND s_status >= 200 AND s_status < 300) = 0, 0,
+                        avgIf(s_score - i_score, i_found = 1 AND i_has_score = 1
+                        AND s_status >= 200 AND s_status < 300))) AS score_delta_mean,
                     toFloat64(quantile(0.5)(s_latency)) AS cand_latency_p50,
                     toFloat64(quantile(0.95)(s_latency)) AS cand_latency_p95,
                     toFloat64(ifNull(quantileIf(0.5)(i_latency, i_found = 1), 0)) AS served_latency_p50
@@ -61,6 +64,7 @@ pub async fn compare_mirrored(
                         visitParamExtractFloat(output, 'score') AS s_score
                  FROM {responses}
                  WHERE model = {m} AND ts >= toDateTime({since}) AND ts < toDateTime({until})
+                   AND NOT visitParamHas(output, 'choices')
              ) AS mirrored ANY LEFT JOIN (
                  SELECT event_id, toUInt8(1) AS i_found, ifNull(label, '') AS i_label,
                         toFloat64(ifNull(score, 0)) AS i_score,
