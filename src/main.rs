@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 failure, 2 usage error.
 
 mod bench;
+mod bench_llm;
 mod config;
 mod demo;
 mod kpi;
@@ -150,6 +151,9 @@ enum ConfigCommand {
 enum BenchCommand {
     /// End-to-end ingest throughput (HTTP or Kafka) next to the raw insert speed.
     Ingest(bench::BenchIngestArgs),
+    /// OpenAI-compatible gateway routes vs the backend directly: added time to first token and
+    /// per-chunk latency, concurrent streams and memory, chunks/s through one core.
+    Llm(bench_llm::BenchLlmArgs),
 }
 
 /// `default_level`: without `VIGIL_LOG`, the level of vigil's own logs (the demo prints its own
@@ -325,6 +329,7 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             Ok(())
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,
+        Command::Bench(BenchCommand::Llm(args)) => bench_llm::run(store, args).await,
         Command::Kpi(args) => {
             let s = serve::open_store(&config, store).await?;
             println!("{}", kpi::run(&s, &args).await?);
