@@ -99,7 +99,7 @@ pub struct BenchLlmArgs {
     /// `[http] workers` of the gateway for the ttft, chunk and streams phases.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
-    /// Serve the simulated backends without TCP_NODELAY (as `simulated_llm::spawn` does), to
+    /// Serve the simulated backends without TCP_NODELAY (the OS default), to
     /// see what Nagle's algorithm does to a direct stream.
     #[arg(long)]
     pub backend_nagle: bool,
@@ -107,6 +107,10 @@ pub struct BenchLlmArgs {
     /// the floor of what any HTTP relay hop adds on this machine.
     #[arg(long)]
     pub null_relay: bool,
+    /// Run the gateway with `[gateway.llm] store_text = false` (no prompt or response text is
+    /// kept in the recorded rows), to tell text retention apart from other memory growth.
+    #[arg(long)]
+    pub no_store_text: bool,
     /// Internal: run as the null relay in front of this upstream URL.
     #[arg(long, hide = true, requires = "null_relay_port")]
     pub null_relay_upstream: Option<String>,
@@ -230,6 +234,9 @@ struct RssSample {
     t_s: f64,
     rss_mib: f64,
     open_streams: i64,
+    /// Streams the backend is still generating: fewer than `open_streams` means clients are
+    /// behind (the rest of those streams sits in socket and relay buffers).
+    backend_in_flight: i64,
     gateway_cpu_pct: f64,
     chunks_per_s: f64,
 }
@@ -254,6 +261,11 @@ struct StreamsReport {
     rss_growth_mib: f64,
     /// Least-squares slope of RSS over the samples after that point.
     rss_slope_mib_per_min: f64,
+    /// Median RSS of the samples in each quarter of the holding period: a cache or buffer that
+    /// fills and stays full shows as quarters that level off; a leak keeps climbing.
+    rss_median_by_quarter_mib: [f64; 4],
+    /// Least-squares slope over the second half of the holding period.
+    rss_second_half_slope_mib_per_min: f64,
     max_open_streams: i64,
     min_open_after_ramp: i64,
     streams_opened: u64,
@@ -290,6 +302,8 @@ struct Report {
     store: String,
     /// The backends' accepted sockets have TCP_NODELAY (not with --backend-nagle).
     backend_nodelay: bool,
+    /// `[gateway.llm] store_text` of the gateway (false with --no-store-text).
+    store_text: bool,
     load_average_start: String,
     load_average_end: String,
     ttft: Option<TtftReport>,
@@ -560,6 +574,7 @@ async fn start_gateway(
     store: &str,
     workers: usize,
     cpu: Option<i32>,
+    store_text: bool,
     models: &[(&str, String, &str)],
 ) -> Result<GatewayProc> {
     let port = free_port()?;
@@ -578,6 +593,9 @@ token = "{TOKEN}"
 
 [gateway]
 timeout_ms = 30000
+
+[gateway.llm]
+store_text = {store_text}
 "#
     );
     // [[experiments]] and [[gateway.models]] are arrays of tables: they may follow [gateway].
@@ -1204,20 +1222,23 @@ async fn phase_streams(
         let chunks = c.chunks.load(Ordering::Relaxed);
         let open = c.open.load(Ordering::Relaxed);
         min_open = min_open.min(open);
+        let sim = llm.stats("long").unwrap_or_default();
         let s = RssSample {
             t_s: t,
             rss_mib: gw.rss_mib(),
             open_streams: open,
+            backend_in_flight: sim.streams_started as i64
+                - sim.streams_completed as i64
+                - sim.streams_cancelled as i64,
             gateway_cpu_pct: 100.0 * (cpu - last_cpu) / (t - last_t).max(1e-9),
             chunks_per_s: (chunks - last_chunks) as f64 / (t - last_t).max(1e-9),
         };
-        let sim = llm.stats("long").unwrap_or_default();
         progress(&format!(
             "streams: t={:.0}s RSS {:.1} MiB, open {} (backend in flight {}), gateway CPU {:.0}%, {:.0} chunks/s, opened {} completed {} failed {}",
             s.t_s,
             s.rss_mib,
             s.open_streams,
-            sim.streams_started as i64 - sim.streams_completed as i64 - sim.streams_cancelled as i64,
+            s.backend_in_flight,
             s.gateway_cpu_pct,
             s.chunks_per_s,
             c.opened.load(Ordering::Relaxed),
@@ -1248,6 +1269,38 @@ async fn phase_streams(
         Some(first) => (rss_end - first.rss_mib, slope_per_min(&later)),
         None => (f64::NAN, f64::NAN),
     };
+    // Quarters of the holding period (after the ramp).
+    let hold_start = ramp_done.as_secs_f64();
+    let hold = (samples.last().map_or(hold_start, |s| s.t_s) - hold_start).max(1e-9);
+    let quarter = |q: usize| -> Vec<&RssSample> {
+        samples
+            .iter()
+            .filter(|s| {
+                let f = (s.t_s - hold_start) / hold;
+                f >= q as f64 / 4.0 && (f < (q + 1) as f64 / 4.0 || (q == 3 && f <= 1.0))
+            })
+            .collect()
+    };
+    let median = |v: Vec<&RssSample>| -> f64 {
+        let mut x: Vec<f64> = v.iter().map(|s| s.rss_mib).collect();
+        x.sort_by(f64::total_cmp);
+        match x.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => x[n / 2],
+            n => (x[n / 2 - 1] + x[n / 2]) / 2.0,
+        }
+    };
+    let by_quarter = [
+        median(quarter(0)),
+        median(quarter(1)),
+        median(quarter(2)),
+        median(quarter(3)),
+    ];
+    let second_half: Vec<&RssSample> = samples
+        .iter()
+        .filter(|s| s.t_s >= hold_start + hold / 2.0)
+        .collect();
+    let second_half_slope = slope_per_min(&second_half);
     let rss_max = samples
         .iter()
         .map(|s| s.rss_mib)
@@ -1268,6 +1321,8 @@ async fn phase_streams(
         rss_after_close_mib: rss_after_close,
         rss_growth_mib: growth,
         rss_slope_mib_per_min: slope,
+        rss_median_by_quarter_mib: by_quarter,
+        rss_second_half_slope_mib_per_min: second_half_slope,
         max_open_streams: c.max_open.load(Ordering::Relaxed),
         min_open_after_ramp: if min_open == i64::MAX { 0 } else { min_open },
         streams_opened: c.opened.load(Ordering::Relaxed),
@@ -1414,6 +1469,7 @@ pub async fn run(store_override: Option<&str>, args: BenchLlmArgs) -> Result<()>
     let mut report = Report {
         store: store_override.map_or("chdb (temporary directory)".into(), str::to_owned),
         backend_nodelay: !args.backend_nagle,
+        store_text: !args.no_store_text,
         load_average_start: load_average(),
         load_average_end: String::new(),
         ttft: None,
@@ -1429,6 +1485,7 @@ pub async fn run(store_override: Option<&str>, args: BenchLlmArgs) -> Result<()>
                 &store_for("latency"),
                 args.workers,
                 None,
+                !args.no_store_text,
                 &models,
             )
             .await?;
@@ -1489,6 +1546,7 @@ pub async fn run(store_override: Option<&str>, args: BenchLlmArgs) -> Result<()>
                 &store_for("streams"),
                 args.workers,
                 None,
+                !args.no_store_text,
                 &models,
             )
             .await?;
@@ -1512,6 +1570,7 @@ pub async fn run(store_override: Option<&str>, args: BenchLlmArgs) -> Result<()>
                 &store_for("throughput"),
                 1,
                 cpu,
+                !args.no_store_text,
                 &models,
             )
             .await?;
@@ -1592,8 +1651,9 @@ fn render(r: &Report, args: &BenchLlmArgs) -> String {
         "ms", "p50", "p90", "p99", "mean", "max"
     );
     out.push_str(&format!(
-        "LLM gateway benchmark: gateway = `vigil serve --no-kafka` child process ({}), backends in this process ({}); load average {} → {}\n",
+        "LLM gateway benchmark: gateway = `vigil serve --no-kafka` child process ({}, store_text = {}), backends in this process ({}); load average {} → {}\n",
         r.store,
+        r.store_text,
         if r.backend_nodelay { "TCP_NODELAY" } else { "Nagle on" },
         r.load_average_start,
         r.load_average_end
@@ -1653,6 +1713,11 @@ fn render(r: &Report, args: &BenchLlmArgs) -> String {
             "  RSS MiB: idle {:.1}, all streams open {:.1}, max {:.1}, end {:.1} (growth after settling {:+.1}, slope {:+.2} MiB/min), after closing {:.1}\n",
             s.rss_idle_mib, s.rss_after_ramp_mib, s.rss_max_mib, s.rss_end_mib, s.rss_growth_mib, s.rss_slope_mib_per_min, s.rss_after_close_mib
         ));
+        let q = s.rss_median_by_quarter_mib;
+        out.push_str(&format!(
+            "  RSS median per quarter of the hold: {:.1} / {:.1} / {:.1} / {:.1} MiB; slope over the second half {:+.2} MiB/min\n",
+            q[0], q[1], q[2], q[3], s.rss_second_half_slope_mib_per_min
+        ));
         out.push_str(&format!(
             "  streams: max open {}, min open after the ramp {}, opened {}, completed {}, failed {}, open at stop {}; {} chunks ({:.0}/s); gateway CPU {:.0} s ({:.0}% of one core)\n",
             s.max_open_streams, s.min_open_after_ramp, s.streams_opened, s.streams_completed, s.streams_failed,
@@ -1662,14 +1727,16 @@ fn render(r: &Report, args: &BenchLlmArgs) -> String {
         for (why, n) in &s.failure_reasons {
             out.push_str(&format!("  failed {n}×: {why}\n"));
         }
-        out.push_str("  samples (t s: RSS MiB, open streams):");
+        out.push_str(
+            "  samples (t s: RSS MiB / streams open at the client / still generating at the backend):",
+        );
         for (i, x) in s.samples.iter().enumerate() {
-            if i % 6 == 0 {
+            if i % 5 == 0 {
                 out.push_str("\n   ");
             }
             out.push_str(&format!(
-                " {:.0}: {:.1}/{}",
-                x.t_s, x.rss_mib, x.open_streams
+                " {:.0}: {:.1}/{}/{}",
+                x.t_s, x.rss_mib, x.open_streams, x.backend_in_flight
             ));
         }
         out.push('\n');

@@ -129,6 +129,10 @@ pub fn start_http(
             })
     })
     .workers(config.http.workers.max(1))
+    // Streamed answers (LLM tokens, SSE) are many small writes: with Nagle's algorithm (the OS
+    // default, which actix keeps) a chunk written while the previous one is unacknowledged
+    // waits for the client's delayed ACK, up to 40 ms on Linux.
+    .tcp_nodelay(true)
     .bind(bind)
     .with_context(|| format!("cannot listen on {bind}"))?;
     let addr = server

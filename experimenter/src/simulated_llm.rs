@@ -192,6 +192,8 @@ pub fn spawn(
                     App::new().configure(move |cfg| llm.configure(cfg))
                 })
                 .workers(2)
+                // As vLLM (uvicorn) does: every token leaves at once.
+                .tcp_nodelay(true)
                 .shutdown_timeout(1)
                 .disable_signals()
                 .listen(listener);
