@@ -13,8 +13,11 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::drift::{self, CategoryCounts, ColumnDrift, ColumnSample, DriftTest, NumericCounts};
+
+mod embedding;
 use crate::fairness::{self, FairnessReport, GroupCounts};
 use crate::quality::{self, ColumnQuality, ColumnTally};
+pub use embedding::{EmbeddingArgs, EmbeddingMethodArg, EmbeddingReport};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -85,6 +88,8 @@ pub struct DriftArgs {
     pub drift_share: f64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub embeddings: EmbeddingArgs,
 }
 
 /// `vigil fairness`: group fairness of binary predictions in a scored CSV.
@@ -357,6 +362,9 @@ pub struct DriftReport {
     pub total_columns: u64,
     pub drift_share_threshold: f64,
     pub columns: Vec<DriftColumnReport>,
+    /// Embedding sets (`--embeddings`), each judged as a whole; not part of `drift_share`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub embeddings: Vec<EmbeddingReport>,
 }
 
 /// Run `vigil drift` and return the rendered report (JSON or table).
@@ -371,6 +379,11 @@ pub fn run_drift(args: &DriftArgs) -> Result<String> {
 /// Compute the drift report without rendering it.
 pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
     let test = args.method.test();
+    let embedding_sets = args.embeddings.sets()?;
+    let embedding_columns: BTreeSet<&str> = embedding_sets
+        .iter()
+        .flat_map(|(_, cols)| cols.iter().map(String::as_str))
+        .collect();
     let mut wanted: Vec<(String, Want)> = Vec::new();
     let explicit = !args.numerical.is_empty() || !args.categorical.is_empty();
     if explicit {
@@ -388,11 +401,11 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
         let ref_headers = read_headers(&args.reference)?;
         let cur_headers: BTreeSet<String> = read_headers(&args.current)?.into_iter().collect();
         for h in ref_headers {
-            if cur_headers.contains(&h) {
+            if cur_headers.contains(&h) && !embedding_columns.contains(h.as_str()) {
                 wanted.push((h, Want::Infer));
             }
         }
-        if wanted.is_empty() {
+        if wanted.is_empty() && embedding_sets.is_empty() {
             bail!(
                 "{} and {} share no column names; check the header rows",
                 args.reference.display(),
@@ -516,6 +529,8 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
         reports.iter().map(|r| r.drift.clone()).collect(),
         args.drift_share,
     );
+    let embeddings =
+        embedding::embedding_reports(&args.embeddings, &args.reference, &args.current)?;
     Ok(DriftReport {
         dataset_drift: summary.dataset_drift,
         drift_share: summary.drift_share,
@@ -523,6 +538,7 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
         total_columns: summary.total_columns,
         drift_share_threshold: summary.drift_share_threshold,
         columns: reports,
+        embeddings,
     })
 }
 
@@ -562,6 +578,31 @@ fn render_drift_table(r: &DriftReport) -> String {
             if d.drift { "YES" } else { "no" },
             c.quality.missing_share * 100.0
         );
+    }
+    if !r.embeddings.is_empty() {
+        let w = r
+            .embeddings
+            .iter()
+            .map(|e| e.name.len())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        let _ = writeln!(
+            s,
+            "\n{:<w$}  {:<8}  {:>12}  {:>12}  {:<5}",
+            "embedding", "method", "value", "threshold", "drift"
+        );
+        for e in &r.embeddings {
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:<8}  {:>12.6}  {:>12.6}  {:<5}",
+                e.name,
+                e.result.method,
+                e.result.value,
+                e.result.threshold,
+                if e.result.drifted { "YES" } else { "no" }
+            );
+        }
     }
     s
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use vigil_analyzer::cli::{
-    run_drift, run_fairness, DriftArgs, FairnessArgs, MethodArg, OutputFormat,
+    run_drift, run_fairness, DriftArgs, EmbeddingArgs, EmbeddingMethodArg, FairnessArgs, MethodArg,
+    OutputFormat,
 };
 
 fn tmp(name: &str, content: &str) -> PathBuf {
@@ -27,6 +28,7 @@ fn drift_args(r: PathBuf, c: PathBuf) -> DriftArgs {
         threshold: None,
         drift_share: 0.5,
         format: OutputFormat::Json,
+        embeddings: EmbeddingArgs::default(),
     }
 }
 
@@ -180,6 +182,123 @@ fn drift_cli_errors_name_file_and_column() {
     a.method = MethodArg::Ks;
     let e = run_drift(&a).expect_err("ks on text").to_string();
     assert!(e.contains("cannot be used on a categorical column"), "{e}");
+}
+
+/// CSV with a plain column `id` and embedding columns e0.. from integer-coded golden rows.
+fn embedding_csv(rows: &Value, scale: f64) -> String {
+    let rows = rows.as_array().expect("rows");
+    let d = rows[0].as_array().expect("row").len();
+    let mut s = String::from("id");
+    for j in 0..d {
+        s += &format!(",e{j}");
+    }
+    s += "\n";
+    for (i, r) in rows.iter().enumerate() {
+        s += &format!("{}", i % 7);
+        for v in r.as_array().expect("row") {
+            s += &format!(",{:?}", v.as_i64().expect("int") as f64 / scale);
+        }
+        s += "\n";
+    }
+    s
+}
+
+#[test]
+fn drift_cli_embeddings_match_evidently() {
+    let g = load("embedding_drift.json");
+    let scale = g["scale"].as_f64().expect("scale");
+    let case = &g["cases"][1];
+    let r = tmp("emb-ref.csv", &embedding_csv(&case["reference"], scale));
+    let c = tmp("emb-cur.csv", &embedding_csv(&case["current"], scale));
+    let cols: Vec<String> = (0..12).map(|j| format!("e{j}")).collect();
+    let mut a = drift_args(r.clone(), c.clone());
+    a.embeddings.embeddings = vec![format!("text={}", cols.join(","))];
+    let golden = |method: &str, params: &str| -> (f64, bool) {
+        let want: Value = serde_json::from_str(params).expect("params");
+        let res = case["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|x| x["method"] == method && x["params"] == want)
+            .expect("golden result");
+        (
+            res["value"].as_f64().expect("v"),
+            res["drifted"].as_bool().expect("d"),
+        )
+    };
+    let check = |a: &DriftArgs, want: (f64, bool), what: &str| {
+        let out: Value = serde_json::from_str(&run_drift(a).expect("drift")).expect("json");
+        // embedding columns are left out of the per-column analysis
+        assert_eq!(out["columns"].as_array().expect("cols").len(), 1, "{what}");
+        let e = &out["embeddings"][0];
+        assert_eq!(e["name"], "text");
+        let v = e["value"].as_f64().expect("value");
+        assert!(
+            (v - want.0).abs() <= 1e-6 * want.0.abs(),
+            "{what}: {v} vs {}",
+            want.0
+        );
+        assert_eq!(e["drifted"].as_bool(), Some(want.1), "{what}");
+        assert!(e["threshold"].is_number(), "{what}");
+    };
+    // Evidently's default: model, bootstrapped (150 reference rows < 1000).
+    let d = &case["default"];
+    check(
+        &a,
+        (
+            d["value"].as_f64().expect("v"),
+            d["drifted"].as_bool().expect("d"),
+        ),
+        "default",
+    );
+    a.embeddings.embedding_method = Some(EmbeddingMethodArg::Distance);
+    a.embeddings.embedding_dist = Some("cityblock".into());
+    check(
+        &a,
+        golden("distance", r#"{"dist":"cityblock"}"#),
+        "cityblock",
+    );
+    a.embeddings.embedding_dist = None;
+    a.embeddings.embedding_method = Some(EmbeddingMethodArg::Mmd);
+    a.embeddings.embedding_bootstrap = true;
+    a.embeddings.embedding_pca_components = Some(4);
+    check(
+        &a,
+        golden("mmd", r#"{"bootstrap":true,"pca_components":4}"#),
+        "mmd",
+    );
+    a.embeddings.embedding_method = Some(EmbeddingMethodArg::Ratio);
+    a.embeddings.embedding_bootstrap = false;
+    a.embeddings.embedding_pca_components = None;
+    a.embeddings.embedding_component_stattest = Some("ks".into());
+    a.embeddings.embedding_component_stattest_threshold = Some(0.05);
+    check(
+        &a,
+        golden(
+            "ratio",
+            r#"{"component_stattest":"ks","component_stattest_threshold":0.05}"#,
+        ),
+        "ratio ks",
+    );
+    a.format = OutputFormat::Table;
+    assert!(run_drift(&a).expect("table").contains("text"));
+
+    // Usage errors name the flag, the file, the row and the column.
+    a.embeddings.embedding_method = Some(EmbeddingMethodArg::Model);
+    let e = run_drift(&a).expect_err("stattest on model").to_string();
+    assert!(e.contains("--embedding-component-stattest"), "{e}");
+    let mut b = drift_args(r.clone(), c.clone());
+    b.embeddings.embeddings = vec!["text".into()];
+    let e = run_drift(&b).expect_err("no =").to_string();
+    assert!(e.contains("NAME=COL1"), "{e}");
+    let holey = tmp("emb-holey.csv", "id,e0,e1\n1,0.5,0.25\n2,,0.5\n");
+    let mut b = drift_args(r, holey);
+    b.embeddings.embeddings = vec!["t=e0,e1".into()];
+    let e = run_drift(&b).expect_err("missing cell").to_string();
+    assert!(
+        e.contains("emb-holey.csv") && e.contains("row 3") && e.contains("`e0`"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod binning;
 pub mod distance;
+pub mod embedding;
 pub mod ks;
 pub mod pvalue;
 pub mod sample;
