@@ -9,7 +9,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil_collector::kafka::KafkaSource;
@@ -90,11 +90,9 @@ pub async fn run(
     eprintln!("store: {}", store.describe());
     let now = chrono::Utc::now().timestamp_millis();
     let run_id = format!("bench{now}");
-    let mut sim = TrafficSimulator::new(1, &run_id);
-    eprintln!("generating {} events…", args.events);
-    let events: Vec<String> = (0..args.events)
-        .map(|i| sim.inference(now - (args.events - i) as i64).json)
-        .collect();
+    // Events are generated while they are sent (bounded memory for any --events); the same
+    // seed and run id give the same events again for the raw-insert comparison.
+    let events = EventGen::new(&run_id, now, args.events);
     let metrics = Arc::new(Metrics::new());
     let mut report = match args.source {
         BenchSource::Http => bench_http(&config, &store, &events, &args, metrics.clone()).await?,
@@ -110,6 +108,36 @@ pub async fn run(
     Ok(())
 }
 
+/// The bench's events in a fixed order, generated on demand: `iter()` starts them again from the
+/// first, identical (same seed, same run id, same timestamps), so nothing holds them all.
+#[derive(Clone)]
+struct EventGen {
+    run_id: String,
+    now_ms: i64,
+    total: usize,
+}
+
+impl EventGen {
+    fn new(run_id: &str, now_ms: i64, total: usize) -> EventGen {
+        EventGen {
+            run_id: run_id.to_owned(),
+            now_ms,
+            total,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.total
+    }
+
+    /// The events as JSON lines, one millisecond apart, ending now.
+    fn iter(&self) -> impl Iterator<Item = String> {
+        let mut sim = TrafficSimulator::new(1, &self.run_id);
+        let (now, total) = (self.now_ms, self.total);
+        (0..total).map(move |i| sim.inference(now - (total - i) as i64).json)
+    }
+}
+
 fn bar(n: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(n as u64);
     pb.set_style(
@@ -123,42 +151,51 @@ fn bar(n: usize, what: &str) -> ProgressBar {
 async fn bench_http(
     config: &VigilConfig,
     store: &vigil_store::Store,
-    events: &[String],
+    events: &EventGen,
     args: &BenchIngestArgs,
     metrics: Arc<Metrics>,
 ) -> Result<BenchReport> {
-    let bodies: Vec<String> = events
-        .chunks(args.request_events.max(1))
-        .map(|c| {
-            let mut s = c.join("\n");
-            s.push('\n');
-            s
+    // One thread builds request bodies ahead of the clients, at most two per client: memory
+    // stays bounded whatever --events is.
+    let per = args.request_events.max(1);
+    let clients = args.clients.max(1);
+    let (body_tx, body_rx) =
+        tokio::sync::mpsc::channel::<(actix_web::web::Bytes, usize)>(2 * clients);
+    let gen = events.clone();
+    let generator = std::thread::Builder::new()
+        .name("bench-events".into())
+        .spawn(move || {
+            let mut it = gen.iter().peekable();
+            while it.peek().is_some() {
+                let mut body = String::with_capacity(per * 330);
+                let mut n = 0;
+                for e in it.by_ref().take(per) {
+                    body.push_str(&e);
+                    body.push('\n');
+                    n += 1;
+                }
+                if body_tx.blocking_send((body.into(), n)).is_err() {
+                    return; // the clients stopped (an error): nothing more to build
+                }
+            }
         })
-        .collect();
-    let bodies = Arc::new(bodies);
+        .context("starting the event generator thread")?;
+    let body_rx = Arc::new(tokio::sync::Mutex::new(body_rx));
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let server = start_http(config, writer, "127.0.0.1:0", None)?;
     let url = format!("http://{}/v1/events", server.addr);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-    let next = Arc::new(AtomicUsize::new(0));
     let pb = bar(events.len(), "HTTP ingest");
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.clients.max(1) {
-        let (bodies, next, client, url, pb) = (
-            bodies.clone(),
-            next.clone(),
-            client.clone(),
-            url.clone(),
-            pb.clone(),
-        );
-        let per = args.request_events.max(1);
+    for _ in 0..clients {
+        let (body_rx, client, url, pb) = (body_rx.clone(), client.clone(), url.clone(), pb.clone());
         tasks.push(tokio::spawn(async move {
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else {
+                let next = body_rx.lock().await.recv().await;
+                let Some((body, n)) = next else {
                     return Ok::<(), anyhow::Error>(());
                 };
                 loop {
@@ -172,13 +209,14 @@ async fn bench_http(
                         ),
                     }
                 }
-                pb.inc(per.min(body.matches('\n').count()) as u64);
+                pb.inc(n as u64);
             }
         }));
     }
     for t in tasks {
         t.await??;
     }
+    let _ = generator.join();
     let secs = started.elapsed().as_secs_f64();
     pb.finish_and_clear();
     server.stop().await;
@@ -201,7 +239,7 @@ async fn bench_http(
 async fn bench_kafka(
     config: &VigilConfig,
     store: &vigil_store::Store,
-    events: &[String],
+    events: &EventGen,
     args: &BenchIngestArgs,
     run_id: &str,
     metrics: Arc<Metrics>,
@@ -296,7 +334,7 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result
 }
 
 /// Produces every event (acks=all) and returns the produce rate.
-fn produce(brokers: &str, topic: &str, events: &[String]) -> Result<f64> {
+fn produce(brokers: &str, topic: &str, events: &EventGen) -> Result<f64> {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
@@ -336,8 +374,9 @@ fn produce(brokers: &str, topic: &str, events: &[String]) -> Result<f64> {
     Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }
 
-/// Times `Store::insert` of the same events as rows (parsed beforehand, not timed).
-async fn raw_insert(store: &vigil_store::Store, events: &[String]) -> Result<f64> {
+/// Times `Store::insert` of the same events as rows, 100,000 at a time; generating and parsing
+/// each chunk is not timed.
+async fn raw_insert(store: &vigil_store::Store, events: &EventGen) -> Result<f64> {
     let now = EventTime::now();
     let limits = Limits::default();
     let coord = SourceCoord {
@@ -345,14 +384,20 @@ async fn raw_insert(store: &vigil_store::Store, events: &[String]) -> Result<f64
         partition: -1,
         offset: 0,
     };
-    let mut batch = RowBatch::default();
-    for e in events {
-        let ev = parse_event(EventKind::Inference, e.as_bytes(), &limits, now)?;
-        batch.push_event(ev, &coord);
+    let pb = bar(events.len(), "raw insert");
+    let mut it = events.iter().peekable();
+    let mut timed = Duration::ZERO;
+    while it.peek().is_some() {
+        let mut batch = RowBatch::default();
+        for e in it.by_ref().take(100_000) {
+            let ev = parse_event(EventKind::Inference, e.as_bytes(), &limits, now)?;
+            batch.push_event(ev, &coord);
+        }
+        let started = Instant::now();
+        store.insert(batch.inference.as_slice()).await?;
+        timed += started.elapsed();
+        pb.inc(batch.inference.len() as u64);
     }
-    let started = Instant::now();
-    for chunk in batch.inference.chunks(100_000) {
-        store.insert(chunk).await?;
-    }
-    Ok(events.len() as f64 / started.elapsed().as_secs_f64())
+    pb.finish_and_clear();
+    Ok(events.len() as f64 / timed.as_secs_f64().max(1e-9))
 }
