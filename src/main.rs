@@ -207,7 +207,27 @@ fn run(cli: Cli) -> Result<()> {
     // Pure offline commands need no config or runtime.
     match &cli.command {
         Command::Drift(args) => {
-            println!("{}", vigil_analyzer::cli::run_drift(args)?);
+            // --text-column: the shadow runner's sentence encoder turns texts into embeddings.
+            let encoder = match args.embeddings.text_columns.is_empty() {
+                true => None,
+                false => Some(
+                    vigil_shadow_runner::encoder::load_text_encoder(
+                        args.embeddings.encoder.as_deref(),
+                    )
+                    .context("loading the sentence encoder for --text-column (install it with `bash scripts/models/fetch.sh`, or pass --encoder DIR)")?,
+                ),
+            };
+            if let Some(e) = &encoder {
+                eprintln!(
+                    "vigil drift: texts are encoded by {} on {}",
+                    vigil_analyzer::cli::TextEncoder::name(e),
+                    vigil_shadow_runner::device_name(e.device())
+                );
+            }
+            let encoder = encoder
+                .as_ref()
+                .map(|e| e as &dyn vigil_analyzer::cli::TextEncoder);
+            println!("{}", vigil_analyzer::cli::run_drift_with(args, encoder)?);
             return Ok(());
         }
         Command::Fairness(args) => {

@@ -17,7 +17,7 @@ use crate::drift::{self, CategoryCounts, ColumnDrift, ColumnSample, DriftTest, N
 mod embedding;
 use crate::fairness::{self, FairnessReport, GroupCounts};
 use crate::quality::{self, ColumnQuality, ColumnTally};
-pub use embedding::{EmbeddingArgs, EmbeddingMethodArg, EmbeddingReport};
+pub use embedding::{EmbeddingArgs, EmbeddingMethodArg, EmbeddingReport, TextEncoder};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -369,7 +369,12 @@ pub struct DriftReport {
 
 /// Run `vigil drift` and return the rendered report (JSON or table).
 pub fn run_drift(args: &DriftArgs) -> Result<String> {
-    let report = drift_report(args)?;
+    run_drift_with(args, None)
+}
+
+/// [`run_drift`] with a sentence encoder for `--text-column`.
+pub fn run_drift_with(args: &DriftArgs, encoder: Option<&dyn TextEncoder>) -> Result<String> {
+    let report = drift_report_with(args, encoder)?;
     match args.format {
         OutputFormat::Json => Ok(serde_json::to_string_pretty(&report)? + "\n"),
         OutputFormat::Table => Ok(render_drift_table(&report)),
@@ -378,11 +383,21 @@ pub fn run_drift(args: &DriftArgs) -> Result<String> {
 
 /// Compute the drift report without rendering it.
 pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
+    drift_report_with(args, None)
+}
+
+/// [`drift_report`] with a sentence encoder for `--text-column`.
+pub fn drift_report_with(
+    args: &DriftArgs,
+    encoder: Option<&dyn TextEncoder>,
+) -> Result<DriftReport> {
     let test = args.method.test();
     let embedding_sets = args.embeddings.sets()?;
+    let text_columns = args.embeddings.texts()?;
     let embedding_columns: BTreeSet<&str> = embedding_sets
         .iter()
         .flat_map(|(_, cols)| cols.iter().map(String::as_str))
+        .chain(text_columns.iter().map(String::as_str))
         .collect();
     let mut wanted: Vec<(String, Want)> = Vec::new();
     let explicit = !args.numerical.is_empty() || !args.categorical.is_empty();
@@ -405,7 +420,7 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
                 wanted.push((h, Want::Infer));
             }
         }
-        if wanted.is_empty() && embedding_sets.is_empty() {
+        if wanted.is_empty() && embedding_sets.is_empty() && text_columns.is_empty() {
             bail!(
                 "{} and {} share no column names; check the header rows",
                 args.reference.display(),
@@ -449,6 +464,19 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
     });
     ref_again?;
     cur_again?;
+    // Text columns are also described, text by text, as numerical columns `COL:chars`, … and
+    // tested like any other (Evidently's descriptors; crate::text).
+    if !text_columns.is_empty() {
+        for (path, data) in [
+            (&args.reference, &mut reference),
+            (&args.current, &mut current),
+        ] {
+            let texts = embedding::read_texts(path, &text_columns, true)?;
+            for (col, texts) in text_columns.iter().zip(&texts) {
+                data.columns.extend(descriptor_columns(col, texts));
+            }
+        }
+    }
 
     // Columns are independent: sort and test them on every core (sorting a million values per
     // numerical column is most of the work once the files are read).
@@ -530,7 +558,7 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
         args.drift_share,
     );
     let embeddings =
-        embedding::embedding_reports(&args.embeddings, &args.reference, &args.current)?;
+        embedding::embedding_reports(&args.embeddings, &args.reference, &args.current, encoder)?;
     Ok(DriftReport {
         dataset_drift: summary.dataset_drift,
         drift_share: summary.drift_share,
@@ -540,6 +568,40 @@ pub fn drift_report(args: &DriftArgs) -> Result<DriftReport> {
         columns: reports,
         embeddings,
     })
+}
+
+/// The descriptors of a text column as numerical columns named `COL:descriptor`.
+fn descriptor_columns(column: &str, texts: &[String]) -> Vec<(String, ColumnData)> {
+    let options = crate::text::TextOptions::default();
+    let described: Vec<crate::text::TextDescriptors> = texts
+        .iter()
+        .map(|t| crate::text::describe(t, &options))
+        .collect();
+    // (name, integer-valued, value)
+    type Descriptor = (&'static str, bool, fn(&crate::text::TextDescriptors) -> f64);
+    let pick: [Descriptor; 6] = [
+        ("chars", true, |d| d.chars),
+        ("words", true, |d| d.words),
+        ("non_letter_percent", false, |d| d.non_letter_percent),
+        ("sentences", true, |d| d.sentences),
+        ("empty", true, |d| f64::from(u8::from(d.empty))),
+        ("refusal", true, |d| f64::from(u8::from(d.refusal))),
+    ];
+    pick.iter()
+        .map(|(name, integer, f)| {
+            let numbers: Vec<f64> = described.iter().map(f).collect();
+            let data = ColumnData {
+                tally: quality::ColumnTally {
+                    rows: numbers.len() as u64,
+                    ..Default::default()
+                },
+                numbers,
+                all_integer: *integer,
+                ..Default::default()
+            };
+            (format!("{column}:{name}"), data)
+        })
+        .collect()
 }
 
 fn render_drift_table(r: &DriftReport) -> String {

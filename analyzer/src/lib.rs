@@ -34,5 +34,6 @@ pub mod monitor;
 pub mod performance;
 pub mod quality;
 pub mod special;
+pub mod text;
 
 pub use error::AnalyzerError;

@@ -2,7 +2,8 @@
 //!
 //! - Server-rendered HTML with server-side SVG charts ([`svg`]); one small CSS and one small JS
 //!   file are embedded in the binary (`include_str!`): no front-end server, no internet.
-//! - Pages: Overview, ROI, Drift & quality, Fairness, Experiments, Alerts, Shadow & retraining
+//! - Pages: Overview, ROI, Drift & quality, Fairness, Experiments, LLM (time to first token,
+//!   tokens, cost, feedback per model version), Alerts, Shadow & retraining
 //!   ([`pages`]); every chart's data as CSV (`/ui/{page}/csv?chart=ID`, same query string).
 //! - Login with the `[auth]` role tokens → server-side session ([`session`]): cookie
 //!   `HttpOnly; SameSite=Strict; Path=/ui`, a CSRF token in every form, roles checked on the

@@ -240,6 +240,39 @@ pub fn mean_pool_normalize(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     Ok(mean.broadcast_div(&norm)?)
 }
 
+/// `vigil drift --text-column`: the analyzer asks for embeddings through its `TextEncoder`
+/// trait (it runs no model itself).
+impl vigil_analyzer::cli::TextEncoder for SentenceEncoder {
+    fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    fn encode(
+        &self,
+        texts: &[String],
+    ) -> std::result::Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(SentenceEncoder::encode(self, texts)?)
+    }
+}
+
+/// The encoder for `vigil drift --text-column`: `dir`, or all-MiniLM-L6-v2 in the models cache
+/// of `scripts/models/fetch.sh`, on CUDA when there is one, else the CPU (logged either way).
+pub fn load_text_encoder(dir: Option<&Path>) -> Result<SentenceEncoder> {
+    let dir = dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::registry::default_models_dir().join("all-MiniLM-L6-v2"));
+    let device = crate::device::select_device(crate::device::DevicePreference::Auto)?;
+    tracing::info!(
+        encoder = %dir.display(),
+        device = %crate::device::device_name(&device),
+        "loading the sentence encoder for --text-column"
+    );
+    SentenceEncoder::load(&dir, &device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

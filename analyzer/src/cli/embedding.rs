@@ -4,7 +4,7 @@
 //! means the per-column threshold.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
@@ -16,6 +16,18 @@ use crate::drift::embedding::{
     MmdOptions, ModelOptions, RatioOptions,
 };
 use crate::drift::DriftTest;
+
+/// Turns texts into embeddings for `--text-column`. This crate runs no model: the binary
+/// supplies the shadow runner's sentence encoder (all-MiniLM-L6-v2 in candle).
+pub trait TextEncoder {
+    /// What encoded the texts, for the report (e.g. the model directory's name).
+    fn name(&self) -> String;
+    /// One embedding per text, in input order.
+    fn encode(
+        &self,
+        texts: &[String],
+    ) -> std::result::Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>>;
+}
 
 /// Embedding drift method on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,6 +49,15 @@ pub struct EmbeddingArgs {
     /// left out of the per-column analysis unless listed with --numerical.
     #[arg(long = "embeddings", value_name = "NAME=COL1,COL2,...")]
     pub embeddings: Vec<String>,
+    /// A text column judged by its embeddings (repeatable): every text is encoded with the
+    /// sentence encoder (--encoder) and the vectors are tested like an --embeddings set named
+    /// after the column. The column is left out of the per-column analysis.
+    #[arg(long = "text-column", value_name = "COL")]
+    pub text_columns: Vec<String>,
+    /// Sentence-transformers model directory for --text-column (default: all-MiniLM-L6-v2 in
+    /// the models cache of scripts/models/fetch.sh).
+    #[arg(long, value_name = "DIR")]
+    pub encoder: Option<PathBuf>,
     /// Method for every embedding set. Default: Evidently's, `model`, bootstrapped when the
     /// reference has fewer than 1000 rows.
     #[arg(long, value_enum)]
@@ -68,6 +89,9 @@ pub struct EmbeddingArgs {
 #[derive(Debug, Clone, Serialize)]
 pub struct EmbeddingReport {
     pub name: String,
+    /// The sentence encoder, for a `--text-column` (absent for precomputed `--embeddings`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
     #[serde(flatten)]
     pub result: EmbeddingDriftResult,
 }
@@ -106,8 +130,31 @@ impl EmbeddingArgs {
             || self.embedding_pca_components.is_some()
             || self.embedding_component_stattest.is_some()
             || self.embedding_component_stattest_threshold.is_some();
-        if out.is_empty() && options_given {
-            bail!("--embedding-* options need at least one --embeddings NAME=COL1,COL2,…");
+        if out.is_empty() && self.text_columns.is_empty() && options_given {
+            bail!("--embedding-* options need at least one --embeddings NAME=COL1,COL2,… or --text-column COL");
+        }
+        if self.encoder.is_some() && self.text_columns.is_empty() {
+            bail!("--encoder is the model for --text-column; give at least one --text-column COL");
+        }
+        Ok(out)
+    }
+
+    /// The `--text-column`s, validated (each once, none also an --embeddings name).
+    pub fn texts(&self) -> Result<Vec<String>> {
+        let sets = self.sets()?;
+        let mut out: Vec<String> = Vec::new();
+        for c in &self.text_columns {
+            let c = c.trim().to_string();
+            if c.is_empty() {
+                bail!("--text-column needs a column name");
+            }
+            if out.contains(&c) {
+                bail!("--text-column `{c}` is given twice");
+            }
+            if sets.iter().any(|(n, _)| *n == c) {
+                bail!("--text-column `{c}` is also an --embeddings name; results are named after both, so rename the set");
+            }
+            out.push(c);
         }
         Ok(out)
     }
@@ -265,27 +312,140 @@ fn read_matrices(path: &Path, sets: &[(String, Vec<String>)]) -> Result<Vec<Matr
         .collect()
 }
 
-/// Embedding drift for every set of `args`; empty when none was given.
+/// Read one text column per name from a CSV. Missing cells (`NA`, …) are left out, and so are
+/// empty cells unless `keep_empty` (an empty answer is a fact for the descriptors, nothing to
+/// encode for the embeddings).
+pub(super) fn read_texts(
+    path: &Path,
+    columns: &[String],
+    keep_empty: bool,
+) -> Result<Vec<Vec<String>>> {
+    let mut rdr = open_csv(path)?;
+    let headers = rdr
+        .byte_headers()
+        .with_context(|| format!("{}: cannot read the header row", path.display()))?
+        .clone();
+    let idx: HashMap<String, usize> = header_index(path, &headers)?;
+    let mut at = Vec::with_capacity(columns.len());
+    for col in columns {
+        at.push(*idx.get(col).ok_or_else(|| {
+            anyhow!(
+                "{}: --text-column `{col}`: no such column in the header; columns are: {}",
+                path.display(),
+                header_list(&headers)
+            )
+        })?);
+    }
+    let mut out: Vec<Vec<String>> = vec![Vec::new(); columns.len()];
+    let mut record = csv::ByteRecord::new();
+    let mut row: u64 = 1;
+    while rdr
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        row += 1;
+        for ((col, &i), texts) in columns.iter().zip(&at).zip(out.iter_mut()) {
+            let cell = record.get(i).unwrap_or_default();
+            if cell.is_empty() {
+                if keep_empty {
+                    texts.push(String::new());
+                }
+                continue;
+            }
+            if is_missing(cell) {
+                continue;
+            }
+            let text = std::str::from_utf8(cell).map_err(|_| {
+                anyhow!(
+                    "{}: row {row}: text column `{col}` is not valid UTF-8",
+                    path.display()
+                )
+            })?;
+            texts.push(text.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn encode_matrix(
+    encoder: &dyn TextEncoder,
+    texts: &[String],
+    path: &Path,
+    col: &str,
+) -> Result<Matrix> {
+    if texts.is_empty() {
+        bail!("{}: text column `{col}` has no texts", path.display());
+    }
+    // Encoding is the slow part (seconds per thousand texts on a CPU): say what is happening.
+    eprintln!(
+        "vigil drift: encoding {} texts of `{col}` from {}",
+        texts.len(),
+        path.display()
+    );
+    let vectors = encoder.encode(texts).map_err(|e| {
+        anyhow!(
+            "{}: encoding text column `{col}` with {}: {e}",
+            path.display(),
+            encoder.name()
+        )
+    })?;
+    let dim = vectors.first().map_or(0, Vec::len);
+    let mut data = Vec::with_capacity(vectors.len() * dim);
+    for v in &vectors {
+        if v.len() != dim {
+            bail!(
+                "the encoder returned vectors of different lengths ({dim} and {})",
+                v.len()
+            );
+        }
+        data.extend(v.iter().map(|&x| f64::from(x)));
+    }
+    Matrix::from_row_major(vectors.len(), dim, data).map_err(|e| anyhow!("{col}: {e}"))
+}
+
+/// Embedding drift for every set and text column of `args`; empty when none was given.
+/// Text columns need `encoder`.
 pub fn embedding_reports(
     args: &EmbeddingArgs,
     reference: &Path,
     current: &Path,
+    encoder: Option<&dyn TextEncoder>,
 ) -> Result<Vec<EmbeddingReport>> {
     let sets = args.sets()?;
-    if sets.is_empty() {
-        return Ok(Vec::new());
+    let texts = args.texts()?;
+    let mut out = Vec::with_capacity(sets.len() + texts.len());
+    if !sets.is_empty() {
+        let refs = read_matrices(reference, &sets)?;
+        let curs = read_matrices(current, &sets)?;
+        for (((name, _), r), c) in sets.iter().zip(&refs).zip(&curs) {
+            let method = args.method(r.rows())?;
+            let result =
+                embedding_drift(r, c, &method).map_err(|e| anyhow!("embedding `{name}`: {e}"))?;
+            out.push(EmbeddingReport {
+                name: name.clone(),
+                encoder: None,
+                result,
+            });
+        }
     }
-    let refs = read_matrices(reference, &sets)?;
-    let curs = read_matrices(current, &sets)?;
-    let mut out = Vec::with_capacity(sets.len());
-    for (((name, _), r), c) in sets.iter().zip(&refs).zip(&curs) {
-        let method = args.method(r.rows())?;
-        let result =
-            embedding_drift(r, c, &method).map_err(|e| anyhow!("embedding `{name}`: {e}"))?;
-        out.push(EmbeddingReport {
-            name: name.clone(),
-            result,
-        });
+    if !texts.is_empty() {
+        let encoder = encoder.ok_or_else(|| {
+            anyhow!("--text-column needs a sentence encoder, which `vigil drift` loads (this build has none)")
+        })?;
+        let ref_texts = read_texts(reference, &texts, false)?;
+        let cur_texts = read_texts(current, &texts, false)?;
+        for ((col, rt), ct) in texts.iter().zip(&ref_texts).zip(&cur_texts) {
+            let r = encode_matrix(encoder, rt, reference, col)?;
+            let c = encode_matrix(encoder, ct, current, col)?;
+            let method = args.method(r.rows())?;
+            let result = embedding_drift(&r, &c, &method)
+                .map_err(|e| anyhow!("text column `{col}`: {e}"))?;
+            out.push(EmbeddingReport {
+                name: col.clone(),
+                encoder: Some(encoder.name()),
+                result,
+            });
+        }
     }
     Ok(out)
 }
