@@ -253,15 +253,27 @@ impl EmbeddingArgs {
     }
 }
 
-/// Read every set's columns from one CSV as row-aligned matrices. Embeddings need a number in
-/// every row: a missing or non-numeric cell is an error naming file, row and column.
-fn read_matrices(path: &Path, sets: &[(String, Vec<String>)]) -> Result<Vec<Matrix>> {
+/// Opens a CSV and indexes its header row (name → position).
+fn open_indexed(
+    path: &Path,
+) -> Result<(
+    csv::Reader<std::fs::File>,
+    csv::ByteRecord,
+    HashMap<String, usize>,
+)> {
     let mut rdr = open_csv(path)?;
     let headers = rdr
         .byte_headers()
         .with_context(|| format!("{}: cannot read the header row", path.display()))?
         .clone();
-    let idx: HashMap<String, usize> = header_index(path, &headers)?;
+    let idx = header_index(path, &headers)?;
+    Ok((rdr, headers, idx))
+}
+
+/// Read every set's columns from one CSV as row-aligned matrices. Embeddings need a number in
+/// every row: a missing or non-numeric cell is an error naming file, row and column.
+fn read_matrices(path: &Path, sets: &[(String, Vec<String>)]) -> Result<Vec<Matrix>> {
+    let (mut rdr, headers, idx) = open_indexed(path)?;
     let mut columns: Vec<Vec<usize>> = Vec::with_capacity(sets.len());
     for (name, cols) in sets {
         let mut c = Vec::with_capacity(cols.len());
@@ -320,12 +332,7 @@ pub(super) fn read_texts(
     columns: &[String],
     keep_empty: bool,
 ) -> Result<Vec<Vec<String>>> {
-    let mut rdr = open_csv(path)?;
-    let headers = rdr
-        .byte_headers()
-        .with_context(|| format!("{}: cannot read the header row", path.display()))?
-        .clone();
-    let idx: HashMap<String, usize> = header_index(path, &headers)?;
+    let (mut rdr, headers, idx) = open_indexed(path)?;
     let mut at = Vec::with_capacity(columns.len());
     for col in columns {
         at.push(*idx.get(col).ok_or_else(|| {
