@@ -18,6 +18,13 @@ pub struct StoreSection {
     pub url: String,
     /// Cluster name for replicated tables created `ON CLUSTER` (multi-node deployments).
     pub cluster: Option<String>,
+    /// With `cluster`: replicas of a shard that must have an insert before it is acknowledged
+    /// (ClickHouse's `insert_quorum`; default 1). Set it to the replicas per shard for reads
+    /// through any node to see every acknowledged row at once.
+    pub insert_quorum: Option<u32>,
+    /// With `insert_quorum`: how long an insert waits for the quorum (default: the server's,
+    /// 600 000 ms); a replica down fails inserts after this long (they are retried).
+    pub insert_quorum_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -84,16 +91,42 @@ impl VigilConfig {
         }
     }
 
-    /// The store URL: `--store`, else `[store] url`, else embedded chDB in the data directory.
+    /// The store URL: `--store`, else `[store] url`, else embedded chDB in the data directory;
+    /// with `[store] cluster`, what the store needs to know about the cluster.
     pub fn store_url(&self, cli_override: Option<&str>) -> Result<StoreUrl> {
         let url = cli_override.unwrap_or(&self.store.url);
-        if url.trim().is_empty() {
-            return Ok(StoreUrl::Embedded {
+        let explicit = !url.trim().is_empty();
+        let mut url = if !explicit {
+            StoreUrl::Embedded {
                 path: default_data_dir(),
                 database: vigil_store::DEFAULT_DATABASE.to_string(),
-            });
+            }
+        } else {
+            url.parse()?
+        };
+        match (&mut url, &self.store.cluster) {
+            (StoreUrl::Server { cluster, .. }, Some(name)) => {
+                *cluster = Some(vigil_store::ClusterOptions {
+                    name: name.clone(),
+                    insert_quorum: self.store.insert_quorum.unwrap_or(1),
+                    insert_quorum_timeout_ms: self.store.insert_quorum_timeout_ms,
+                });
+            }
+            // Not for the default: `--store` may name the server on each command.
+            (StoreUrl::Embedded { path, .. }, Some(name)) if explicit => {
+                return Err(anyhow!(
+                    "[store] cluster = {name:?} needs a ClickHouse server (clickhouse://host:port/db), not the embedded store at {}",
+                    path.display()
+                ));
+            }
+            (_, None) if self.store.insert_quorum.is_some() => {
+                return Err(anyhow!(
+                    "[store] insert_quorum is for a cluster: set [store] cluster too"
+                ));
+            }
+            _ => {}
         }
-        Ok(url.parse()?)
+        Ok(url)
     }
 
     /// Loads `path` (if given, it must exist; if not, `./vigil.toml` when present), applies
@@ -214,6 +247,39 @@ mod tests {
             "vigil.toml",
             env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
         )
+    }
+
+    #[test]
+    fn cluster_settings_travel_with_the_store_url() {
+        let c = parse(
+            "[store]\nurl = \"clickhouse://127.0.0.1:18201/v\"\ncluster = \"vigil\"\ninsert_quorum = 2\n",
+            &[],
+        )
+        .unwrap();
+        let StoreUrl::Server { cluster, .. } = c.store_url(None).unwrap() else {
+            panic!("a server URL")
+        };
+        assert_eq!(
+            cluster,
+            Some(vigil_store::ClusterOptions {
+                name: "vigil".into(),
+                insert_quorum: 2,
+                insert_quorum_timeout_ms: None,
+            })
+        );
+        let single = parse("[store]\nurl = \"clickhouse://127.0.0.1:18123/v\"\n", &[]).unwrap();
+        assert!(matches!(
+            single.store_url(None).unwrap(),
+            StoreUrl::Server { cluster: None, .. }
+        ));
+        let e = parse("[store]\nurl = \"chdb:///x\"\ncluster = \"vigil\"\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("needs a ClickHouse server"), "{e}");
+        let e = parse(
+            "[store]\nurl = \"clickhouse://h:1/v\"\ninsert_quorum = 2\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("set [store] cluster too"), "{e}");
     }
 
     #[test]

@@ -79,11 +79,20 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
         .context("starting the demo's SMTP sink")?;
     let backends = backends::Backends::start(hooks_file.clone())?;
 
+    // A server's schema first: on a cluster the migrations take seconds (`ON CLUSTER` DDL, ~20 s
+    // for a new database), which must not eat the drift monitors' reference period below.
+    if matches!(url, StoreUrl::Server { .. }) {
+        open_store(&config, store_override).await?;
+    }
     let started_at = chrono::Utc::now().timestamp();
     let plan = setup::DemoPlan {
         backends: backends.addr,
         smtp: smtp.addr,
         store_url,
+        store_cluster: match &url {
+            StoreUrl::Server { .. } => config.store.cluster.clone(),
+            StoreUrl::Embedded { .. } => None,
+        },
         bind: args.bind.clone(),
         started: started_at,
         drift_at: started_at + args.drift_after as i64,
@@ -99,6 +108,10 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     let mut demo_config = VigilConfig::load(Some(&config_path))
         .with_context(|| format!("the demo's configuration {}", config_path.display()))?;
     // The user's own store, collector and auth settings still apply.
+    if demo_config.store.cluster.is_some() {
+        demo_config.store.insert_quorum = config.store.insert_quorum;
+        demo_config.store.insert_quorum_timeout_ms = config.store.insert_quorum_timeout_ms;
+    }
     demo_config.collector = config.collector.clone();
     demo_config.collector.batch_max_wait_ms = demo_config.collector.batch_max_wait_ms.min(500);
     demo_config.auth = config.auth.clone();

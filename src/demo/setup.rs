@@ -13,6 +13,8 @@ pub struct DemoPlan {
     pub smtp: SocketAddr,
     /// Store URL, as written in `[store] url`.
     pub store_url: String,
+    /// The user's `[store] cluster` (a ClickHouse cluster behind the URL), written along.
+    pub store_cluster: Option<String>,
     /// Gateway, ingest and dashboards.
     pub bind: String,
     /// Unix seconds: traffic starts (the drift monitors' reference begins here) …
@@ -35,7 +37,10 @@ pub fn demo_toml(p: &DemoPlan) -> String {
     let backends = format!("http://{}", p.backends);
     let smtp = p.smtp;
     let (from, to) = (rfc3339(p.started), rfc3339(p.drift_at));
-    let store = toml_string(&p.store_url);
+    let mut store = toml_string(&p.store_url);
+    if let Some(c) = &p.store_cluster {
+        store.push_str(&format!("\ncluster = {}", toml_string(c)));
+    }
     let bind = toml_string(&p.bind);
     let dashboard = format!("http://{}/ui", p.bind);
     format!(

@@ -624,28 +624,55 @@ pub struct AddColumn {
 }
 
 impl AddColumn {
-    /// The `ALTER` statements adding the column: the local (replicated) table before the
-    /// distributed one on a cluster, so a distributed insert never names a column a shard
-    /// lacks.
-    pub fn statements(&self, opts: &SchemaOptions) -> Vec<(String, String)> {
+    /// The statements adding the column, in groups, each with the table whose columns say
+    /// whether the group is still needed. Single node: one `ALTER`. On a cluster: the local
+    /// (replicated) table first, `ALTER … ON CLUSTER`, so a distributed insert never names a
+    /// column a shard lacks; then the `Distributed` table is dropped and created again
+    /// `ON CLUSTER` over the altered local table. ClickHouse 18.16 refuses `ALTER … ON CLUSTER`
+    /// of a table that is not replicated when the cluster's shards use `internal_replication`
+    /// (code 371), and a `Distributed` table holds no rows (inserts are synchronous on a
+    /// cluster, see `ClusterOptions`, so none are spooled either). A run interrupted between
+    /// the two finds the column missing (or the table gone) and does both again.
+    pub fn statements(&self, opts: &SchemaOptions) -> Vec<(String, Vec<String>)> {
         let db = quote_ident(&opts.database);
-        let tables = match &opts.cluster {
-            None => vec![self.table.to_string()],
-            Some(_) => vec![format!("{}_local", self.table), self.table.to_string()],
+        let alter = |t: &str| {
+            format!(
+                "ALTER TABLE {db}.{t}{oc} ADD COLUMN {c} {ty}",
+                oc = on_cluster(opts),
+                c = self.column,
+                ty = self.ty
+            )
         };
-        tables
-            .into_iter()
-            .map(|t| {
-                let sql = format!(
-                    "ALTER TABLE {db}.{t}{oc} ADD COLUMN {c} {ty}",
-                    oc = on_cluster(opts),
-                    c = self.column,
-                    ty = self.ty
-                );
-                (t, sql)
-            })
-            .collect()
+        if opts.cluster.is_none() {
+            return vec![(self.table.to_string(), vec![alter(self.table)])];
+        }
+        let local = format!("{}_local", self.table);
+        let distributed = match table_def(self.table) {
+            Some(def) => vec![
+                format!(
+                    "DROP TABLE IF EXISTS {db}.{t}{oc}",
+                    t = self.table,
+                    oc = on_cluster(opts)
+                ),
+                distributed_sql(def, opts),
+            ],
+            None => vec![alter(self.table)],
+        };
+        vec![
+            (local.clone(), vec![alter(&local)]),
+            (self.table.to_string(), distributed),
+        ]
     }
+}
+
+/// Every table the migrations create, by name.
+fn table_def(name: &str) -> Option<&'static TableDef> {
+    [
+        TABLES_V1, TABLES_V2, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6, TABLES_V7, TABLES_V8,
+    ]
+    .into_iter()
+    .flatten()
+    .find(|t| t.name == name)
 }
 
 /// Migration 9: what a generative (LLM) request adds to an inference event. The prompt is the
@@ -712,25 +739,35 @@ fn render_table(t: &TableDef, opts: &SchemaOptions) -> Vec<String> {
                     dbname = opts.database,
                     order = t.order_by,
                 ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.{name}{oc} AS {db}.{local} ENGINE = Distributed({cluster}, {dbname}, {local}, {key})",
-                    name = t.name,
-                    oc = on_cluster(opts),
-                    cluster = quote_ident(opts.cluster.as_deref().unwrap_or_default()),
-                    dbname = quote_ident(&opts.database),
-                    key = t.shard_key,
-                ),
+                distributed_sql(t, opts),
             ]
         }
     }
 }
 
-/// The bookkeeping table, created before anything else.
+/// The `Distributed` table `t` over its `_local` tables (cluster mode).
+fn distributed_sql(t: &TableDef, opts: &SchemaOptions) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{name}{oc} AS {db}.{name}_local ENGINE = Distributed({cluster}, {dbname}, {name}_local, {key})",
+        db = quote_ident(&opts.database),
+        name = t.name,
+        oc = on_cluster(opts),
+        cluster = quote_ident(opts.cluster.as_deref().unwrap_or_default()),
+        dbname = quote_ident(&opts.database),
+        key = t.shard_key,
+    )
+}
+
+/// The bookkeeping table, created before anything else. On a cluster it is one replicated
+/// table with a replica on every node (no `{shard}` in its path, and `{shard}-{replica}` as
+/// replica name, unique across the cluster even where replica macros repeat per shard), not a
+/// distributed one: every node then knows what was applied, whichever node `migrate` or a
+/// later run connects to.
 pub fn migrations_table(opts: &SchemaOptions) -> Vec<String> {
     let db = quote_ident(&opts.database);
     let engine = match &opts.cluster {
         Some(_) => format!(
-            "ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{}/schema_migrations', '{{replica}}')",
+            "ReplicatedMergeTree('/clickhouse/tables/all/{}/schema_migrations', '{{shard}}-{{replica}}')",
             opts.database
         ),
         None => "MergeTree()".to_string(),
@@ -884,7 +921,61 @@ mod tests {
         ));
         let boot = migrations_table(&opts);
         assert!(boot[0].ends_with("ON CLUSTER `prod`"));
-        assert!(boot[1].contains("ReplicatedMergeTree('/clickhouse/tables/{shard}/vigil/schema_migrations', '{replica}')"), "{}", boot[1]);
+        assert!(boot[1].contains("ReplicatedMergeTree('/clickhouse/tables/all/vigil/schema_migrations', '{shard}-{replica}')"), "{}", boot[1]);
+    }
+
+    #[test]
+    fn added_columns_recreate_the_distributed_table() {
+        let single = SchemaOptions {
+            database: "vigil".into(),
+            cluster: None,
+        };
+        let cluster = SchemaOptions {
+            database: "vigil".into(),
+            cluster: Some("prod".into()),
+        };
+        let adds: Vec<AddColumn> = migrations(&single)
+            .into_iter()
+            .flat_map(|m| m.add_columns)
+            .collect();
+        assert!(!adds.is_empty());
+        for add in &adds {
+            assert!(table_def(add.table).is_some(), "{}", add.table);
+            let one = add.statements(&single);
+            assert_eq!(one.len(), 1);
+            assert_eq!(
+                one[0].1,
+                [format!(
+                    "ALTER TABLE `vigil`.{} ADD COLUMN {} {}",
+                    add.table, add.column, add.ty
+                )]
+            );
+            let on = add.statements(&cluster);
+            assert_eq!(on[0].0, format!("{}_local", add.table));
+            assert_eq!(
+                on[0].1,
+                [format!(
+                    "ALTER TABLE `vigil`.{}_local ON CLUSTER `prod` ADD COLUMN {} {}",
+                    add.table, add.column, add.ty
+                )]
+            );
+            assert_eq!(on[1].0, add.table);
+            assert_eq!(
+                on[1].1[0],
+                format!(
+                    "DROP TABLE IF EXISTS `vigil`.{} ON CLUSTER `prod`",
+                    add.table
+                )
+            );
+            // The same statement migration 1 or 2 created the table with.
+            assert!(
+                migrations(&cluster)
+                    .iter()
+                    .any(|m| m.statements.contains(&on[1].1[1])),
+                "{}",
+                on[1].1[1]
+            );
+        }
     }
 
     #[test]

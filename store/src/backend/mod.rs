@@ -23,9 +23,58 @@ pub enum StoreUrl {
         /// LZ4-compress inserts and results. Default: on, except for loopback hosts, where it
         /// costs CPU on both ends and saves nothing (co-located: +20% raw insert speed).
         compress: bool,
+        /// The cluster the tables are distributed over (`[store] cluster`; never from the URL
+        /// itself): queries then carry the settings of [`ClusterOptions::settings`].
+        cluster: Option<ClusterOptions>,
     },
     /// `chdb:///path/to/dir[?database=NAME]`.
     Embedded { path: PathBuf, database: String },
+}
+
+/// A store on a ClickHouse cluster: `_local` replicated tables behind `Distributed` ones (see
+/// [`crate::schema`]). What a single node gives for free has to be asked for per query here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterOptions {
+    /// The cluster's name in the servers' `remote_servers`.
+    pub name: String,
+    /// Replicas of a shard that must hold an insert before it is acknowledged (`insert_quorum`);
+    /// 0 or 1: one replica (the others catch up asynchronously, so a read through another node
+    /// right after may miss the rows). With a quorum, a replica down makes inserts fail after
+    /// `insert_quorum_timeout_ms` (they are retried and de-duplicated), and ClickHouse before 20.x
+    /// refuses a second concurrent quorum insert into the same shard (code 286, retried).
+    pub insert_quorum: u32,
+    /// How long a quorum insert waits for the replicas (ClickHouse's default: 600 000 ms).
+    pub insert_quorum_timeout_ms: Option<u64>,
+}
+
+impl ClusterOptions {
+    /// The settings every request carries on a cluster:
+    /// - `insert_distributed_sync=1`: an insert into a `Distributed` table returns once every
+    ///   shard has the rows (the default only spools them on the receiving node, so "stored" and
+    ///   a Kafka offset in `ingest_offsets` would be claimed before the rows are queryable);
+    /// - `distributed_product_mode=global`: an `IN`/`JOIN` subquery over a distributed table
+    ///   inside a query over a distributed table runs once, on the node queried, and its result
+    ///   is sent to every shard (`GLOBAL IN`): the answer a single node gives, since the tables
+    ///   are sharded by different keys (outcomes by their own id, not their inference's). The
+    ///   default refuses these queries (code 288); the SQL stays the same on every backend;
+    /// - `wait_end_of_query=1`: the server buffers a result before answering, so a shard failing
+    ///   mid-query is an HTTP error, never a 200 with a truncated body (ClickHouse 18.16 appends
+    ///   its exception text to a streamed body in a form the client does not detect);
+    /// - `insert_quorum` (and its timeout) when configured.
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("insert_distributed_sync", "1".to_string()),
+            ("distributed_product_mode", "global".to_string()),
+            ("wait_end_of_query", "1".to_string()),
+        ];
+        if self.insert_quorum > 1 {
+            out.push(("insert_quorum", self.insert_quorum.to_string()));
+            if let Some(ms) = self.insert_quorum_timeout_ms {
+                out.push(("insert_quorum_timeout", ms.to_string()));
+            }
+        }
+        out
+    }
 }
 
 /// Shows the URL with any password replaced by `***`.
@@ -102,6 +151,7 @@ impl std::str::FromStr for StoreUrl {
                     user: (!url.username().is_empty()).then(|| url.username().to_string()),
                     password: url.password().map(str::to_string),
                     compress,
+                    cluster: None,
                 })
             }
             "chdb" => {
@@ -147,12 +197,14 @@ impl Store {
                 user,
                 password,
                 compress,
+                cluster,
             } => {
                 let s = server::ServerStore::connect(
                     endpoint,
                     user.as_deref(),
                     password.as_deref(),
                     *compress,
+                    cluster.as_ref(),
                 )
                 .await?;
                 Ok(Store {
@@ -187,10 +239,16 @@ impl Store {
     /// `clickhouse 18.16.1 at http://…` or `chdb 26.7.3 at /path`.
     pub fn describe(&self) -> String {
         match &*self.backend {
-            Backend::Server(s) => format!(
-                "ClickHouse server {} at {} (database {})",
-                s.version, s.endpoint, self.database
-            ),
+            Backend::Server(s) => match &s.cluster {
+                None => format!(
+                    "ClickHouse server {} at {} (database {})",
+                    s.version, s.endpoint, self.database
+                ),
+                Some(c) => format!(
+                    "ClickHouse server {} at {} (database {}, cluster {})",
+                    s.version, s.endpoint, self.database, c
+                ),
+            },
             Backend::Embedded(c) => {
                 format!("embedded chDB {} (database {})", c.version(), self.database)
             }
@@ -338,9 +396,11 @@ impl Store {
                 self.execute(stmt).await?;
             }
             for add in &m.add_columns {
-                for (table, stmt) in add.statements(&opts) {
+                for (table, stmts) in add.statements(&opts) {
                     if !self.has_column(&table, add.column).await? {
-                        self.execute(&stmt).await?;
+                        for stmt in &stmts {
+                            self.execute(stmt).await?;
+                        }
                     }
                 }
             }
@@ -414,6 +474,7 @@ mod tests {
                 user: None,
                 password: None,
                 compress: false,
+                cluster: None,
             }
         );
         assert!(matches!(
@@ -462,6 +523,27 @@ mod tests {
             "clickhouse://bob:***@h:1/vigil"
         );
         assert!("mysql://x".parse::<StoreUrl>().is_err());
+        let quorum = ClusterOptions {
+            name: "vigil".into(),
+            insert_quorum: 2,
+            insert_quorum_timeout_ms: Some(60_000),
+        };
+        let names: Vec<&str> = quorum.settings().iter().map(|s| s.0).collect();
+        assert_eq!(
+            names,
+            [
+                "insert_distributed_sync",
+                "distributed_product_mode",
+                "wait_end_of_query",
+                "insert_quorum",
+                "insert_quorum_timeout"
+            ]
+        );
+        let one = ClusterOptions {
+            insert_quorum: 1,
+            ..quorum
+        };
+        assert_eq!(one.settings().len(), 3);
         assert!("chdb://".parse::<StoreUrl>().is_err());
     }
 }

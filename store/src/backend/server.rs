@@ -8,6 +8,8 @@ pub struct ServerStore {
     client: Client,
     pub(crate) version: String,
     pub(crate) endpoint: String,
+    /// The cluster's name when the tables are distributed.
+    pub(crate) cluster: Option<String>,
 }
 
 /// `RowBinaryWithNamesAndTypes` (which the crate's validation needs) arrived in ClickHouse 24.10.
@@ -32,6 +34,7 @@ impl ServerStore {
         user: Option<&str>,
         password: Option<&str>,
         compress: bool,
+        cluster: Option<&super::ClusterOptions>,
     ) -> Result<ServerStore, StoreError> {
         let compression = if compress {
             clickhouse::Compression::Lz4
@@ -58,11 +61,16 @@ impl ServerStore {
                 )),
                 other => other,
             })?;
-        let client = client.with_validation(supports_validation(&version));
+        let mut client = client.with_validation(supports_validation(&version));
+        // Single node: no settings, the requests are exactly what they were.
+        for (name, value) in cluster.map(|c| c.settings()).unwrap_or_default() {
+            client = client.with_setting(name, value);
+        }
         Ok(ServerStore {
             client,
             version,
             endpoint: endpoint.to_string(),
+            cluster: cluster.map(|c| c.name.clone()),
         })
     }
 
