@@ -12,7 +12,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::drift::{self, CategoryCounts, ColumnDrift, ColumnSample, DriftTest, NumericCounts};
+use crate::drift::options::Level;
+use crate::drift::{
+    self, CategoryCounts, ColumnDrift, ColumnSample, ColumnStattest, DriftTest, NumericCounts,
+    Stattest, StattestOptions,
+};
 
 mod embedding;
 use crate::fairness::{self, FairnessReport, GroupCounts};
@@ -35,16 +39,25 @@ pub enum MethodArg {
     #[default]
     Auto,
     Ks,
+    #[value(alias = "chi2", alias = "chi-square")]
     Chisquare,
+    #[value(alias = "ztest")]
     Z,
     Wasserstein,
+    #[value(alias = "js")]
     Jensenshannon,
     Psi,
+    /// Kullback–Leibler (Evidently's `kl_div` is accepted too).
+    #[value(alias = "kl_div")]
     Kl,
     Hellinger,
 }
 
 impl MethodArg {
+    fn stattest(self) -> Stattest {
+        self.test().map_or(Stattest::Auto, Stattest::Test)
+    }
+
     fn test(self) -> Option<DriftTest> {
         Some(match self {
             MethodArg::Auto => return None,
@@ -77,12 +90,9 @@ pub struct DriftArgs {
     /// Columns to treat as categorical (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub categorical: Vec<String>,
-    /// Test or distance for every column; `auto` picks Evidently's default per column.
-    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
-    pub method: MethodArg,
-    /// Threshold for every column (default: 0.05 for p-values, 0.1 for distances).
-    #[arg(long)]
-    pub threshold: Option<f64>,
+    /// Tests and thresholds: for every column, per column type, per column.
+    #[command(flatten)]
+    pub stattests: StattestArgs,
     /// Share of drifted columns at or above which the dataset counts as drifted.
     #[arg(long, default_value_t = drift::DEFAULT_DRIFT_SHARE)]
     pub drift_share: f64,
@@ -90,6 +100,99 @@ pub struct DriftArgs {
     pub format: OutputFormat,
     #[command(flatten)]
     pub embeddings: EmbeddingArgs,
+}
+
+/// Evidently's drift options (`DataDriftPreset`'s `stattest`, `num_stattest`, `cat_stattest`,
+/// `per_column_stattest` and their thresholds). For each column the test comes from
+/// `--per-column-stattest`, else the column type's option, else `--stattest`, else Evidently's
+/// default choice; the threshold is resolved the same way on its own, falling back to the
+/// test's default (see `drift::options`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StattestArgs {
+    /// Test or distance for every column (`--method` is the older name); `auto` picks
+    /// Evidently's default per column. Overridden by --num-stattest / --cat-stattest and
+    /// --per-column-stattest.
+    #[arg(long = "stattest", visible_alias = "method", value_enum, default_value_t = MethodArg::Auto)]
+    pub stattest: MethodArg,
+    /// Threshold for every column (`--threshold` is the older name; default: the test's,
+    /// 0.05 for p-values, 0.1 for distances).
+    #[arg(long = "stattest-threshold", visible_alias = "threshold")]
+    pub stattest_threshold: Option<f64>,
+    /// Test for numerical columns (over --stattest).
+    #[arg(long, value_enum)]
+    pub num_stattest: Option<MethodArg>,
+    /// Threshold for numerical columns (over --stattest-threshold).
+    #[arg(long)]
+    pub num_stattest_threshold: Option<f64>,
+    /// Test for categorical columns (over --stattest).
+    #[arg(long, value_enum)]
+    pub cat_stattest: Option<MethodArg>,
+    /// Threshold for categorical columns (over --stattest-threshold).
+    #[arg(long)]
+    pub cat_stattest_threshold: Option<f64>,
+    /// COL=METHOD: test for one column, over every other option (repeatable or
+    /// comma-separated; METHOD as for --stattest, or `auto`).
+    #[arg(long, value_name = "COL=METHOD", value_delimiter = ',', value_parser = parse_column_stattest)]
+    pub per_column_stattest: Vec<(String, Stattest)>,
+    /// COL=X: threshold for one column, over every other threshold (repeatable or
+    /// comma-separated).
+    #[arg(long, value_name = "COL=X", value_delimiter = ',', value_parser = parse_column_threshold)]
+    pub per_column_stattest_threshold: Vec<(String, f64)>,
+}
+
+fn split_column_value(text: &str) -> Result<(String, &str), String> {
+    match text.rsplit_once('=') {
+        Some((col, value)) if !col.trim().is_empty() && !value.trim().is_empty() => {
+            Ok((col.trim().to_string(), value.trim()))
+        }
+        _ => Err(format!("`{text}` is not COL=VALUE")),
+    }
+}
+
+fn parse_column_stattest(text: &str) -> Result<(String, Stattest), String> {
+    let (col, method) = split_column_value(text)?;
+    let test = Stattest::parse(method).map_err(|e| e.to_string())?;
+    Ok((col, test))
+}
+
+fn parse_column_threshold(text: &str) -> Result<(String, f64), String> {
+    let (col, value) = split_column_value(text)?;
+    let t: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` (for column `{col}`) is not a number"))?;
+    Ok((col, t))
+}
+
+impl StattestArgs {
+    /// The options as the statistics take them, checked (thresholds, per-type tests, no column
+    /// given twice); errors name the flag.
+    pub fn options(&self) -> Result<StattestOptions> {
+        let flag = |level: Level, threshold: bool| level.flag(threshold);
+        let mut per_column = BTreeMap::new();
+        for (col, t) in &self.per_column_stattest {
+            if per_column.insert(col.clone(), *t).is_some() {
+                bail!("--per-column-stattest names column `{col}` twice; keep one");
+            }
+        }
+        let mut per_column_threshold = BTreeMap::new();
+        for (col, t) in &self.per_column_stattest_threshold {
+            if per_column_threshold.insert(col.clone(), *t).is_some() {
+                bail!("--per-column-stattest-threshold names column `{col}` twice; keep one");
+            }
+        }
+        let options = StattestOptions {
+            stattest: self.stattest.test().map(Stattest::Test),
+            stattest_threshold: self.stattest_threshold,
+            num_stattest: self.num_stattest.map(MethodArg::stattest),
+            num_stattest_threshold: self.num_stattest_threshold,
+            cat_stattest: self.cat_stattest.map(MethodArg::stattest),
+            cat_stattest_threshold: self.cat_stattest_threshold,
+            per_column_stattest: per_column,
+            per_column_stattest_threshold: per_column_threshold,
+        };
+        options.check(flag).map_err(|e| anyhow!(e))?;
+        Ok(options)
+    }
 }
 
 /// `vigil fairness`: group fairness of binary predictions in a scored CSV.
@@ -391,7 +494,7 @@ pub fn drift_report_with(
     args: &DriftArgs,
     encoder: Option<&dyn TextEncoder>,
 ) -> Result<DriftReport> {
-    let test = args.method.test();
+    let stattests = args.stattests.options()?;
     let embedding_sets = args.embeddings.sets()?;
     let text_columns = args.embeddings.texts()?;
     let embedding_columns: BTreeSet<&str> = embedding_sets
@@ -428,6 +531,15 @@ pub fn drift_report_with(
             );
         }
     }
+
+    // A per-column option must name a column that is analysed (text descriptors included).
+    let mut analysed: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
+    for col in &text_columns {
+        analysed.extend(DESCRIPTORS.iter().map(|(d, _, _)| format!("{col}:{d}")));
+    }
+    stattests
+        .check_columns(analysed.iter().map(String::as_str), |l, t| l.flag(t))
+        .map_err(|e| anyhow!(e))?;
 
     // read both files in parallel (one core each)
     let (ref_res, cur_res) = std::thread::scope(|s| {
@@ -482,7 +594,8 @@ pub fn drift_report_with(
     // numerical column is most of the work once the files are read).
     let column_report = |name: &String,
                          rd: &ColumnData,
-                         cd: &ColumnData|
+                         cd: &ColumnData,
+                         chosen: &ColumnStattest|
      -> Result<DriftColumnReport> {
         let categorical = rd.categorical;
         let (rs, cs, quality) = if categorical {
@@ -513,7 +626,7 @@ pub fn drift_report_with(
         if cs.total() == 0 {
             bail!("{}: column `{name}` has no usable values (all missing or infinite); drop it or fix the data", args.current.display());
         }
-        let d = drift::column_drift(name, &rs, &cs, test, args.threshold)
+        let d = drift::column_drift(name, &rs, &cs, chosen.test, chosen.threshold)
             .map_err(|e| anyhow!("column `{name}`: {e}"))?;
         Ok(DriftColumnReport {
             drift: d,
@@ -521,12 +634,23 @@ pub fn drift_report_with(
             reference_missing: rd.tally.missing + rd.tally.infinite,
         })
     };
-    let pairs: Vec<(&String, &ColumnData, &ColumnData)> = reference
+    // Each column's test and threshold, checked against its type before any work is done.
+    let pairs: Vec<(&String, &ColumnData, &ColumnData, ColumnStattest)> = reference
         .columns
         .iter()
         .zip(current.columns.iter())
-        .map(|((name, rd), (_, cd))| (name, rd, cd))
-        .collect();
+        .map(|((name, rd), (_, cd))| {
+            let kind = if rd.categorical {
+                drift::ColumnKind::Categorical
+            } else {
+                drift::ColumnKind::Numerical
+            };
+            let chosen = stattests
+                .resolve_checked(name, kind)
+                .map_err(|e| anyhow!(e.message(&e.from.flag(false))))?;
+            Ok((name, rd, cd, chosen))
+        })
+        .collect::<Result<_>>()?;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, pairs.len().max(1));
@@ -539,7 +663,7 @@ pub fn drift_report_with(
                 s.spawn(move || {
                     chunk
                         .iter()
-                        .map(|(n, r, c)| column_report(n, r, c))
+                        .map(|(n, r, c, chosen)| column_report(n, r, c, chosen))
                         .collect::<Result<Vec<_>>>()
                 })
             })
@@ -570,6 +694,17 @@ pub fn drift_report_with(
     })
 }
 
+/// (name, integer-valued, value) of a text descriptor column `COL:name`.
+type Descriptor = (&'static str, bool, fn(&crate::text::TextDescriptors) -> f64);
+const DESCRIPTORS: [Descriptor; 6] = [
+    ("chars", true, |d| d.chars),
+    ("words", true, |d| d.words),
+    ("non_letter_percent", false, |d| d.non_letter_percent),
+    ("sentences", true, |d| d.sentences),
+    ("empty", true, |d| f64::from(u8::from(d.empty))),
+    ("refusal", true, |d| f64::from(u8::from(d.refusal))),
+];
+
 /// The descriptors of a text column as numerical columns named `COL:descriptor`.
 fn descriptor_columns(column: &str, texts: &[String]) -> Vec<(String, ColumnData)> {
     let options = crate::text::TextOptions::default();
@@ -577,17 +712,8 @@ fn descriptor_columns(column: &str, texts: &[String]) -> Vec<(String, ColumnData
         .iter()
         .map(|t| crate::text::describe(t, &options))
         .collect();
-    // (name, integer-valued, value)
-    type Descriptor = (&'static str, bool, fn(&crate::text::TextDescriptors) -> f64);
-    let pick: [Descriptor; 6] = [
-        ("chars", true, |d| d.chars),
-        ("words", true, |d| d.words),
-        ("non_letter_percent", false, |d| d.non_letter_percent),
-        ("sentences", true, |d| d.sentences),
-        ("empty", true, |d| f64::from(u8::from(d.empty))),
-        ("refusal", true, |d| f64::from(u8::from(d.refusal))),
-    ];
-    pick.iter()
+    DESCRIPTORS
+        .iter()
         .map(|(name, integer, f)| {
             let numbers: Vec<f64> = described.iter().map(f).collect();
             let data = ColumnData {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 use vigil_analyzer::cli::{
     run_drift, run_fairness, DriftArgs, EmbeddingArgs, EmbeddingMethodArg, FairnessArgs, MethodArg,
-    OutputFormat,
+    OutputFormat, StattestArgs,
 };
 
 fn tmp(name: &str, content: &str) -> PathBuf {
@@ -24,8 +24,7 @@ fn drift_args(r: PathBuf, c: PathBuf) -> DriftArgs {
         current: c,
         numerical: vec![],
         categorical: vec![],
-        method: MethodArg::Auto,
-        threshold: None,
+        stattests: StattestArgs::default(),
         drift_share: 0.5,
         format: OutputFormat::Json,
         embeddings: EmbeddingArgs::default(),
@@ -148,7 +147,7 @@ fn drift_cli_explicit_types_method_and_quality() {
     let mut a = drift_args(r, c);
     a.numerical = vec!["x".into()];
     a.categorical = vec!["c".into()];
-    a.method = MethodArg::Psi;
+    a.stattests.stattest = MethodArg::Psi;
     let out: Value = serde_json::from_str(&run_drift(&a).expect("drift")).expect("json");
     let x = &out["columns"][0];
     assert_eq!(x["method"], "psi");
@@ -179,9 +178,246 @@ fn drift_cli_errors_name_file_and_column() {
     assert!(e.contains("e-bad.csv") && e.contains("row 3"), "{e}");
     let cat = tmp("e-cat.csv", "x,y\na,b\n");
     let mut a = drift_args(r, cat);
-    a.method = MethodArg::Ks;
+    a.stattests.stattest = MethodArg::Ks;
     let e = run_drift(&a).expect_err("ks on text").to_string();
     assert!(e.contains("cannot be used on a categorical column"), "{e}");
+}
+
+/// `vigil drift` as the binary parses it (flags → [`DriftArgs`]).
+#[derive(clap::Parser)]
+struct DriftCli {
+    #[command(flatten)]
+    drift: DriftArgs,
+}
+
+/// Evidently's drift options (golden `options`, Evidently's names) as `vigil drift` flags, the
+/// per-column ones comma-separated.
+fn option_flags(options: &Value) -> Vec<String> {
+    let mut flags = Vec::new();
+    for (key, value) in options.as_object().expect("options") {
+        let flag = format!("--{}", key.replace('_', "-"));
+        match value {
+            Value::Object(map) => {
+                let pairs: Vec<String> = map
+                    .iter()
+                    .map(|(c, v)| format!("{c}={}", cell(v)))
+                    .collect();
+                flags.push(flag);
+                flags.push(pairs.join(","));
+            }
+            v => {
+                flags.push(flag);
+                flags.push(cell(v));
+            }
+        }
+    }
+    flags
+}
+
+#[test]
+fn drift_cli_per_column_options_match_evidently() {
+    for case in load("drift_options.json").as_array().expect("cases") {
+        let name = case["name"].as_str().expect("name");
+        let list = |k: &str| -> Vec<String> {
+            case[k]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|v| v.as_str().expect("s").to_string())
+                .collect()
+        };
+        let (numerical, categorical) = (list("numerical"), list("categorical"));
+        let names: Vec<String> = numerical.iter().chain(&categorical).cloned().collect();
+        let r = tmp(
+            &format!("opt-{name}-ref.csv"),
+            &frame_csv(&case["reference"], &names),
+        );
+        let c = tmp(
+            &format!("opt-{name}-cur.csv"),
+            &frame_csv(&case["current"], &names),
+        );
+        let mut argv: Vec<String> = vec![
+            "drift".into(),
+            "--reference".into(),
+            r.display().to_string(),
+            "--current".into(),
+            c.display().to_string(),
+            "--numerical".into(),
+            numerical.join(","),
+            "--categorical".into(),
+            categorical.join(","),
+        ];
+        argv.extend(option_flags(&case["options"]));
+        let args = <DriftCli as clap::Parser>::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{name}: {argv:?}: {e}"))
+            .drift;
+        let out: Value = serde_json::from_str(&run_drift(&args).expect("drift")).expect("json");
+        let exp = &case["expected"];
+        let cols = out["columns"].as_array().expect("cols");
+        assert_eq!(cols.len(), names.len(), "{name}");
+        for e in exp["columns"].as_array().expect("cols") {
+            let col = e["column"].as_str().expect("column");
+            let got = cols
+                .iter()
+                .find(|c| c["column"] == e["column"])
+                .expect("column present");
+            for key in ["type", "method", "drift"] {
+                assert_eq!(got[key], e[key], "{name}/{col}: {key}");
+            }
+            let close = |k: &str| {
+                let (g, w) = (got[k].as_f64().expect(k), e[k].as_f64().expect(k));
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs(),
+                    "{name}/{col}: {k} {g} vs {w}"
+                );
+            };
+            close("score");
+            close("threshold");
+        }
+        assert_eq!(out["dataset_drift"], exp["dataset_drift"], "{name}");
+        let share = out["drift_share"].as_f64().expect("share");
+        assert!((share - exp["drift_share"].as_f64().expect("share")).abs() < 1e-12);
+        // the table states each column's method and threshold too
+        let mut table_args = args.clone();
+        table_args.format = OutputFormat::Table;
+        let table = run_drift(&table_args).expect("table");
+        for e in exp["columns"].as_array().expect("cols") {
+            let line = table
+                .lines()
+                .find(|l| l.split_whitespace().next() == e["column"].as_str())
+                .expect("table row");
+            assert!(
+                line.contains(e["method"].as_str().expect("method")),
+                "{line}"
+            );
+            assert!(
+                line.contains(&cell(&e["threshold"])),
+                "{line} / {}",
+                e["threshold"]
+            );
+        }
+    }
+}
+
+#[test]
+fn drift_cli_mixed_file_needs_methods_per_type() {
+    let r = tmp(
+        "mix-ref.csv",
+        "x,c\n1.5,a\n2.5,b\n3.5,a\n4.5,b\n5.5,a\n6.5,c\n",
+    );
+    let c = tmp(
+        "mix-cur.csv",
+        "x,c\n1.5,a\n2.5,b\n8.5,c\n9.5,c\n7.5,a\n6.5,c\n",
+    );
+    let parse = |flags: &[&str]| -> DriftArgs {
+        let mut argv = vec![
+            "drift".to_string(),
+            "--reference".into(),
+            r.display().to_string(),
+            "--current".into(),
+            c.display().to_string(),
+        ];
+        argv.extend(flags.iter().map(|f| f.to_string()));
+        <DriftCli as clap::Parser>::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .drift
+    };
+    let run = |flags: &[&str]| -> Result<Value, String> {
+        run_drift(&parse(flags))
+            .map(|s| serde_json::from_str(&s).expect("json"))
+            .map_err(|e| e.to_string())
+    };
+    let method = |v: &Value, i: usize| v["columns"][i]["method"].as_str().unwrap_or("").to_string();
+    // one numerical-only test for a file with a categorical column: refused, naming both
+    let e = run(&["--stattest", "ks"]).unwrap_err();
+    assert!(
+        e.contains("`c`") && e.contains("`ks`") && e.contains("--stattest"),
+        "{e}"
+    );
+    // `--method` is the same option
+    assert_eq!(run(&["--method", "ks"]).unwrap_err(), e);
+    // the categorical column gets its own test: works
+    let v = run(&["--stattest", "ks", "--cat-stattest", "psi"]).unwrap();
+    assert_eq!((method(&v, 0), method(&v, 1)), ("ks".into(), "psi".into()));
+    let v = run(&[
+        "--num-stattest",
+        "wasserstein",
+        "--cat-stattest",
+        "chi2",
+        "--threshold",
+        "0.3",
+    ])
+    .unwrap();
+    assert_eq!(
+        (method(&v, 0), method(&v, 1)),
+        ("wasserstein".into(), "chisquare".into())
+    );
+    assert_eq!(v["columns"][0]["threshold"], 0.3);
+    assert_eq!(v["columns"][1]["auto"], false);
+    // per column beats per type beats every column; thresholds resolve on their own
+    let v = run(&[
+        "--stattest",
+        "hellinger",
+        "--stattest-threshold",
+        "0.4",
+        "--num-stattest",
+        "psi",
+        "--cat-stattest-threshold",
+        "0.2",
+        "--per-column-stattest",
+        "x=kl_div",
+        "--per-column-stattest",
+        "c=auto",
+        "--per-column-stattest-threshold",
+        "x=0.7",
+    ])
+    .unwrap();
+    assert_eq!(method(&v, 0), "kl");
+    assert_eq!(v["columns"][0]["threshold"], 0.7);
+    assert_eq!(v["columns"][1]["auto"], true);
+    assert_eq!(v["columns"][1]["threshold"], 0.2);
+    // a per-type test the type cannot take, named with its flag
+    let e = run(&["--num-stattest", "chisquare"]).unwrap_err();
+    assert!(
+        e.contains("--num-stattest") && e.contains("chisquare"),
+        "{e}"
+    );
+    // a per-column test the column cannot take
+    let e = run(&["--per-column-stattest", "x=z"]).unwrap_err();
+    assert!(
+        e.contains("`x`") && e.contains("`z`") && e.contains("--per-column-stattest"),
+        "{e}"
+    );
+    // a per-column option naming a column that is not analysed
+    let e = run(&["--per-column-stattest", "nope=psi"]).unwrap_err();
+    assert!(
+        e.contains("`nope`") && e.contains("not analysed") && e.contains("c, x"),
+        "{e}"
+    );
+    let e = run(&[
+        "--numerical",
+        "x",
+        "--per-column-stattest-threshold",
+        "c=0.1",
+    ])
+    .unwrap_err();
+    assert!(
+        e.contains("--per-column-stattest-threshold") && e.contains("`c`"),
+        "{e}"
+    );
+    let e = run(&["--per-column-stattest", "x=psi,x=kl"]).unwrap_err();
+    assert!(e.contains("twice"), "{e}");
+    let e = run(&["--cat-stattest-threshold=-1"]).unwrap_err();
+    assert!(e.contains("--cat-stattest-threshold"), "{e}");
+    // malformed entries are usage errors from the parser
+    let bad = |flags: &[&str]| {
+        let mut argv = vec!["drift", "--reference", "r", "--current", "c"];
+        argv.extend(flags);
+        <DriftCli as clap::Parser>::try_parse_from(argv).is_err()
+    };
+    assert!(bad(&["--per-column-stattest", "x"]));
+    assert!(bad(&["--per-column-stattest", "x=magic"]));
+    assert!(bad(&["--per-column-stattest-threshold", "x=high"]));
 }
 
 /// CSV with a plain column `id` and embedding columns e0.. from integer-coded golden rows.

@@ -261,6 +261,91 @@ fn dataset_drift_matches_evidently_preset() {
     );
 }
 
+/// Evidently's per-column, per-type and global tests and thresholds (drift_options.json, the
+/// legacy `DataDriftPreset` option names) given as `[[monitors]]` keys: each column's test,
+/// threshold, score and drift as Evidently's. (`analyzer/tests/cli.rs` runs the same cases
+/// through `vigil drift` flags on CSV files.)
+#[test]
+fn drift_options_match_evidently_through_monitor_config() {
+    use vigil_analyzer::drift::ColumnKind;
+    use vigil_analyzer::monitor::MonitorConfig;
+    let cases = load("drift_options.json");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in cases.as_array().expect("cases") {
+        let name = case["name"].as_str().unwrap_or("?");
+        let numerical: Vec<&str> = case["numerical"]
+            .as_array()
+            .expect("n")
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect();
+        let columns: Vec<&str> = case["expected"]["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["column"].as_str())
+            .collect();
+        let mut config = serde_json::json!({
+            "name": name, "model": "m", "window": "1h", "reference": {"trailing": "1d"},
+            "columns": columns,
+        });
+        for (k, v) in case["options"].as_object().expect("options") {
+            config[k] = v.clone();
+        }
+        let monitor: MonitorConfig = serde_json::from_value(config).expect("monitor config");
+        monitor.validate().expect("valid monitor");
+        let options = monitor.stattests().expect("options");
+        let mut results = Vec::new();
+        for exp in case["expected"]["columns"].as_array().expect("columns") {
+            let col = exp["column"].as_str().expect("column");
+            let (kind, k) = if numerical.contains(&col) {
+                ("numerical", ColumnKind::Numerical)
+            } else {
+                ("categorical", ColumnKind::Categorical)
+            };
+            let r = column_from_encoded(kind, &case["reference"][col]);
+            let c = column_from_encoded(kind, &case["current"][col]);
+            let chosen = monitor
+                .column_stattest(&options, col, k)
+                .expect("applicable");
+            let res = column_drift(col, &r, &c, chosen.test, chosen.threshold).expect("drift");
+            checked += 1;
+            if res.method.name() != exp["method"].as_str().unwrap_or("?")
+                || !close(res.score, num(&exp["score"]))
+                || !close(res.threshold, num(&exp["threshold"]))
+                || res.drift != exp["drift"].as_bool().unwrap_or(false)
+                || res.kind.as_str() != exp["type"].as_str().unwrap_or("?")
+            {
+                failures.push(format!(
+                    "{name}/{col}: got {} {:e} threshold {} drift {}, want {exp}",
+                    res.method.name(),
+                    res.score,
+                    res.threshold,
+                    res.drift
+                ));
+            }
+            results.push(res);
+        }
+        let ds = drift::dataset_drift(results, drift::DEFAULT_DRIFT_SHARE);
+        if ds.dataset_drift != case["expected"]["dataset_drift"].as_bool().unwrap_or(false)
+            || !close(ds.drift_share, num(&case["expected"]["drift_share"]))
+        {
+            failures.push(format!(
+                "{name}: dataset drift {} share {}",
+                ds.dataset_drift, ds.drift_share
+            ));
+        }
+    }
+    assert!(checked >= 21, "too few golden columns checked: {checked}");
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn performance_matches_sklearn() {
     use vigil_analyzer::performance;

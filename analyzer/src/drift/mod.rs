@@ -5,11 +5,13 @@ pub mod binning;
 pub mod distance;
 pub mod embedding;
 pub mod ks;
+pub mod options;
 pub mod pvalue;
 pub mod sample;
 
 use serde::Serialize;
 
+pub use options::{ColumnStattest, Stattest, StattestOptions};
 pub use sample::{BinnedCounts, CategoryCounts, NumericCounts};
 
 use crate::error::AnalyzerError;

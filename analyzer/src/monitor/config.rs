@@ -8,16 +8,27 @@
 //! columns = ["monthly_spend", "plan", "prediction.score", "outcome.churned"]
 //! window = "1h"                     # the current window; windows are aligned to the epoch
 //! min_rows = 200                    # fewer rows on either side: "insufficient_data"
-//! # method = "psi"                  # default: Evidently's choice per column
-//! # threshold = 0.2                 # default: the method's
 //! # drift_share = 0.5               # share of drifted columns that makes the dataset drift
 //! reference = { trailing = "24h" }  # or { from = "2026-11-01T00:00:00Z", to = "2026-11-08T00:00:00Z" }
+//! # Tests and thresholds, Evidently's options (default: Evidently's choice per column, and the
+//! # test's own threshold). Per column beats per type beats every column, for the test and,
+//! # separately, for the threshold; `method` / `threshold` are older names of the first two.
+//! # stattest = "psi"                          # every column
+//! # stattest_threshold = 0.2
+//! # num_stattest = "wasserstein"              # numerical columns
+//! # num_stattest_threshold = 0.15
+//! # cat_stattest = "jensenshannon"            # categorical columns
+//! # cat_stattest_threshold = 0.1
+//! # per_column_stattest = { plan = "psi", "prediction.score" = "ks" }
+//! # per_column_stattest_threshold = { plan = 0.25 }
 //! ```
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::MonitorError;
-use crate::drift::{DriftTest, DEFAULT_DRIFT_SHARE};
+use crate::drift::{ColumnKind, ColumnStattest, Stattest, StattestOptions, DEFAULT_DRIFT_SHARE};
 
 /// Numerical columns with more distinct values than this (over reference ∪ current) are
 /// rounded to [`DEFAULT_FINE_BINS`] equal-width bins in SQL instead of counted exactly, so a
@@ -47,11 +58,29 @@ pub struct MonitorConfig {
     /// Rows needed on each side of a column before it is judged.
     #[serde(default = "default_min_rows")]
     pub min_rows: u64,
-    /// Drift method for every column (default: Evidently's choice per column).
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub threshold: Option<f64>,
+    /// Drift test for every column (default: Evidently's choice per column); `method` is the
+    /// older key.
+    #[serde(default, alias = "method", skip_serializing_if = "Option::is_none")]
+    pub stattest: Option<String>,
+    /// Threshold for every column (default: the test's); `threshold` is the older key.
+    #[serde(default, alias = "threshold", skip_serializing_if = "Option::is_none")]
+    pub stattest_threshold: Option<f64>,
+    /// Test for numerical columns (over `stattest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_stattest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_stattest_threshold: Option<f64>,
+    /// Test for categorical columns (over `stattest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cat_stattest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cat_stattest_threshold: Option<f64>,
+    /// Test per column (over every other), keys from `columns`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_column_stattest: BTreeMap<String, String>,
+    /// Threshold per column (over every other), keys from `columns`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_column_stattest_threshold: BTreeMap<String, f64>,
     #[serde(default = "default_drift_share")]
     pub drift_share: f64,
     /// Distinct numerical values above which counts are binned in SQL.
@@ -161,7 +190,13 @@ fn parse_time(field: &str, text: &str) -> Result<u32, MonitorError> {
 impl MonitorConfig {
     /// Checks everything that can be checked without data; the error names the monitor.
     pub fn validate(&self) -> Result<(), MonitorError> {
-        let ctx = |e: MonitorError| MonitorError::Config(format!("monitor `{}`: {e}", self.name));
+        let ctx = |e: MonitorError| {
+            let e = match e {
+                MonitorError::Config(m) => m,
+                other => other.to_string(),
+            };
+            MonitorError::Config(format!("monitor `{}`: {e}", self.name))
+        };
         if self.name.trim().is_empty() {
             return Err(MonitorError::Config("a monitor needs a `name`".into()));
         }
@@ -186,14 +221,12 @@ impl MonitorConfig {
         }
         self.window_secs().map_err(ctx)?;
         self.reference_period(u32::MAX).map_err(ctx)?;
-        self.method().map_err(ctx)?;
-        if let Some(t) = self.threshold {
-            if !t.is_finite() || t < 0.0 {
-                return Err(ctx(MonitorError::Config(format!(
-                    "threshold {t} must be a non-negative number"
-                ))));
-            }
-        }
+        let stattests = self.stattests().map_err(ctx)?;
+        stattests
+            .check_columns(self.columns.iter().map(String::as_str), |l, t| {
+                l.key(t).to_string()
+            })
+            .map_err(|e| ctx(MonitorError::Config(e)))?;
         if !(self.drift_share > 0.0 && self.drift_share <= 1.0) {
             return Err(ctx(MonitorError::Config(format!(
                 "drift_share {} must be in (0, 1]",
@@ -212,11 +245,58 @@ impl MonitorConfig {
         parse_duration(&self.window)
     }
 
-    pub fn method(&self) -> Result<Option<DriftTest>, MonitorError> {
-        match self.method.as_deref().map(str::trim) {
-            None | Some("") | Some("auto") => Ok(None),
-            Some(m) => Ok(Some(DriftTest::from_name(m)?)),
+    /// The test and threshold options, parsed and checked (names, thresholds, per-type tests;
+    /// not yet the per-column keys against `columns`, which [`MonitorConfig::validate`] does).
+    pub fn stattests(&self) -> Result<StattestOptions, MonitorError> {
+        let parse = |key: &str, name: &str| {
+            Stattest::parse(name).map_err(|e| MonitorError::Config(format!("{key}: {e}")))
+        };
+        let opt = |key: &str, name: &Option<String>| -> Result<Option<Stattest>, MonitorError> {
+            match name.as_deref().map(str::trim) {
+                // an empty `stattest` is no choice at all, as before
+                None | Some("") => Ok(None),
+                Some(n) => parse(key, n).map(Some),
+            }
+        };
+        let mut per_column = BTreeMap::new();
+        for (col, name) in &self.per_column_stattest {
+            per_column.insert(
+                col.clone(),
+                parse(&format!("per_column_stattest.{col}"), name)?,
+            );
         }
+        let options = StattestOptions {
+            stattest: opt("stattest", &self.stattest)?.filter(|s| *s != Stattest::Auto),
+            stattest_threshold: self.stattest_threshold,
+            num_stattest: opt("num_stattest", &self.num_stattest)?,
+            num_stattest_threshold: self.num_stattest_threshold,
+            cat_stattest: opt("cat_stattest", &self.cat_stattest)?,
+            cat_stattest_threshold: self.cat_stattest_threshold,
+            per_column_stattest: per_column,
+            per_column_stattest_threshold: self.per_column_stattest_threshold.clone(),
+        };
+        options
+            .check(|l, t| l.key(t).to_string())
+            .map_err(MonitorError::Config)?;
+        Ok(options)
+    }
+
+    /// The test and threshold of `column`, whose data turned out to be of type `kind`, under
+    /// `options` (from [`MonitorConfig::stattests`]). A test the type cannot take is a
+    /// configuration error naming the monitor, the column, the test and the key that chose it.
+    pub fn column_stattest(
+        &self,
+        options: &StattestOptions,
+        column: &str,
+        kind: ColumnKind,
+    ) -> Result<ColumnStattest, MonitorError> {
+        options.resolve_checked(column, kind).map_err(|e| {
+            MonitorError::Config(format!(
+                "monitor `{}`: {}",
+                self.name,
+                e.message(e.from.key(false))
+            ))
+        })
     }
 
     /// The version filter: `None` for every version.
@@ -362,5 +442,119 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unique"));
+    }
+
+    fn drift_monitor(extra: &str) -> Result<MonitorConfig, String> {
+        monitor(&format!(
+            r#"{{"name":"m","model":"churn","columns":["spend","plan","prediction.score"],
+                "window":"1h","reference":{{"trailing":"24h"}}{extra}}}"#
+        ))
+    }
+
+    #[test]
+    fn stattest_keys_and_their_old_names() {
+        use crate::drift::DriftTest;
+        // `method` / `threshold` are the older names of `stattest` / `stattest_threshold`
+        let old = drift_monitor(r#","method":"psi","threshold":0.2"#).unwrap();
+        let new = drift_monitor(r#","stattest":"psi","stattest_threshold":0.2"#).unwrap();
+        assert_eq!(old, new);
+        assert_eq!(old.stattest.as_deref(), Some("psi"));
+        let o = old.stattests().unwrap();
+        assert_eq!(o.stattest, Some(Stattest::Test(DriftTest::Psi)));
+        assert_eq!(o.stattest_threshold, Some(0.2));
+        // both names at once is one key given twice
+        assert!(drift_monitor(r#","method":"psi","stattest":"ks""#).is_err());
+        // `auto` (or nothing) for every column is Evidently's choice
+        assert_eq!(
+            drift_monitor(r#","stattest":"auto""#)
+                .unwrap()
+                .stattests()
+                .unwrap(),
+            StattestOptions::default()
+        );
+        let m = drift_monitor(
+            r#","stattest":"hellinger","stattest_threshold":0.3,
+                "num_stattest":"wasserstein","num_stattest_threshold":0.15,
+                "cat_stattest":"kl_div",
+                "per_column_stattest":{"prediction.score":"ks","plan":"auto"},
+                "per_column_stattest_threshold":{"plan":0.05}"#,
+        )
+        .unwrap();
+        m.validate().unwrap();
+        let o = m.stattests().unwrap();
+        let num = ColumnKind::Numerical;
+        let cat = ColumnKind::Categorical;
+        let spend = m.column_stattest(&o, "spend", num).unwrap();
+        assert_eq!(
+            (spend.test, spend.threshold),
+            (Some(DriftTest::WassersteinNormed), Some(0.15))
+        );
+        let score = m.column_stattest(&o, "prediction.score", num).unwrap();
+        assert_eq!(
+            (score.test, score.threshold),
+            (Some(DriftTest::KolmogorovSmirnov), Some(0.15))
+        );
+        let plan = m.column_stattest(&o, "plan", cat).unwrap();
+        assert_eq!((plan.test, plan.threshold), (None, Some(0.05)));
+        // a feature whose data is categorical, but whose per-column test is numerical-only
+        let e = m
+            .column_stattest(&o, "prediction.score", cat)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("monitor `m`")
+                && e.contains("`prediction.score`")
+                && e.contains("`ks`")
+                && e.contains("per_column_stattest"),
+            "{e}"
+        );
+        // a global numerical-only test reaching a categorical column
+        let m = drift_monitor(r#","stattest":"ks""#).unwrap();
+        m.validate().unwrap();
+        let o = m.stattests().unwrap();
+        let e = m.column_stattest(&o, "plan", cat).unwrap_err().to_string();
+        assert!(e.contains("`plan`") && e.contains("from stattest"), "{e}");
+    }
+
+    #[test]
+    fn stattest_keys_are_checked_at_load() {
+        let err = |extra: &str| {
+            drift_monitor(extra)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(r#","per_column_stattest":{"spnd":"psi"}"#);
+        assert!(
+            e.contains("monitor `m`") && e.contains("per_column_stattest") && e.contains("`spnd`"),
+            "{e}"
+        );
+        assert!(e.contains("plan, prediction.score, spend"), "{e}");
+        let e = err(r#","per_column_stattest_threshold":{"outcome.x":0.1}"#);
+        assert!(
+            e.contains("per_column_stattest_threshold names column `outcome.x`"),
+            "{e}"
+        );
+        let e = err(r#","num_stattest":"chisquare""#);
+        assert!(
+            e.contains("num_stattest `chisquare`") && e.contains("numerical"),
+            "{e}"
+        );
+        let e = err(r#","cat_stattest":"wasserstein""#);
+        assert!(e.contains("cat_stattest `wasserstein`"), "{e}");
+        let e = err(r#","cat_stattest":"magic""#);
+        assert!(e.contains("cat_stattest") && e.contains("`magic`"), "{e}");
+        let e = err(r#","per_column_stattest":{"plan":"magic"}"#);
+        assert!(e.contains("per_column_stattest.plan"), "{e}");
+        let e = err(r#","per_column_stattest_threshold":{"plan":-0.1}"#);
+        assert!(
+            e.contains("per_column_stattest_threshold for `plan`"),
+            "{e}"
+        );
+        let e = err(r#","threshold":-1"#);
+        assert!(e.contains("stattest_threshold") && e.contains("-1"), "{e}");
+        let e = err(r#","num_stattest_threshold":-2"#);
+        assert!(e.contains("num_stattest_threshold"), "{e}");
     }
 }

@@ -179,7 +179,7 @@ pub async fn evaluate(
         to: window_end,
     };
     let reference = monitor.reference_period(current.from)?;
-    let method = monitor.method()?;
+    let stattests = monitor.stattests()?;
     let scope = Scope {
         model: &monitor.model,
         version: monitor.version_filter(),
@@ -215,25 +215,32 @@ pub async fn evaluate(
             counts.reference = snap.sample(name, &counts.current)?;
         }
         let (r, c) = (counts.reference.total(), counts.current.total());
+        // The column's type is the data's, so its test and threshold are resolved here.
+        let kind = counts.reference.kind();
         if r < monitor.min_rows.max(1) || c < monitor.min_rows.max(1) {
+            let chosen = stattests.resolve(name, kind);
             columns.push(ColumnResult {
                 column: name.clone(),
                 verdict: Verdict::InsufficientData,
-                method: method.map(|m| m.name().to_string()).unwrap_or_default(),
+                method: chosen
+                    .test
+                    .map(|m| m.name().to_string())
+                    .unwrap_or_default(),
                 score: 0.0,
-                threshold: monitor.threshold.unwrap_or(0.0),
+                threshold: chosen.threshold.unwrap_or(0.0),
                 reference_rows: r,
                 current_rows: c,
                 reduction: counts.reduction,
             });
             continue;
         }
+        let chosen = monitor.column_stattest(&stattests, name, kind)?;
         let d = column_drift(
             name,
             &counts.reference,
             &counts.current,
-            method,
-            monitor.threshold,
+            chosen.test,
+            chosen.threshold,
         )
         .map_err(|e| statistic(monitor, name, e))?;
         columns.push(ColumnResult {

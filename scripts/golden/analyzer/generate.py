@@ -268,6 +268,114 @@ def dataset_cases(rng):
     return out
 
 
+def options_case(name, ref: pd.DataFrame, cur: pd.DataFrame, numerical, categorical, options):
+    """A mixed frame judged with Evidently's per-column / per-type / global test and threshold
+    options (legacy DataDriftPreset names, which are vigil's flag and [[monitors]] key names)."""
+    mapping = ColumnMapping(numerical_features=numerical, categorical_features=categorical, target=None, prediction=None)
+    rep = Report(metrics=[DataDriftPreset(**options)])
+    rep.run(reference_data=ref, current_data=cur, column_mapping=mapping)
+    d = rep.as_dict()
+    table = next(m for m in d["metrics"] if m["metric"] == "DataDriftTable")["result"]
+    cols = []
+    for col, res in table["drift_by_columns"].items():
+        cols.append({
+            "column": col,
+            "type": "numerical" if res["column_type"] == "num" else "categorical",
+            "method": DISPLAY[res["stattest_name"]],
+            "score": fnum(res["drift_score"]),
+            "threshold": res["stattest_threshold"],
+            "drift": bool(res["drift_detected"]),
+        })
+    # The 0.7 API (presets.DataDriftPreset: method, num_method, per_column_method, ...) maps onto
+    # the same options; check that its per-column scores are these.
+    from evidently import Dataset, DataDefinition, Report as NewReport
+    from evidently.presets import DataDriftPreset as NewPreset
+    new_names = {"stattest": "method", "cat_stattest": "cat_method", "num_stattest": "num_method",
+                 "per_column_stattest": "per_column_method", "stattest_threshold": "threshold",
+                 "cat_stattest_threshold": "cat_threshold", "num_stattest_threshold": "num_threshold",
+                 "per_column_stattest_threshold": "per_column_threshold"}
+    definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    snap = NewReport([NewPreset(**{new_names[k]: v for k, v in options.items()})]).run(
+        Dataset.from_pandas(cur, data_definition=definition), Dataset.from_pandas(ref, data_definition=definition))
+    new_scores = {}
+    for m in snap.dict()["metrics"]:
+        cfg = m.get("config", {})
+        if cfg.get("type", "").endswith("ValueDrift"):
+            new_scores[cfg["column"]] = m["value"]
+    for c in cols:
+        assert math.isclose(new_scores[c["column"]], float(c["score"]), rel_tol=1e-12, abs_tol=1e-300), \
+            (name, c, new_scores.get(c["column"]))
+
+    def enc_frame(df):
+        return {col: encode_numeric(df[col], compact=False) if col in numerical else encode_categorical(df[col])
+                for col in df.columns}
+
+    return {
+        "name": name,
+        "numerical": numerical,
+        "categorical": categorical,
+        "options": options,
+        "reference": enc_frame(ref),
+        "current": enc_frame(cur),
+        "expected": {
+            "dataset_drift": bool(table["dataset_drift"]),
+            "drift_share": table["share_of_drifted_columns"],
+            "columns": cols,
+        },
+    }
+
+
+def options_cases(rng):
+    """Per-column, per-type and global tests and thresholds on mixed files (Evidently's
+    precedence: per column > type > every column > default, for tests and thresholds apart)."""
+    out = []
+
+    def frame(n, shift):
+        x = np.round(rng.normal(shift, 1, n), 3)
+        x[rng.random(n) < 0.04] = np.nan
+        return pd.DataFrame({
+            "age": np.round(rng.normal(40 + 3 * shift, 9, n), 1),
+            "income": np.round(rng.lognormal(10 + 0.2 * shift, 0.5, n), 2),
+            "score": x,
+            "tickets": rng.integers(0, 4 + int(shift * 2), n),
+            "plan": pd.Series(rng.choice(["basic", "pro", "team"], n, p=[0.5 - 0.1 * shift, 0.3, 0.2 + 0.1 * shift]),
+                              dtype=object),
+            "region": pd.Series(rng.choice(["eu", "us", "apac", "latam"], n), dtype=object),
+            "churned": pd.Series(rng.choice(["yes", "no"], n, p=[0.2 + 0.05 * shift, 0.8 - 0.05 * shift]),
+                                 dtype=object),
+        })
+
+    numerical = ["age", "income", "score", "tickets"]
+    categorical = ["plan", "region", "churned"]
+    # large reference: every kind of option, none of the global ones
+    ref, cur = frame(1500, 0.0), frame(1200, 1.0)
+    out.append(options_case("per_column_num_cat", ref, cur, numerical, categorical, {
+        "num_stattest": "psi",
+        "num_stattest_threshold": 0.15,
+        "cat_stattest": "chisquare",
+        "cat_stattest_threshold": 0.01,
+        "per_column_stattest": {"age": "ks", "region": "jensenshannon", "tickets": "hellinger"},
+        "per_column_stattest_threshold": {"income": 0.05, "region": 0.02, "churned": 0.2},
+    }))
+    # small reference: a global test and threshold, overridden for categorical columns and for
+    # single columns; tests left to the default choice where nothing names them
+    ref, cur = frame(600, 0.0), frame(500, 0.5)
+    out.append(options_case("global_with_overrides", ref, cur, numerical, categorical, {
+        "stattest": "kl_div",
+        "stattest_threshold": 0.12,
+        "cat_stattest": "z",
+        "per_column_stattest": {"score": "wasserstein", "plan": "psi"},
+        "per_column_stattest_threshold": {"tickets": 0.3, "score": 0.05},
+    }))
+    # thresholds only: every test is the default choice (KS, chi-square, Z here)
+    ref, cur = frame(400, 0.0), frame(300, 0.3)
+    out.append(options_case("thresholds_only", ref, cur, numerical, categorical, {
+        "num_stattest_threshold": 0.01,
+        "per_column_stattest_threshold": {"age": 0.2, "plan": 0.3},
+    }))
+    return out
+
+
 def ks_distribution_cases():
     kstwo_rows = []
     for n in [1, 2, 5, 20, 50, 100, 140, 141, 300, 1000, 5000, 20000, 50000, 100000, 100001, 250000, 1500000]:
@@ -424,6 +532,8 @@ def main():
     write("ks_2samp.json", ks_2samp_cases(rng))
     write("fairness.json", fairness_cases(rng))
     write("performance.json", performance_cases(rng))
+    # own generator, so the cases above stay as they were
+    write("drift_options.json", options_cases(np.random.default_rng(20261203)))
 
 
 if __name__ == "__main__":
