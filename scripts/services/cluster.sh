@@ -3,7 +3,7 @@
 # `zookeeper` package, Java) and four clickhouse-server 18.16 processes, 2 shards x 2 replicas,
 # cluster name `vigil`. Facts behind every setting: ../shared/facts/cluster.md.
 #
-#   cluster.sh install|start|stop|restart|status|env|clean
+#   cluster.sh install|start|stop|restart|status|env|clean|kill NODE
 #
 # Ports (node N = 1..4): HTTP 1820N, TCP 1920N, interserver 1930N; ZooKeeper 12181. Bases can be
 # moved with VIGIL_CLUSTER_HTTP_BASE (18200), VIGIL_CLUSTER_TCP_BASE (19200),
@@ -11,12 +11,9 @@
 # Shards: nodes 1,2 = shard 01 (replicas ch1, ch2); nodes 3,4 = shard 02 (replicas ch3, ch4).
 # State (configs, data, logs, pidfiles) under $VIGIL_SERVICES_DIR/cluster; `clean` removes it.
 #
-# How it is hooked in (not yet done):
-#   up.sh:    bash "$here/cluster.sh" start          (after clickhouse.sh start: `install` reuses
-#                                                    clickhouse.sh's, then adds `zookeeper`)
-#   down.sh:  bash "$here/cluster.sh" stop           (before clickhouse.sh stop)
-#   test.sh:  eval "$(bash scripts/services/cluster.sh env)"   after up.sh, so tests/cluster.rs reads
-#             VIGIL_TEST_CLUSTER (host:port list) / VIGIL_TEST_CLUSTER_NAME like VIGIL_TEST_CLICKHOUSE.
+# Hooked in: up.sh starts it (after clickhouse.sh, whose install it reuses), down.sh stops it, and
+# scripts/test.sh exports `cluster.sh env` (VIGIL_TEST_CLUSTER = the nodes' host:port list,
+# VIGIL_TEST_CLUSTER_NAME) for tests/cluster.rs, which also uses `kill N` to crash a node.
 #
 # Conventions as in the other service scripts: installs what is missing, `start` is idempotent
 # (a node or ZooKeeper already answering its port counts as running and is left alone), pidfiles
@@ -322,6 +319,15 @@ stop_pid() {
   log "$name stopped"
 }
 
+# kill_node N: SIGKILL one node, as a crash would (tests/cluster.rs); `start` brings it back.
+kill_node() {
+  local n=$1 pf; pf=$(node_pidfile "$1")
+  running "$pf" || { log "clickhouse ch$n is not running (or not started by this script)"; return 1; }
+  kill -KILL "$(cat "$pf")"
+  wait_until 10 bash -c "! curl -fsS --max-time 1 http://127.0.0.1:$(http_port "$n")/ping" || true
+  log "clickhouse ch$n killed (-9)"
+}
+
 stop() {
   local n pids=()
   # Nodes first, in parallel (each ~2 s), then ZooKeeper, so they close their sessions cleanly.
@@ -378,5 +384,6 @@ case "${1:-start}" in
   status) status ;;
   env) env_vars ;;
   clean) stop; rm -rf "$DIR"; log "removed $DIR" ;;
-  *) echo "usage: $0 install|start|stop|restart|status|env|clean" >&2; exit 2 ;;
+  kill) kill_node "${2:?usage: $0 kill NODE (1-4)}" ;;
+  *) echo "usage: $0 install|start|stop|restart|status|env|clean|kill NODE" >&2; exit 2 ;;
 esac

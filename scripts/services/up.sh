@@ -5,6 +5,9 @@ here="$(dirname "$0")"
 bash "$here/chdb.sh" install
 bash "$here/chromium.sh" install   # headless browser for tests/dashboards.rs
 bash "$here/clickhouse.sh" start
+# A 2-shard x 2-replica ClickHouse cluster with ZooKeeper for tests/cluster.rs, and promtool.
+bash "$here/cluster.sh" start
+bash "$here/promtool.sh" install
 bash "$here/tansu.sh" start
 bash "$here/smtp.sh" start
 bash "$here/mlflow.sh" start

@@ -29,7 +29,9 @@ pub mod rowbinary;
 pub mod rows;
 pub mod schema;
 
-pub use backend::{chdb::CHDB_VERSION, ClusterOptions, Store, StoreUrl, DEFAULT_DATABASE};
+pub use backend::{
+    chdb::CHDB_VERSION, ClusterOptions, Store, StoreNodes, StoreUrl, DEFAULT_DATABASE,
+};
 
 /// Errors from the store. Messages say what to do next.
 #[derive(Debug, Clone, thiserror::Error)]

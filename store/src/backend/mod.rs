@@ -14,9 +14,11 @@ use std::sync::Arc;
 /// Where the store lives, parsed from a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
-    /// `clickhouse://[user[:password]@]host:port/database[?compression=lz4|none]` (HTTP port).
+    /// `clickhouse://[user[:password]@]host:port[,host:port…]/database[?compression=lz4|none]`
+    /// (HTTP ports). Several nodes: requests go to the first that answers and move to the next
+    /// when it cannot be reached (see [`server`]).
     Server {
-        endpoint: String,
+        endpoints: Vec<String>,
         database: String,
         user: Option<String>,
         password: Option<String>,
@@ -82,13 +84,17 @@ impl std::fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreUrl::Server {
-                endpoint,
+                endpoints,
                 database,
                 user,
                 password,
                 ..
             } => {
-                let host = endpoint.split("://").nth(1).unwrap_or(endpoint);
+                let host = endpoints
+                    .iter()
+                    .map(|e| e.split("://").nth(1).unwrap_or(e))
+                    .collect::<Vec<_>>()
+                    .join(",");
                 match (user, password) {
                     (Some(u), Some(_)) => write!(f, "clickhouse://{u}:***@{host}/{database}"),
                     (Some(u), None) => write!(f, "clickhouse://{u}@{host}/{database}"),
@@ -108,6 +114,44 @@ pub const DEFAULT_DATABASE: &str = "vigil";
 impl std::str::FromStr for StoreUrl {
     type Err = StoreError;
     fn from_str(s: &str) -> Result<Self, StoreError> {
+        // `scheme://[userinfo@]h1:p1,h2:p2/rest`: one URL per node, parsed alike, merged.
+        if let Some((scheme, tail)) = s.split_once("://") {
+            let end = tail.find(['/', '?', '#']).unwrap_or(tail.len());
+            let (authority, rest) = tail.split_at(end);
+            let (userinfo, hosts) = match authority.rfind('@') {
+                Some(at) => authority.split_at(at + 1),
+                None => ("", authority),
+            };
+            if hosts.contains(',') {
+                let mut merged: Option<StoreUrl> = None;
+                for host in hosts.split(',') {
+                    if host.is_empty() {
+                        return Err(StoreError::Url(format!(
+                            "`{s}`: empty host in the node list"
+                        )));
+                    }
+                    let one: StoreUrl = format!("{scheme}://{userinfo}{host}{rest}").parse()?;
+                    let StoreUrl::Server { endpoints, .. } = &one else {
+                        return Err(StoreError::Url(format!(
+                            "`{s}`: a node list is for ClickHouse servers only"
+                        )));
+                    };
+                    match &mut merged {
+                        None => merged = Some(one),
+                        Some(StoreUrl::Server { endpoints: all, .. }) => {
+                            if all.contains(&endpoints[0]) {
+                                return Err(StoreError::Url(format!(
+                                    "`{s}`: {host} is listed twice"
+                                )));
+                            }
+                            all.extend(endpoints.iter().cloned())
+                        }
+                        Some(_) => unreachable!("every node parses as a server"),
+                    }
+                }
+                return Ok(merged.expect("at least two hosts"));
+            }
+        }
         let bad = |why: &str| {
             StoreError::Url(format!(
                 "`{s}`: {why} (expected clickhouse://host:port/db or chdb:///path)"
@@ -146,7 +190,7 @@ impl std::str::FromStr for StoreUrl {
                     }
                 };
                 Ok(StoreUrl::Server {
-                    endpoint: format!("{scheme}://{host}:{port}"),
+                    endpoints: vec![format!("{scheme}://{host}:{port}")],
                     database,
                     user: (!url.username().is_empty()).then(|| url.username().to_string()),
                     password: url.password().map(str::to_string),
@@ -175,6 +219,14 @@ enum Backend {
     Embedded(Arc<chdb::ChdbConnection>),
 }
 
+/// The nodes of a ClickHouse server store (see [`Store::nodes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreNodes {
+    pub endpoints: Vec<String>,
+    pub in_use: String,
+    pub failovers: u64,
+}
+
 /// A handle to the store. Cheap to clone; safe to share across tasks.
 #[derive(Clone)]
 pub struct Store {
@@ -192,7 +244,7 @@ impl Store {
     pub async fn open_url(url: &StoreUrl) -> Result<Store, StoreError> {
         match url {
             StoreUrl::Server {
-                endpoint,
+                endpoints,
                 database,
                 user,
                 password,
@@ -200,7 +252,7 @@ impl Store {
                 cluster,
             } => {
                 let s = server::ServerStore::connect(
-                    endpoint,
+                    endpoints,
                     user.as_deref(),
                     password.as_deref(),
                     *compress,
@@ -242,16 +294,34 @@ impl Store {
             Backend::Server(s) => match &s.cluster {
                 None => format!(
                     "ClickHouse server {} at {} (database {})",
-                    s.version, s.endpoint, self.database
+                    s.version,
+                    s.endpoint(),
+                    self.database
                 ),
                 Some(c) => format!(
                     "ClickHouse server {} at {} (database {}, cluster {})",
-                    s.version, s.endpoint, self.database, c
+                    s.version,
+                    s.endpoint(),
+                    self.database,
+                    c
                 ),
             },
             Backend::Embedded(c) => {
                 format!("embedded chDB {} (database {})", c.version(), self.database)
             }
+        }
+    }
+
+    /// For a ClickHouse server store: every node of its URL, the one in use, and how many
+    /// times requests moved to another node since start (`/metrics`).
+    pub fn nodes(&self) -> Option<StoreNodes> {
+        match &*self.backend {
+            Backend::Server(s) => Some(StoreNodes {
+                endpoints: s.endpoints().map(str::to_string).collect(),
+                in_use: s.endpoint().to_string(),
+                failovers: s.failovers(),
+            }),
+            Backend::Embedded(_) => None,
         }
     }
 
@@ -399,7 +469,14 @@ impl Store {
                 for (table, stmts) in add.statements(&opts) {
                     if !self.has_column(&table, add.column).await? {
                         for stmt in &stmts {
-                            self.execute(stmt).await?;
+                            if let Err(e) = self.execute(stmt).await {
+                                // Another `vigil` migrating at the same moment (several
+                                // collectors starting together) added it between the check
+                                // and the ALTER: done, not an error.
+                                if !self.has_column(&table, add.column).await? {
+                                    return Err(e);
+                                }
+                            }
                         }
                     }
                 }
@@ -469,7 +546,7 @@ mod tests {
                 .parse::<StoreUrl>()
                 .unwrap(),
             StoreUrl::Server {
-                endpoint: "http://127.0.0.1:18123".into(),
+                endpoints: vec!["http://127.0.0.1:18123".into()],
                 database: "prod".into(),
                 user: None,
                 password: None,
@@ -545,5 +622,48 @@ mod tests {
         };
         assert_eq!(one.settings().len(), 3);
         assert!("chdb://".parse::<StoreUrl>().is_err());
+    }
+
+    #[test]
+    fn parses_node_lists() {
+        let url: StoreUrl =
+            "clickhouse://bob:pw@127.0.0.1:18201,127.0.0.1:18202/prod?compression=lz4"
+                .parse()
+                .unwrap();
+        let StoreUrl::Server {
+            endpoints,
+            database,
+            user,
+            password,
+            compress,
+            ..
+        } = &url
+        else {
+            panic!("{url:?}")
+        };
+        assert_eq!(
+            endpoints,
+            &["http://127.0.0.1:18201", "http://127.0.0.1:18202"]
+        );
+        assert_eq!(
+            (
+                database.as_str(),
+                user.as_deref(),
+                password.as_deref(),
+                *compress
+            ),
+            ("prod", Some("bob"), Some("pw"), true)
+        );
+        assert_eq!(
+            url.to_string(),
+            "clickhouse://bob:***@127.0.0.1:18201,127.0.0.1:18202/prod"
+        );
+        // Default port per node, and the display parses back to the same nodes.
+        let url: StoreUrl = "clickhouse://a,b:9000".parse().unwrap();
+        assert_eq!(url.to_string(), "clickhouse://a:8123,b:9000/vigil");
+        assert_eq!(url.to_string().parse::<StoreUrl>().unwrap(), url);
+        assert!("clickhouse://a:1,,b:2/db".parse::<StoreUrl>().is_err());
+        assert!("clickhouse://a:1,a:1/db".parse::<StoreUrl>().is_err());
+        assert!("chdb://a,b/x".parse::<StoreUrl>().is_err());
     }
 }
