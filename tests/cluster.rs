@@ -16,6 +16,7 @@
 
 mod common;
 
+use common::fixtures::*;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -557,5 +558,437 @@ fn failover_to_the_next_node_of_the_url() {
             n,
             "{node} after node 1 came back"
         );
+    }
+}
+
+/// One store loaded for the equivalence test: its URL, database and configuration.
+struct Loaded {
+    name: &'static str,
+    db: String,
+    config: PathBuf,
+    /// The same configuration without `[[monitors]]`, for `vigil serve` (so its monitor task
+    /// judges no new window while the pages are read).
+    serve_config: PathBuf,
+    port: u16,
+}
+
+impl Loaded {
+    fn vigil(&self, args: &[&str]) -> String {
+        let out = vigil()
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run vigil");
+        assert!(
+            out.status.success(),
+            "{}: vigil {args:?} failed:\n{}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).replace(&self.db, "DB")
+    }
+}
+
+/// Removes what legitimately differs between two servers: CSRF tokens (random per process), the
+/// store's own description, and the times things were processed (an incident opens when
+/// `vigil alerts evaluate` runs, seconds apart on the two stores): any time from `processed_from`
+/// on. Every event of the test is older, so the times of data are all compared.
+fn normalize(page: &str, db: &str, processed_from: i64) -> String {
+    let mut out = mask_times(&page.replace(db, "DB"), processed_from);
+    for key in ["name=\"csrf\" value=\"", "data-csrf=\"", "content=\""] {
+        let mut rest = out.as_str();
+        let mut cleaned = String::with_capacity(out.len());
+        while let Some(i) = rest.find(key) {
+            cleaned.push_str(&rest[..i + key.len()]);
+            rest = &rest[i + key.len()..];
+            let end = rest.find('"').unwrap_or(rest.len());
+            if key != "content=\"" || rest[..end].len() == 64 {
+                cleaned.push('…');
+            } else {
+                cleaned.push_str(&rest[..end]);
+            }
+            rest = &rest[end..];
+        }
+        cleaned.push_str(rest);
+        out = cleaned;
+    }
+    // "ClickHouse server 18.16.1 at http://… (database …[, cluster …])"
+    while let Some(i) = out.find("ClickHouse server ") {
+        let end = out[i..].find(')').map_or(out.len(), |e| i + e + 1);
+        out.replace_range(i..end, "STORE");
+    }
+    out
+}
+
+/// Replaces `YYYY-MM-DDTHH:MM:SS…` and `YYYY-MM-DD HH:MM:SS` times from `from` on by `PROCESSED`.
+fn mask_times(s: &str, from: i64) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    let b = s.as_bytes();
+    while i < b.len() {
+        if i + 19 <= b.len() && s.is_char_boundary(i) && s.is_char_boundary(i + 19) {
+            let cand = &s[i..i + 19];
+            let shaped = cand.bytes().enumerate().all(|(k, c)| match k {
+                4 | 7 => c == b'-',
+                10 => c == b'T' || c == b' ',
+                13 | 16 => c == b':',
+                _ => c.is_ascii_digit(),
+            });
+            if shaped {
+                let t = chrono::NaiveDateTime::parse_from_str(
+                    &cand.replace('T', " "),
+                    "%Y-%m-%d %H:%M:%S",
+                )
+                .map(|t| t.and_utc().timestamp());
+                if t.is_ok_and(|t| t >= from) {
+                    out.push_str("PROCESSED");
+                    i += 19;
+                    continue;
+                }
+            }
+        }
+        let ch = s[i..].chars().next().unwrap();
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// The single node's URL, or the cluster's over every node.
+fn url_of_store(l: &Loaded, nodes: &[String]) -> String {
+    if l.name == "cluster" {
+        url_of(nodes, &l.db)
+    } else {
+        clickhouse_url(&l.db)
+    }
+}
+
+/// What the gateway's mirror records when candidate `v3` of the LLM answers every other
+/// request that v1 served (`llm_files`' event ids), slower and longer.
+fn mirrored_answers(first_event: i64) -> Vec<vigil_store::rows::ShadowResponseRow> {
+    (0..200)
+        .filter(|i| i % 2 == 0 && i % 10 != 9)
+        .map(|i| {
+            let ts = first_event as u64 * 1000 + i * 50;
+            vigil_store::rows::ShadowResponseRow {
+                request_id: format!("llm-v1-{i}"),
+                ts: (ts / 1000) as u32,
+                ts_ms: ts,
+                model: "assistant".into(),
+                version: "v3".into(),
+                served_version: "v1".into(),
+                unit_id: format!("chat-user-{}", i % 40),
+                output: format!("{{\"answer\":\"answer {i} (v3)\"}}"),
+                latency_ms: 900.0 + (i % 13) as f64 * 35.0,
+                status: if i % 20 == 0 { 500 } else { 200 },
+                error: String::new(),
+                text: format!("answer {i} (v3)"),
+                prompt_tokens: Some(20 + (i % 30) as u32),
+                completion_tokens: Some(60 + (i % 50) as u32),
+                cost: Some(0.00005 + i as f64 * 1e-7),
+            }
+        })
+        .collect()
+}
+
+/// Splits text into numbers and the text between them.
+fn tokens(s: &str) -> Vec<(bool, &str)> {
+    let b = s.as_bytes();
+    let (mut out, mut i, mut text_from) = (Vec::new(), 0, 0);
+    while i < b.len() {
+        let starts_number = b[i].is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+        if !starts_number {
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < b.len() && (b[j].is_ascii_digit() || b[j] == b'.') {
+            j += 1;
+        }
+        if j < b.len() && (b[j] == b'e' || b[j] == b'E') {
+            let mut k = j + 1;
+            if k < b.len() && (b[k] == b'-' || b[k] == b'+') {
+                k += 1;
+            }
+            if k < b.len() && b[k].is_ascii_digit() {
+                j = k;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+            }
+        }
+        out.push((false, &s[text_from..i]));
+        out.push((true, &s[i..j]));
+        text_from = j;
+        i = j;
+    }
+    out.push((false, &s[text_from..]));
+    out
+}
+
+/// Equal answers: the same text, and numbers equal up to floating-point summation order
+/// (relative 1e-9). A sum over shards adds in another order than a sum over one table, so
+/// `avg(latency)` may differ in the 15th digit; anything more is a wrong answer.
+fn assert_same(single: &str, cluster: &str, what: &str) {
+    let (a, b) = (tokens(single), tokens(cluster));
+    let same = a.len() == b.len()
+        && a.iter().zip(&b).all(|((num, x), (_, y))| {
+            x == y
+                || (*num && {
+                    match (x.parse::<f64>(), y.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+                        _ => false,
+                    }
+                })
+        });
+    if !same {
+        let at = single
+            .chars()
+            .zip(cluster.chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let from = at.saturating_sub(200);
+        panic!(
+            "{what}: single node and cluster differ at char {at}:\n single: …{}\ncluster: …{}",
+            single.chars().skip(from).take(600).collect::<String>(),
+            cluster.chars().skip(from).take(600).collect::<String>()
+        );
+    }
+}
+
+/// The same events loaded into the single-node server and into the cluster give the same
+/// answer to every question a user asks: `vigil status`, KPIs, the monitors' results and the
+/// alerts they raise, the A/B analysis, the mirrored-shadow comparison, and every dashboard
+/// page (HTML and each chart's CSV: overview, ROI, drift, fairness, experiments, LLM, alerts,
+/// shadow), up to the last digits of floating-point sums (see [`assert_same`]).
+#[test]
+fn single_node_and_cluster_give_the_same_answers() {
+    let _turn = lock();
+    let nodes = nodes();
+    let dir = tempfile::tempdir().unwrap();
+    let (events, outcomes) = simulated_traffic(dir.path(), 8000);
+    let (exposures, conversions) = experiment_files(dir.path(), 800);
+    let (llm_events, llm_feedback, _) = llm_files(dir.path(), 200);
+    let end = (chrono::Utc::now().timestamp() + 60).to_string();
+    // Every event is older than this; what happens later is processing.
+    let processed_from = chrono::Utc::now().timestamp() + 1;
+    let shared = shared_config();
+    let setups = [
+        ("single", clickhouse_url(&unique("eq_single")), None),
+        ("cluster", String::new(), Some(cluster_name())),
+    ];
+    let mut loaded = Vec::new();
+    for (name, url, cluster) in setups {
+        let db = if url.is_empty() {
+            unique("eq_cluster")
+        } else {
+            url.rsplit('/').next().unwrap().to_string()
+        };
+        let url = if url.is_empty() {
+            url_of(&nodes, &db)
+        } else {
+            url
+        };
+        let port = free_port();
+        let store = match &cluster {
+            None => format!("[store]\nurl = \"{url}\"\n"),
+            // A quorum of both replicas: every read, through any node, sees every write.
+            Some(c) => format!(
+                "[store]\nurl = \"{url}\"\ncluster = \"{c}\"\ninsert_quorum = 2\ninsert_quorum_timeout_ms = 20000\n"
+            ),
+        };
+        let http = format!("[http]\nbind = \"127.0.0.1:{port}\"\n");
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&config, format!("{store}{http}{shared}")).unwrap();
+        let monitors_at = shared.find("[[monitors]]").unwrap();
+        let serve_config = dir.path().join(format!("{name}-serve.toml"));
+        std::fs::write(
+            &serve_config,
+            format!("{store}{http}{}", &shared[..monitors_at]),
+        )
+        .unwrap();
+        loaded.push(Loaded {
+            name,
+            db,
+            config,
+            serve_config,
+            port,
+        });
+    }
+
+    // Load both the same way.
+    let mut first_event = None;
+    for l in &loaded {
+        l.vigil(&["migrate"]);
+        for (file, kind) in [
+            (&events, "inference"),
+            (&outcomes, "outcome"),
+            (&exposures, "exposure"),
+            (&conversions, "outcome"),
+            (&llm_events, "inference"),
+            (&llm_feedback, "outcome"),
+        ] {
+            l.vigil(&["ingest", "--kind", kind, "--file", file.to_str().unwrap()]);
+        }
+        let first: i64 = *first_event.get_or_insert_with(|| {
+            l.vigil(&[
+                "sql",
+                &format!("SELECT toUInt32(min(ts)) FROM `{}`.inference_events", l.db),
+                "--output",
+                "TabSeparated",
+            ])
+            .trim()
+            .parse()
+            .expect("first event time")
+        });
+        for at in [first + 8, first + 12, first + 16, first + 20] {
+            let at = chrono::DateTime::from_timestamp(at, 0)
+                .unwrap()
+                .to_rfc3339();
+            l.vigil(&["analyze", "--at", &at]);
+        }
+        l.vigil(&["alerts", "evaluate"]);
+        l.vigil(&["rollup"]);
+        // The gateway's mirror: a candidate v3 answered every other v1 request of the LLM.
+        let rt = runtime();
+        let store = open(&rt, &url_of_store(l, &nodes));
+        rt.block_on(store.insert(&mirrored_answers(first_event.unwrap())))
+            .expect("insert shadow responses");
+        if l.name == "cluster" {
+            sync_replicas(&nodes, &l.db, &["shadow_responses"]);
+        }
+    }
+
+    // Command-line answers.
+    let since = chrono::DateTime::from_timestamp(first_event.unwrap() - 3600, 0)
+        .unwrap()
+        .to_rfc3339();
+    let until = chrono::DateTime::from_timestamp(end.parse().unwrap(), 0)
+        .unwrap()
+        .to_rfc3339();
+    let questions: Vec<Vec<String>> = vec![
+        vec!["status".into(), "--format".into(), "json".into()],
+        vec![
+            "kpi".into(),
+            "--since".into(),
+            since.clone(),
+            "--until".into(),
+            until.clone(),
+            "--bucket".into(),
+            "15m".into(),
+            "--conversion".into(),
+            "conversion".into(),
+            "--format".into(),
+            "json".into(),
+        ],
+        vec![
+            "ab".into(),
+            "analyze".into(),
+            "--experiment".into(),
+            "churn-v2".into(),
+        ],
+        vec!["alerts".into(), "list".into()],
+        vec![
+            "shadow".into(),
+            "mirrored".into(),
+            "--model".into(),
+            "assistant".into(),
+            "--since".into(),
+            since.clone(),
+            "--until".into(),
+            until.clone(),
+        ],
+        vec![
+            "sql".into(),
+            "SELECT monitor, model, version, window_start, window_end, column, method, score, threshold, verdict, reference_rows, current_rows FROM DB.monitor_results FINAL ORDER BY monitor, window_end, column".into(),
+            "--output".into(),
+            "TabSeparated".into(),
+        ],
+    ];
+    let mut compared = 0;
+    for q in &questions {
+        let answers: Vec<String> = loaded
+            .iter()
+            .map(|l| {
+                let args: Vec<String> = q
+                    .iter()
+                    .map(|a| a.replace("DB", &format!("`{}`", l.db)))
+                    .collect();
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                normalize(&l.vigil(&args), &l.db, processed_from)
+            })
+            .collect();
+        assert!(
+            answers[0].len() > 40,
+            "vigil {q:?} answered almost nothing: {}",
+            answers[0]
+        );
+        assert_same(&answers[0], &answers[1], &format!("vigil {q:?}"));
+        compared += 1;
+    }
+
+    // Every page and every chart's CSV, from a `vigil serve` on each store.
+    let served: Vec<Served> = loaded
+        .iter()
+        .map(|l| {
+            Served::start(
+                &l.serve_config,
+                &dir.path().join(format!("{}-serve.log", l.name)),
+                &["--no-kafka"],
+            )
+        })
+        .collect();
+    let client = http_client();
+    for (l, s) in loaded.iter().zip(&served) {
+        wait_healthy(&client, &format!("http://127.0.0.1:{}", l.port), s);
+    }
+    let pages = [
+        "/ui/",
+        "/ui/roi",
+        "/ui/drift?model=churn&column=monthly_spend",
+        "/ui/fairness?model=churn",
+        "/ui/experiments?experiment=churn-v2",
+        "/ui/llm",
+        "/ui/alerts",
+        "/ui/shadow",
+    ];
+    let get = |l: &Loaded, path: &str| -> String {
+        let r = client
+            .get(format!("http://127.0.0.1:{}{path}", l.port))
+            .send()
+            .unwrap_or_else(|e| panic!("{}: {path}: {e}", l.name));
+        assert_eq!(r.status().as_u16(), 200, "{}: {path}", l.name);
+        normalize(&r.text().unwrap(), &l.db, processed_from)
+    };
+    let mut csvs = 0;
+    for page in pages {
+        let sep = if page.contains('?') { '&' } else { '?' };
+        let path = format!("{page}{sep}range=24h&end={end}");
+        let html: Vec<String> = loaded.iter().map(|l| get(l, &path)).collect();
+        println!(
+            "{path}: {} empty states",
+            html[0].matches("class=\"empty\"").count()
+        );
+        assert_same(&html[0], &html[1], &path);
+        compared += 1;
+        for link in html[0].split("href=\"").skip(1) {
+            let link = &link[..link.find('"').unwrap()];
+            if !link.contains("/csv?") {
+                continue;
+            }
+            let link = link.replace("&amp;", "&");
+            let data: Vec<String> = loaded.iter().map(|l| get(l, &link)).collect();
+            assert!(data[0].lines().count() > 1, "{link} has no rows");
+            assert_same(&data[0], &data[1], &link);
+            csvs += 1;
+        }
+    }
+    println!("{compared} answers and {csvs} chart CSVs equal on one node and on the cluster");
+    assert!(csvs >= 10, "only {csvs} charts compared");
+    for s in served {
+        s.terminate();
     }
 }

@@ -153,11 +153,12 @@ pub struct DeadLetterSummary {
     pub example_reason: String,
 }
 
+/// One example reason per group: the smallest, so every backend and cluster shows the same one.
 pub async fn dead_letter_summary(store: &Store) -> Result<Vec<DeadLetterSummary>, StoreError> {
     store
         .fetch::<DeadLetterSummary>(&format!(
             "SELECT toString(kind) AS kind, toString(source) AS source, toString(field) AS field,
-                    toUInt64(count()) AS count, toString(any(reason)) AS example_reason
+                    toUInt64(count()) AS count, toString(min(reason)) AS example_reason
              FROM {}
              GROUP BY kind, source, field
              ORDER BY count DESC, kind, source, field",

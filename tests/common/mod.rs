@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod browser;
+pub mod fixtures;
 pub mod sdk;
 
 use std::io::{BufRead, BufReader};

@@ -317,8 +317,11 @@ async fn context(
     if let Some(e) = q.get("end").filter(|e| !e.is_empty()) {
         let _ = write!(keep, "&end={}", url_enc(e));
     }
+    // Sorted, so the same page always links the same CSV URL (a HashMap's order is random).
     let query = q
         .iter()
+        .collect::<BTreeMap<_, _>>()
+        .into_iter()
         .filter(|(k, _)| k.as_str() != "chart")
         .map(|(k, v)| format!("{}={}", url_enc(k), url_enc(v)))
         .collect::<Vec<_>>()
@@ -388,6 +391,8 @@ impl PageOut {
     /// Adds a chart with its CSV link and dataset.
     fn chart(&mut self, page: &str, c: &Ctx, figure: String, data: Dataset) {
         let sep = if c.query.is_empty() { "" } else { "&" };
+        // The overview lives at `/ui/`; its CSV under its name (`/ui//csv` matches no route).
+        let page = if page.is_empty() { "overview" } else { page };
         let _ = write!(
             self.body,
             "<div class=\"chartbox\">{figure}<a class=\"csv\" href=\"/ui/{page}/csv?chart={}{sep}{}\" download>CSV</a></div>",
