@@ -18,6 +18,23 @@ fn tick(monitors: &[MonitorConfig]) -> Duration {
     Duration::from_secs(u64::from(shortest / 4).clamp(1, 300))
 }
 
+/// What text monitors (`texts = ["input"]`) need: the shadow runner's sentence encoder, loaded
+/// on first use (a configuration without text monitors never loads it) and the in-process
+/// embedding cache, shared by every monitor and pass of this process.
+pub fn text_monitoring() -> std::sync::Arc<monitor::TextMonitoring> {
+    std::sync::Arc::new(monitor::TextMonitoring::new(Box::new(|dir| {
+        let encoder =
+            vigil_shadow_runner::encoder::load_text_encoder(dir.map(std::path::Path::new))
+                .map_err(|e| format!("{e:#}"))?;
+        tracing::info!(
+            encoder = %vigil_analyzer::cli::TextEncoder::name(&encoder),
+            device = %vigil_shadow_runner::device_name(encoder.device()),
+            "text monitors: sentence encoder ready"
+        );
+        Ok(std::sync::Arc::new(encoder) as monitor::text::SharedEncoder)
+    })))
+}
+
 /// A window is judged this long after it closes: events are acknowledged to producers within
 /// about a second of arriving (writer and gateway batches), so a window judged the instant it
 /// closes would miss its last second.
@@ -83,6 +100,7 @@ pub fn spawn(
         every_secs = every.as_secs(),
         "monitors scheduled"
     );
+    let texts = text_monitoring();
     Some(tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -90,7 +108,7 @@ pub fn spawn(
             interval.tick().await;
             let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
             let at = now.saturating_sub(SETTLE_SECS);
-            match monitor::run_due(&store, &monitors, None, at, now).await {
+            match monitor::run_due_with(&store, &monitors, None, at, now, &texts).await {
                 Ok(outcomes) => {
                     let mut ran = false;
                     for o in outcomes {

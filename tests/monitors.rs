@@ -86,6 +86,7 @@ fn monitor(name: &str, t0: u32, min_rows: u64, max_distinct: u64) -> MonitorConf
         drift_share: 0.5,
         max_distinct,
         health: None,
+        ..Default::default()
     }
 }
 

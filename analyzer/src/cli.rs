@@ -694,16 +694,7 @@ pub fn drift_report_with(
     })
 }
 
-/// (name, integer-valued, value) of a text descriptor column `COL:name`.
-type Descriptor = (&'static str, bool, fn(&crate::text::TextDescriptors) -> f64);
-const DESCRIPTORS: [Descriptor; 6] = [
-    ("chars", true, |d| d.chars),
-    ("words", true, |d| d.words),
-    ("non_letter_percent", false, |d| d.non_letter_percent),
-    ("sentences", true, |d| d.sentences),
-    ("empty", true, |d| f64::from(u8::from(d.empty))),
-    ("refusal", true, |d| f64::from(u8::from(d.refusal))),
-];
+use crate::text::DESCRIPTORS;
 
 /// The descriptors of a text column as numerical columns named `COL:descriptor`.
 fn descriptor_columns(column: &str, texts: &[String]) -> Vec<(String, ColumnData)> {

@@ -190,6 +190,18 @@ pub fn whole_words<'a>(entries: impl IntoIterator<Item = &'a str>) -> HashSet<St
         .collect()
 }
 
+/// (name, integer-valued, value) of a text descriptor column `COL:name`: what `vigil drift
+/// --text-column` and text monitors test as numerical columns.
+pub type Descriptor = (&'static str, bool, fn(&TextDescriptors) -> f64);
+pub const DESCRIPTORS: [Descriptor; 6] = [
+    ("chars", true, |d| d.chars),
+    ("words", true, |d| d.words),
+    ("non_letter_percent", false, |d| d.non_letter_percent),
+    ("sentences", true, |d| d.sentences),
+    ("empty", true, |d| f64::from(u8::from(d.empty))),
+    ("refusal", true, |d| f64::from(u8::from(d.refusal))),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

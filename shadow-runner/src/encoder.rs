@@ -258,7 +258,7 @@ impl vigil_analyzer::cli::TextEncoder for SentenceEncoder {
     }
 }
 
-/// The encoder for `vigil drift --text-column`: `dir`, or all-MiniLM-L6-v2 in the models cache
+/// The encoder for `vigil drift --text-column` and text monitors: `dir`, or all-MiniLM-L6-v2 in the models cache
 /// of `scripts/models/fetch.sh`, on CUDA when there is one, else the CPU (logged either way).
 pub fn load_text_encoder(dir: Option<&Path>) -> Result<SentenceEncoder> {
     let dir = dir
@@ -268,7 +268,7 @@ pub fn load_text_encoder(dir: Option<&Path>) -> Result<SentenceEncoder> {
     tracing::info!(
         encoder = %dir.display(),
         device = %crate::device::device_name(&device),
-        "loading the sentence encoder for --text-column"
+        "loading the sentence encoder (text drift)"
     );
     SentenceEncoder::load(&dir, &device)
 }

@@ -326,6 +326,48 @@ impl TableRow for MonitorResultRow {
     ];
 }
 
+/// An example text of a text monitor's window (migration 10): the reference and current
+/// texts nearest their side's mean embedding and the current texts farthest from the
+/// reference's, so the drift page can show what changed.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
+pub struct MonitorExampleRow {
+    pub run_at: u32,
+    pub monitor: String,
+    pub model: String,
+    pub version: String,
+    pub window_start: u32,
+    pub window_end: u32,
+    /// The text column (`input`, `output`).
+    pub column: String,
+    /// `reference_central`, `current_central` or `most_changed`.
+    pub kind: String,
+    /// 1 = nearest (central kinds) or farthest (`most_changed`).
+    pub rank: u16,
+    pub event_id: String,
+    /// The text, cut to a few hundred characters.
+    pub text: String,
+    /// Euclidean distance of its embedding to the centroid it was ranked by.
+    pub distance: f64,
+}
+
+impl TableRow for MonitorExampleRow {
+    const TABLE: &'static str = "monitor_examples";
+    const COLUMNS: &'static [&'static str] = &[
+        "run_at",
+        "monitor",
+        "model",
+        "version",
+        "window_start",
+        "window_end",
+        "`column`",
+        "kind",
+        "rank",
+        "event_id",
+        "text",
+        "distance",
+    ];
+}
+
 /// An alert incident's state (migration 5): one row per state change, latest `updated_ms` wins.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, clickhouse::Row)]
 pub struct AlertIncidentRow {

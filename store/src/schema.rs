@@ -603,6 +603,30 @@ const TABLES_V8: &[TableDef] = &[
     },
 ];
 
+/// Migration 10: example texts of text monitors (`analyzer::monitor::text`), a few per
+/// window, column and kind; replacing on the key, so a re-run window replaces its examples.
+const TABLES_V10: &[TableDef] = &[TableDef {
+    name: "monitor_examples",
+    columns: "
+    run_at DateTime,
+    monitor String,
+    model String,
+    version String,
+    window_start DateTime,
+    window_end DateTime,
+    `column` String,
+    kind String,
+    rank UInt16,
+    event_id String,
+    text String,
+    distance Float64",
+    engine: "ReplacingMergeTree",
+    partition_by: Some("toYYYYMM(window_end)"),
+    order_by: "(monitor, model, version, window_end, `column`, kind, rank)",
+    shard_key: "cityHash64(monitor)",
+    version_column: None,
+}];
+
 /// A migration: a version number, a name and its statements.
 #[derive(Debug, Clone)]
 pub struct Migration {
@@ -669,6 +693,7 @@ impl AddColumn {
 fn table_def(name: &str) -> Option<&'static TableDef> {
     [
         TABLES_V1, TABLES_V2, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6, TABLES_V7, TABLES_V8,
+        TABLES_V10,
     ]
     .into_iter()
     .flatten()
@@ -878,6 +903,15 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 )
                 .collect(),
         },
+        Migration {
+            version: 10,
+            name: "example texts of text monitors (drift page)",
+            statements: TABLES_V10
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+            add_columns: Vec::new(),
+        },
     ]
 }
 
@@ -991,6 +1025,39 @@ mod tests {
         assert!(sql.contains("`vigil`.monitor_results"), "{sql}");
         assert!(sql.contains("ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_end)"));
         assert!(sql.contains("`column` String") && sql.contains("drift UInt8"));
+    }
+
+    #[test]
+    fn monitor_examples_is_version_10_and_distributed_on_a_cluster() {
+        let single = SchemaOptions {
+            database: "vigil".into(),
+            cluster: None,
+        };
+        let m10 = migrations(&single)
+            .into_iter()
+            .find(|m| m.version == 10)
+            .expect("migration 10");
+        let sql = m10.statements.join("\n");
+        assert!(sql.contains("`vigil`.monitor_examples"), "{sql}");
+        assert!(sql.contains(
+            "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_end) ORDER BY (monitor, model, version, window_end, `column`, kind, rank)"
+        ));
+        let cluster = SchemaOptions {
+            database: "vigil".into(),
+            cluster: Some("prod".into()),
+        };
+        let m10 = migrations(&cluster)
+            .into_iter()
+            .find(|m| m.version == 10)
+            .expect("migration 10");
+        let sql = m10.statements.join("\n");
+        assert!(
+            sql.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/vigil/monitor_examples_local', '{replica}')"),
+            "{sql}"
+        );
+        assert!(sql.contains(
+            "ENGINE = Distributed(`prod`, `vigil`, monitor_examples_local, cityHash64(monitor))"
+        ));
     }
 
     #[test]

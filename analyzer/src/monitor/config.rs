@@ -22,6 +22,9 @@
 //! # per_column_stattest = { plan = "psi", "prediction.score" = "ks" }
 //! # per_column_stattest_threshold = { plan = 0.25 }
 //! ```
+//!
+//! A **text monitor** adds `texts = ["input"]` (and/or `"output"`) with `sample_size`,
+//! `encoder` and `embedding_method` / `embedding_*` options (see `monitor::text`).
 
 use std::collections::BTreeMap;
 
@@ -90,6 +93,73 @@ pub struct MonitorConfig {
     /// fairness) instead of a drift monitor. See `monitor::health`.
     #[serde(default)]
     pub health: Option<super::health::HealthChecks>,
+    /// Text columns judged by their embeddings and descriptors (a **text monitor**): `input`
+    /// (the prompt) and/or `output` (the LLM gateway's response). See `monitor::text`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<String>,
+    /// Texts sampled per side and window (default [`super::text::DEFAULT_SAMPLE_SIZE`]): the
+    /// events with the smallest `cityHash64(event_id)`, so a window always gets the same sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_size: Option<u64>,
+    /// Sentence-transformers model directory (default: all-MiniLM-L6-v2 in the models cache of
+    /// `scripts/models/fetch.sh`, as `vigil drift --encoder`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+    /// Embedding drift method and Evidently's options for it, named as `vigil drift
+    /// --embedding-*` (default method for monitors: `distance`; see docs/analyzer.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_dist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embedding_bootstrap: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_quantile_probability: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_pca_components: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_component_stattest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_component_stattest_threshold: Option<f64>,
+}
+
+impl Default for MonitorConfig {
+    /// The serde defaults, with empty `name`, `model` and `window` (fill them in).
+    fn default() -> Self {
+        MonitorConfig {
+            name: String::new(),
+            model: String::new(),
+            version: None,
+            columns: Vec::new(),
+            reference: ReferenceConfig::default(),
+            window: String::new(),
+            min_rows: default_min_rows(),
+            stattest: None,
+            stattest_threshold: None,
+            num_stattest: None,
+            num_stattest_threshold: None,
+            cat_stattest: None,
+            cat_stattest_threshold: None,
+            per_column_stattest: BTreeMap::new(),
+            per_column_stattest_threshold: BTreeMap::new(),
+            drift_share: default_drift_share(),
+            max_distinct: default_max_distinct(),
+            health: None,
+            texts: Vec::new(),
+            sample_size: None,
+            encoder: None,
+            embedding_method: None,
+            embedding_dist: None,
+            embedding_threshold: None,
+            embedding_bootstrap: false,
+            embedding_quantile_probability: None,
+            embedding_pca_components: None,
+            embedding_component_stattest: None,
+            embedding_component_stattest_threshold: None,
+        }
+    }
 }
 
 fn default_min_rows() -> u64 {
@@ -204,6 +274,12 @@ impl MonitorConfig {
             return Err(ctx(MonitorError::Config("`model` is empty".into())));
         }
         if let Some(h) = &self.health {
+            if !self.texts.is_empty() || self.has_text_options() {
+                return Err(ctx(MonitorError::Config(
+                    "a health monitor has no `texts`; put text drift in a monitor of its own"
+                        .into(),
+                )));
+            }
             self.window_secs().map_err(ctx)?;
             h.validate(&self.columns).map_err(ctx)?;
             if self.reference != ReferenceConfig::default() {
@@ -214,18 +290,29 @@ impl MonitorConfig {
             }
             return Ok(());
         }
-        if self.columns.is_empty() {
+        if self.columns.is_empty() && self.texts.is_empty() {
             return Err(ctx(MonitorError::Config(
-                "`columns` is empty; list feature names, prediction.score or outcome.NAME".into(),
+                "`columns` is empty; list feature names, prediction.score or outcome.NAME (or `texts = [\"input\"]` for a text monitor)".into(),
             )));
         }
+        if self.texts.is_empty() && self.has_text_options() {
+            return Err(ctx(MonitorError::Config(
+                "sample_size, encoder and embedding_* apply to text monitors; add `texts = [\"input\"]` (or \"output\")".into(),
+            )));
+        }
+        super::text::validate(self).map_err(ctx)?;
         self.window_secs().map_err(ctx)?;
         self.reference_period(u32::MAX).map_err(ctx)?;
         let stattests = self.stattests().map_err(ctx)?;
+        let descriptor_columns = super::text::descriptor_columns(&self.texts);
         stattests
-            .check_columns(self.columns.iter().map(String::as_str), |l, t| {
-                l.key(t).to_string()
-            })
+            .check_columns(
+                self.columns
+                    .iter()
+                    .map(String::as_str)
+                    .chain(descriptor_columns.iter().map(String::as_str)),
+                |l, t| l.key(t).to_string(),
+            )
             .map_err(|e| ctx(MonitorError::Config(e)))?;
         if !(self.drift_share > 0.0 && self.drift_share <= 1.0) {
             return Err(ctx(MonitorError::Config(format!(
@@ -239,6 +326,20 @@ impl MonitorConfig {
             )));
         }
         Ok(())
+    }
+
+    /// Whether any text-monitor key other than `texts` is set.
+    pub fn has_text_options(&self) -> bool {
+        self.sample_size.is_some()
+            || self.encoder.is_some()
+            || self.embedding_method.is_some()
+            || self.embedding_dist.is_some()
+            || self.embedding_threshold.is_some()
+            || self.embedding_bootstrap
+            || self.embedding_quantile_probability.is_some()
+            || self.embedding_pca_components.is_some()
+            || self.embedding_component_stattest.is_some()
+            || self.embedding_component_stattest_threshold.is_some()
     }
 
     pub fn window_secs(&self) -> Result<u32, MonitorError> {

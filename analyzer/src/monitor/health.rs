@@ -334,6 +334,7 @@ pub fn run_of(
         drift_share_threshold: f64::MIN_POSITIVE,
         columns,
         health: true,
+        examples: Vec::new(),
     }
 }
 
@@ -610,6 +611,7 @@ mod tests {
             drift_share: 0.5,
             max_distinct: 2,
             health: Some(checks()),
+            ..Default::default()
         };
         let run = run_of(&m, &checks(), &s, Period { from: 0, to: 300 }, 400);
         assert_eq!(run.verdict, Verdict::InsufficientData);

@@ -12,6 +12,7 @@ pub mod health;
 pub mod pushdown;
 pub mod report;
 pub mod snapshot;
+pub mod text;
 
 use serde::Serialize;
 use vigil_store::rows::MonitorResultRow;
@@ -19,6 +20,7 @@ use vigil_store::{sql_string, Store, StoreError};
 
 pub use config::{validate_monitors, ColumnRef, MonitorConfig, Period, ReferenceConfig};
 use pushdown::{column_counts, PushdownError, Reduction, Scope};
+pub use text::TextMonitoring;
 
 use crate::drift::{column_drift, dataset_drift};
 use crate::AnalyzerError;
@@ -101,6 +103,9 @@ pub struct MonitorRun {
     pub columns: Vec<ColumnResult>,
     /// A health monitor's run: a `drift` verdict means a check breached its limit.
     pub health: bool,
+    /// A text monitor's example texts of this window (stored in `monitor_examples`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<text::TextExample>,
 }
 
 impl MonitorRun {
@@ -163,11 +168,30 @@ pub fn latest_window_end(at: u32, window_secs: u32) -> u32 {
 }
 
 /// Evaluates `monitor` on the window `[window_end - window, window_end)`. Writes nothing.
+/// A text monitor needs an encoder: use [`evaluate_with`].
 pub async fn evaluate(
     store: &Store,
     monitor: &MonitorConfig,
     window_end: u32,
     run_at: u32,
+) -> Result<MonitorRun, MonitorError> {
+    evaluate_with(
+        store,
+        monitor,
+        window_end,
+        run_at,
+        &TextMonitoring::without_encoder(),
+    )
+    .await
+}
+
+/// [`evaluate`] with the encoder and embedding cache text monitors use.
+pub async fn evaluate_with(
+    store: &Store,
+    monitor: &MonitorConfig,
+    window_end: u32,
+    run_at: u32,
+    texts: &TextMonitoring,
 ) -> Result<MonitorRun, MonitorError> {
     monitor.validate()?;
     if let Some(checks) = &monitor.health {
@@ -255,16 +279,35 @@ pub async fn evaluate(
         });
         judged.push(d);
     }
-    let (verdict, share) = if judged.is_empty() {
+    let text = text::evaluate_texts(
+        store,
+        monitor,
+        &scope,
+        reference,
+        current,
+        &stattests,
+        snapshot.as_ref(),
+        texts,
+    )
+    .await?;
+    columns.extend(text.columns);
+    judged.extend(text.judged);
+    let (verdict, share) = if judged.is_empty() && text.embedding_drift.is_empty() {
         (Verdict::InsufficientData, 0.0)
     } else {
+        // Embedding rows count in the share like any judged column.
+        let total = judged.len() + text.embedding_drift.len();
+        let drifted = judged.iter().filter(|d| d.drift).count()
+            + text.embedding_drift.iter().filter(|d| **d).count();
+        let share = drifted as f64 / total as f64;
         let ds = dataset_drift(judged, monitor.drift_share);
-        let v = if ds.dataset_drift {
-            Verdict::Drift
+        let drift = if text.embedding_drift.is_empty() {
+            ds.dataset_drift
         } else {
-            Verdict::Ok
+            share >= monitor.drift_share
         };
-        (v, ds.drift_share)
+        let v = if drift { Verdict::Drift } else { Verdict::Ok };
+        (v, share)
     };
     Ok(MonitorRun {
         monitor: monitor.name.clone(),
@@ -279,6 +322,7 @@ pub async fn evaluate(
         drift_share_threshold: monitor.drift_share,
         columns,
         health: false,
+        examples: text.examples,
     })
 }
 
@@ -297,7 +341,31 @@ pub async fn evaluate_and_store(
     window_end: u32,
     run_at: u32,
 ) -> Result<MonitorRun, MonitorError> {
-    let run = evaluate(store, monitor, window_end, run_at).await?;
+    evaluate_and_store_with(
+        store,
+        monitor,
+        window_end,
+        run_at,
+        &TextMonitoring::without_encoder(),
+    )
+    .await
+}
+
+/// [`evaluate_and_store`] with the encoder and embedding cache text monitors use. A text
+/// monitor's example texts are stored before its results, so a page that sees the window's
+/// verdict also finds its examples.
+pub async fn evaluate_and_store_with(
+    store: &Store,
+    monitor: &MonitorConfig,
+    window_end: u32,
+    run_at: u32,
+    texts: &TextMonitoring,
+) -> Result<MonitorRun, MonitorError> {
+    let run = evaluate_with(store, monitor, window_end, run_at, texts).await?;
+    if !run.examples.is_empty() {
+        let rows: Vec<_> = run.examples.iter().map(|e| e.to_row(&run)).collect();
+        store.insert(&rows).await?;
+    }
     store.insert(&run.to_rows()).await?;
     Ok(run)
 }
@@ -339,6 +407,27 @@ pub async fn run_due(
     at: u32,
     run_at: u32,
 ) -> Result<Vec<DueOutcome>, MonitorError> {
+    run_due_with(
+        store,
+        monitors,
+        only,
+        at,
+        run_at,
+        &TextMonitoring::without_encoder(),
+    )
+    .await
+}
+
+/// [`run_due`] with the encoder and embedding cache text monitors use (`vigil analyze` and
+/// `vigil serve` pass the shadow runner's encoder, loaded on first use).
+pub async fn run_due_with(
+    store: &Store,
+    monitors: &[MonitorConfig],
+    only: Option<&str>,
+    at: u32,
+    run_at: u32,
+    texts: &TextMonitoring,
+) -> Result<Vec<DueOutcome>, MonitorError> {
     if let Some(name) = only {
         if !monitors.iter().any(|m| m.name == name) {
             return Err(MonitorError::UnknownMonitor(name.to_string()));
@@ -354,7 +443,7 @@ pub async fn run_due(
             });
             continue;
         }
-        let run = evaluate_and_store(store, m, end, run_at).await?;
+        let run = evaluate_and_store_with(store, m, end, run_at, texts).await?;
         if run.verdict == Verdict::Drift && run.health {
             tracing::warn!(monitor = %run.monitor, model = %run.model, window_end = run.window_end,
                 breached = ?run.columns.iter().filter(|c| c.verdict == Verdict::Drift)
@@ -431,6 +520,7 @@ mod tests {
                 reduction: Reduction::Categories,
             }],
             health: false,
+            examples: vec![],
         };
         let rows = run.to_rows();
         assert_eq!(rows.len(), 2);

@@ -34,6 +34,8 @@ pub enum Reduction {
     Binned { width: f64 },
     /// Categorical: one pair per category.
     Categories,
+    /// Text monitors: at most `size` events per side (smallest `cityHash64(event_id)`).
+    Sampled { size: u64 },
 }
 
 /// Both samples of one column plus how they were obtained.

@@ -48,6 +48,12 @@ impl Snapshot {
         Ok(Snapshot { columns })
     }
 
+    /// The non-empty cells of `column` (trimmed), in file order; `None` when the file has no
+    /// such column. Text monitors read their reference texts from here.
+    pub fn texts(&self, column: &str) -> Option<&[String]> {
+        self.columns.get(column).map(Vec::as_slice)
+    }
+
     /// The reference sample of `column`, typed like the current window's sample.
     pub fn sample(
         &self,

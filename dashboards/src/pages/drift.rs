@@ -244,8 +244,23 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
             }),
         ),
     );
+    // A text monitor's column (`input`, `output`): example texts of the latest window instead
+    // of a distribution (texts have none to draw).
+    let text_column = rows
+        .iter()
+        .any(|m| m.column == column && m.method.starts_with("embedding:"));
+    if text_column {
+        let examples = vigil_analyzer::monitor::text::latest_examples(
+            &st.store,
+            &model,
+            Some(&column),
+            r.until,
+        )
+        .await?;
+        p.body.push_str(&examples_html(&column, &examples));
+    }
     // Distributions: a reference period vs a current one (see `compare_periods`).
-    if !column.is_empty() {
+    if !column.is_empty() && !text_column {
         let monitor = reference_monitor(&st.monitors, &model, &column);
         let judged = |m: &&&data::MonitorRow| m.verdict != "insufficient_data";
         let latest_window = col_rows
@@ -390,6 +405,70 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         }),
     );
     Ok(p)
+}
+
+// ---------------------------------------------------------------- text monitors
+
+/// What each kind of example is, in the order shown.
+const EXAMPLE_KINDS: [(&str, &str, &str); 3] = [
+    (
+        "reference_central",
+        "Typical before",
+        "reference texts nearest the reference's mean embedding",
+    ),
+    (
+        "current_central",
+        "Typical now",
+        "current texts nearest the current window's mean embedding",
+    ),
+    (
+        "most_changed",
+        "Most changed",
+        "current texts farthest from the reference's mean embedding",
+    ),
+];
+
+/// The latest window's example texts of a text column, per monitor. Every text is spliced
+/// by maud, so escaped: prompts are user input.
+pub(super) fn examples_html(
+    column: &str,
+    examples: &[vigil_store::rows::MonitorExampleRow],
+) -> String {
+    let monitors: BTreeSet<&str> = examples.iter().map(|e| e.monitor.as_str()).collect();
+    html! {
+        h2 { "Example texts: " (column) }
+        @if examples.is_empty() {
+            p.hint { "No example texts stored yet: they are written by text monitors (" code { "texts = [\"" (column) "\"]" } ") from the next evaluated window on." }
+        }
+        @for monitor in &monitors {
+            @let of: Vec<&vigil_store::rows::MonitorExampleRow> =
+                examples.iter().filter(|e| e.monitor == *monitor).collect();
+            @if let Some(first) = of.first() {
+                p.hint {
+                    "Monitor " strong { (monitor) } ", window "
+                    (html::time(first.window_start)) " – " (html::time(first.window_end))
+                    ": what the sampled texts look like on each side."
+                }
+            }
+            div.grid.examples {
+                @for (kind, title, what) in EXAMPLE_KINDS {
+                    div.card {
+                        h3 { (title) }
+                        p.hint { (what) }
+                        ol {
+                            @for e in of.iter().filter(|e| e.kind == kind) {
+                                li.example {
+                                    q { (e.text) }
+                                    " " span.tag { "distance " (num(e.distance)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
 // ---------------------------------------------------------------- data quality
@@ -585,6 +664,41 @@ mod tests {
 
     fn monitor(json: &str) -> MonitorConfig {
         serde_json::from_str(json).expect("monitor config")
+    }
+
+    #[test]
+    fn example_texts_are_escaped_and_grouped_by_kind() {
+        let row = |kind: &str, text: &str| vigil_store::rows::MonitorExampleRow {
+            run_at: 0,
+            monitor: "prompts".into(),
+            model: "assistant".into(),
+            version: String::new(),
+            window_start: 0,
+            window_end: 3600,
+            column: "input".into(),
+            kind: kind.into(),
+            rank: 1,
+            event_id: "e1".into(),
+            text: text.into(),
+            distance: 0.25,
+        };
+        let out = examples_html(
+            "input",
+            &[
+                row("reference_central", "what is my balance"),
+                row("most_changed", "<script>alert(1)</script>"),
+            ],
+        );
+        assert!(out.contains("what is my balance"), "{out}");
+        assert!(
+            out.contains("&lt;script&gt;") && !out.contains("<script>"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Most changed") && out.contains("prompts"),
+            "{out}"
+        );
+        assert!(examples_html("input", &[]).contains("No example texts"));
     }
 
     #[test]
