@@ -48,6 +48,10 @@ pub struct BenchIngestArgs {
     /// Skip the raw-insert comparison.
     #[arg(long)]
     pub no_raw: bool,
+    /// Collectors in the consumer group (--source kafka): each with its own Kafka consumer,
+    /// writer and store connection, as several `vigil serve` processes would have.
+    #[arg(long, default_value_t = 1)]
+    pub collectors: usize,
 }
 
 #[derive(serde::Serialize)]
@@ -63,6 +67,9 @@ struct BenchReport {
     produce_events_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_insert_rows_per_sec: Option<f64>,
+    /// Collectors in the consumer group (Kafka).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collectors: Option<usize>,
     batches: u64,
     mean_batch_rows: f64,
     writer_busy_secs: f64,
@@ -97,7 +104,16 @@ pub async fn run(
     let mut report = match args.source {
         BenchSource::Http => bench_http(&config, &store, &events, &args, metrics.clone()).await?,
         BenchSource::Kafka => {
-            bench_kafka(&config, &store, &events, &args, &run_id, metrics.clone()).await?
+            bench_kafka(
+                &config,
+                store_override,
+                &store,
+                &events,
+                &args,
+                &run_id,
+                metrics.clone(),
+            )
+            .await?
         }
     }
     .with_writer_stats(&metrics);
@@ -230,6 +246,7 @@ async fn bench_http(
         after_first_event_events_per_sec: None,
         produce_events_per_sec: None,
         raw_insert_rows_per_sec: None,
+        collectors: None,
         batches: 0,
         mean_batch_rows: 0.0,
         writer_busy_secs: 0.0,
@@ -238,6 +255,7 @@ async fn bench_http(
 
 async fn bench_kafka(
     config: &VigilConfig,
+    store_override: Option<&str>,
     store: &vigil_store::Store,
     events: &EventGen,
     args: &BenchIngestArgs,
@@ -261,16 +279,24 @@ async fn bench_kafka(
         .properties
         .entry("heartbeat.interval.ms".into())
         .or_insert_with(|| "500".into());
-    let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
+    if args.collectors == 0 {
+        bail!("--collectors must be at least 1");
+    }
     let pb = bar(events.len(), "Kafka → store");
     let started = Instant::now();
-    let source = KafkaSource::start(
-        &kafka,
-        Limits::default(),
-        store.clone(),
-        writer,
-        tokio::runtime::Handle::current(),
-    )?;
+    let mut collectors = Vec::new();
+    for _ in 0..args.collectors {
+        let store = open_store(config, store_override).await?;
+        let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
+        let source = KafkaSource::start(
+            &kafka,
+            Limits::default(),
+            store,
+            writer,
+            tokio::runtime::Handle::current(),
+        )?;
+        collectors.push((source, writer_task));
+    }
     let mut first: Option<Instant> = None;
     loop {
         let written = metrics.written_total() as usize;
@@ -292,8 +318,10 @@ async fn bench_kafka(
     let secs = started.elapsed().as_secs_f64();
     let after_first = first.map(|f| events.len() as f64 / f.elapsed().as_secs_f64());
     pb.finish_and_clear();
-    tokio::task::spawn_blocking(move || source.stop()).await?;
-    writer_task.await?;
+    for (source, writer_task) in collectors {
+        tokio::task::spawn_blocking(move || source.stop()).await?;
+        writer_task.await?;
+    }
     Ok(BenchReport {
         source: "kafka",
         store: store.describe(),
@@ -303,6 +331,7 @@ async fn bench_kafka(
         after_first_event_events_per_sec: after_first,
         produce_events_per_sec: Some(produce_rate),
         raw_insert_rows_per_sec: None,
+        collectors: Some(args.collectors),
         batches: 0,
         mean_batch_rows: 0.0,
         writer_busy_secs: 0.0,
