@@ -200,6 +200,10 @@ pub struct MirroredArgs {
     /// Window end, exclusive (default: now).
     #[arg(long)]
     pub until: Option<String>,
+    /// LLM answers: compare the mirrored texts with the served ones semantically (sentence
+    /// encoder similarity, length/token ratios, latency/cost deltas, empty/refusal rates).
+    #[arg(long)]
+    pub semantic: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -255,6 +259,12 @@ pub async fn run(
     cfg.validate()?;
     match cmd {
         ShadowCommand::Run(args) => {
+            if let Some(report) = run_llm_replay(args, cfg, store).await? {
+                return Ok(match args.format {
+                    Format::Json => to_json(&report)?,
+                    Format::Table => render_llm_run(&report),
+                });
+            }
             let report = run_replay(args, cfg, store).await?;
             Ok(match args.format {
                 Format::Json => to_json(&report)?,
@@ -331,6 +341,47 @@ pub async fn run(
                 Some(s) => parse_time(s)?,
                 None => until.saturating_sub(86_400),
             };
+            if args.semantic {
+                set_threads(cfg);
+                let device = select_device(cfg.device)?;
+                let dir = cfg.llm_encoder_dir();
+                let encoder = tokio::task::block_in_place(|| {
+                    crate::encoder::SentenceEncoder::load_with_dtype(&dir, &device, cfg.dtype()?)
+                        .map(|e| e.with_batch_size(cfg.batch_size))
+                })?;
+                let rows = crate::llm::compare_mirrored_llm(
+                    store,
+                    &args.model,
+                    (since, until),
+                    &encoder,
+                    &cfg.llm_policy,
+                )
+                .await?;
+                return Ok(match args.format {
+                    Format::Json => to_json(&rows)?,
+                    Format::Table => {
+                        let mut out = format!(
+                            "mirrored LLM answers of {} vs served answers, [{since}, {until})\n",
+                            args.model
+                        );
+                        let view: Vec<(String, crate::llm::LlmSummaryView)> = rows
+                            .iter()
+                            .filter_map(|(c, s)| {
+                                Some((
+                                    c.clone(),
+                                    serde_json::from_value(serde_json::to_value(s).ok()?).ok()?,
+                                ))
+                            })
+                            .collect();
+                        if view.is_empty() {
+                            out.push_str("no mirrored LLM answers in the window\n");
+                        } else {
+                            render_llm_table(&mut out, &view);
+                        }
+                        out
+                    }
+                });
+            }
             let rows = replay::mirrored::compare_mirrored(store, &args.model, since, until).await?;
             Ok(match args.format {
                 Format::Json => to_json(&rows)?,
@@ -753,6 +804,15 @@ fn render_report(
         "shadow run {} ({}): model {}, production {}, window [{}, {}), {} events",
         job.job_id, job.status, job.model, job.production, job.since, job.until, job.processed
     );
+    let llm: Vec<(String, crate::llm::LlmSummaryView)> = totals
+        .iter()
+        .filter(|t| !t.llm.is_empty())
+        .filter_map(|t| Some((t.candidate.clone(), serde_json::from_str(&t.llm).ok()?)))
+        .collect();
+    if !llm.is_empty() {
+        render_llm_table(&mut out, &llm);
+        return out;
+    }
     let _ = writeln!(
         out,
         "{:<28} {:>7} {:>9} {:>9} {:>10} {:>8} {:>22} {:>8} {:>24} {:>24} {:>9}  verdict",
@@ -842,5 +902,252 @@ fn render_triggers(outcomes: &[TriggerOutcome]) -> String {
             ),
         };
     }
+    out
+}
+
+/// An LLM replay when the run's candidates are `[[shadow.candidates]]` (OpenAI-compatible
+/// endpoints): a resumed LLM job, or a model with LLM candidates and no classifier candidate
+/// (or `--candidate` naming only LLM versions). None: a classifier replay.
+async fn run_llm_replay(
+    args: &RunArgs,
+    cfg: &ShadowConfig,
+    store: &Store,
+) -> Result<Option<crate::llm::LlmRunReport>> {
+    let resumed = match &args.resume {
+        Some(id) => Some(
+            replay::load_job(store, id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("no shadow run `{id}` to resume")))?,
+        ),
+        None => None,
+    };
+    let registry = cfg.registry()?;
+    let model = match (&resumed, &args.scope.model) {
+        (Some(job), _) => job.model.clone(),
+        (None, Some(m)) => m.clone(),
+        (None, None) => {
+            let mut names: Vec<&str> = cfg.candidates.iter().map(|c| c.name.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            let has_prod = registry
+                .models
+                .iter()
+                .any(|m| m.role == crate::Role::Production);
+            match names.as_slice() {
+                [one] if !has_prod => one.to_string(),
+                _ => return Ok(None),
+            }
+        }
+    };
+    let llm_job = match &resumed {
+        Some(job) => job
+            .production
+            .ends_with(&format!("@{}", crate::llm::LOGGED)),
+        None => {
+            let llm_versions: Vec<&str> = cfg
+                .candidates
+                .iter()
+                .filter(|c| c.name == model)
+                .map(|c| c.version.as_str())
+                .collect();
+            !llm_versions.is_empty()
+                && if args.scope.candidate.is_empty() {
+                    registry.candidates(&model).next().is_none()
+                } else {
+                    args.scope
+                        .candidate
+                        .iter()
+                        .all(|c| llm_versions.contains(&c.as_str()))
+                }
+        }
+    };
+    if !llm_job {
+        return Ok(None);
+    }
+    let (since, until, sample_rate, filters, candidates) = match &resumed {
+        Some(job) => {
+            if job.status == "done" {
+                return Err(Error::Config(format!(
+                    "run {} is already done: see `vigil shadow report --run {}`",
+                    job.job_id, job.job_id
+                )));
+            }
+            let (sample_rate, filters, cands) = job_scope(job);
+            (job.since, job.until, sample_rate, filters, cands)
+        }
+        None => {
+            let until = match &args.until {
+                Some(u) => parse_time(u)?,
+                None => now_secs().saturating_add(1),
+            };
+            let since = match (&args.since, &args.window) {
+                (Some(s), _) => parse_time(s)?,
+                (None, Some(w)) => until.saturating_sub(parse_duration(w)?),
+                (None, None) => 0,
+            };
+            if since >= until {
+                return Err(Error::Config(format!(
+                    "empty window: since {since} is not before until {until}"
+                )));
+            }
+            let (sample_rate, filters, candidates) = args.scope.resolve(cfg, args.limit)?;
+            (since, until, sample_rate, filters, candidates)
+        }
+    };
+    let clients = cfg
+        .candidates
+        .iter()
+        .filter(|c| c.name == model && (candidates.is_empty() || candidates.contains(&c.version)))
+        .map(crate::llm::Client::new)
+        .collect::<Result<Vec<_>>>()?;
+    if clients.is_empty() {
+        return Err(Error::Config(format!(
+            "no [[shadow.candidates]] of model `{model}` to replay"
+        )));
+    }
+    set_threads(cfg);
+    let device = select_device(cfg.device)?;
+    let dir = cfg.llm_encoder_dir();
+    let encoder = tokio::task::block_in_place(|| {
+        crate::encoder::SentenceEncoder::load_with_dtype(&dir, &device, cfg.dtype()?)
+            .map(|e| e.with_batch_size(cfg.batch_size))
+    })?;
+    let r = crate::llm::LlmReplay {
+        model: &model,
+        scope: replay::source::Scope {
+            model: &model,
+            since,
+            until,
+            sample_rate,
+            filters: &filters,
+        },
+        page_size: cfg.page_size,
+        policy: &cfg.llm_policy,
+        clients: &clients,
+        encoder: &encoder,
+    };
+    let job = match resumed {
+        Some(job) => job,
+        None => crate::llm::new_job(&r, &filters, &replay::new_job_id(&model)),
+    };
+    let in_scope = crate::llm::count(store, &r.scope).await?;
+    let total = filters.limit.map_or(in_scope, |l| l.min(in_scope));
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message(format!(
+        "LLM shadow {} ({})",
+        job.job_id,
+        crate::llm::candidate_ids(&clients).join(", ")
+    ));
+    pb.set_position(job.processed);
+    tracing::info!(job = %job.job_id, prompts = total, encoder = %dir.display(),
+        device = %device_name(&device), "LLM shadow replay");
+    let pb2 = pb.clone();
+    let mut progress = move |done: u64| pb2.set_position(done);
+    let report = crate::llm::run_job(store, &r, job, &mut progress, args.pages).await;
+    pb.finish_and_clear();
+    report.map(Some)
+}
+
+fn num(x: Option<f64>, prec: usize) -> String {
+    match x {
+        Some(v) if v.is_finite() => format!("{v:.prec$}"),
+        _ => "-".into(),
+    }
+}
+
+fn render_llm_table(out: &mut String, rows: &[(String, crate::llm::LlmSummaryView)]) {
+    let _ = writeln!(
+        out,
+        "{:<20} {:>7} {:>7} {:>24} {:>20} {:>7} {:>7} {:>7} {:>16} {:>16} {:>13} {:>13} {:>11}  verdict",
+        "candidate",
+        "answers",
+        "errors",
+        "similarity mean [95% CI]",
+        "p10 / p50 / p90",
+        "agree",
+        "len ×",
+        "tok ×",
+        "latency Δ ms",
+        "cost Δ /answer",
+        "empty c/p",
+        "refusal c/p",
+        "fb +/- sim"
+    );
+    for (cand, s) in rows {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>7} {:>7} {:>24} {:>20} {:>7} {:>7} {:>7} {:>16} {:>16} {:>13} {:>13} {:>11}  {}",
+            cand,
+            s.answered,
+            s.errors,
+            format!(
+                "{} [{}, {}]",
+                num(s.similarity_mean, 3),
+                num(s.similarity_low, 3),
+                num(s.similarity_high, 3)
+            ),
+            format!(
+                "{} / {} / {}",
+                num(s.similarity_p10, 2),
+                num(s.similarity_p50, 2),
+                num(s.similarity_p90, 2)
+            ),
+            s.agreement.map_or("-".into(), pct),
+            num(s.length_ratio, 2),
+            num(s.token_ratio, 2),
+            format!(
+                "{:>+.0} ({}→{})",
+                s.latency_delta_ms.unwrap_or(f64::NAN),
+                num(s.prod_latency_ms, 0),
+                num(s.cand_latency_ms, 0)
+            ),
+            s.cost_delta
+                .filter(|c| c.is_finite())
+                .map_or("-".into(), |c| format!("{c:+.6}")),
+            format!(
+                "{}/{}",
+                s.cand_empty_rate.map_or("-".into(), pct),
+                s.prod_empty_rate.map_or("-".into(), pct)
+            ),
+            format!(
+                "{}/{}",
+                s.cand_refusal_rate.map_or("-".into(), pct),
+                s.prod_refusal_rate.map_or("-".into(), pct)
+            ),
+            format!(
+                "{}/{}",
+                num(s.similarity_on_positive, 2),
+                num(s.similarity_on_negative, 2)
+            ),
+            s.verdict
+        );
+    }
+    for (cand, s) in rows {
+        for r in &s.reasons {
+            let _ = writeln!(out, "  {cand}: {r}");
+        }
+    }
+}
+
+fn render_llm_run(r: &crate::llm::LlmRunReport) -> String {
+    let mut out = format!(
+        "LLM shadow run {} ({}): model {}, {} prompts replayed ({} now in {:.1} s) against production's logged answers\n",
+        r.job_id, r.status, r.model, r.processed, r.this_run, r.wall_secs
+    );
+    let rows: Vec<(String, crate::llm::LlmSummaryView)> = r
+        .candidates
+        .iter()
+        .filter_map(|(c, s)| {
+            Some((
+                c.clone(),
+                serde_json::from_value(serde_json::to_value(s).ok()?).ok()?,
+            ))
+        })
+        .collect();
+    render_llm_table(&mut out, &rows);
     out
 }

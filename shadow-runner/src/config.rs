@@ -76,6 +76,12 @@ pub struct ShadowConfig {
     pub kafka_brokers: Option<String>,
     /// Alerting route for e-mail of retraining requests.
     pub alert_route: Option<String>,
+    /// LLM candidates served by OpenAI-compatible endpoints (`[[shadow.candidates]]`).
+    pub candidates: Vec<crate::llm::LlmCandidate>,
+    /// Thresholds of the LLM verdicts (`[shadow.llm_policy]`).
+    pub llm_policy: crate::llm::LlmPolicy,
+    /// Sentence encoder of the LLM similarity (default: `all-MiniLM-L6-v2` under `models_dir`).
+    pub llm_encoder: Option<PathBuf>,
 }
 
 impl Default for ShadowConfig {
@@ -98,6 +104,9 @@ impl Default for ShadowConfig {
             kafka_topic: None,
             kafka_brokers: None,
             alert_route: None,
+            candidates: Vec::new(),
+            llm_policy: crate::llm::LlmPolicy::default(),
+            llm_encoder: None,
         }
     }
 }
@@ -122,6 +131,16 @@ impl ShadowConfig {
             }
         }
         Registry::new(models, &base)
+    }
+
+    /// The sentence encoder directory of the LLM similarity.
+    pub fn llm_encoder_dir(&self) -> PathBuf {
+        let base = self.models_dir.clone().unwrap_or_else(default_models_dir);
+        match &self.llm_encoder {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => base.join(p),
+            None => base.join("all-MiniLM-L6-v2"),
+        }
     }
 
     /// The model dtype.
@@ -154,6 +173,9 @@ impl ShadowConfig {
         }
         if self.threads == Some(0) {
             return Err(Error::Config("shadow.threads must be at least 1".into()));
+        }
+        for c in &self.candidates {
+            c.validate()?;
         }
         for t in &self.triggers {
             t.validate().map_err(Error::Config)?;

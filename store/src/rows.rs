@@ -669,6 +669,9 @@ pub struct ShadowMetricRow {
     /// Reasons of the verdict, JSON list.
     pub reasons: String,
     pub written_at: u32,
+    /// LLM candidates (migration 11): the semantic comparison as a JSON object (docs/shadow.md);
+    /// empty for classifier candidates.
+    pub llm: String,
 }
 
 impl TableRow for ShadowMetricRow {
@@ -709,6 +712,7 @@ impl TableRow for ShadowMetricRow {
         "verdict",
         "reasons",
         "written_at",
+        "llm",
     ];
 }
 

@@ -714,6 +714,11 @@ const GENERATION_COLUMNS_V9: &[(&str, &str)] = &[
     ("streamed", "UInt8 DEFAULT 0"),
 ];
 
+/// Migration 11: the LLM comparison of a shadow run against an OpenAI-compatible candidate
+/// (similarity distribution and interval, length/token ratios, latency/cost deltas, empty and
+/// refusal rates; a JSON object, docs/shadow.md). Empty for classifier runs and old rows.
+const SHADOW_LLM_COLUMNS_V11: &[(&str, &str)] = &[("llm", "String DEFAULT ''")];
+
 /// Migration 9 too: a mirrored LLM answer's text, tokens and cost next to its raw body.
 const SHADOW_GENERATION_COLUMNS_V9: &[(&str, &str)] = &[
     ("text", "String DEFAULT ''"),
@@ -911,6 +916,19 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+        },
+        Migration {
+            version: 11,
+            name: "LLM comparison of shadow runs (semantic shadow)",
+            statements: Vec::new(),
+            add_columns: SHADOW_LLM_COLUMNS_V11
+                .iter()
+                .map(|(column, ty)| AddColumn {
+                    table: "shadow_metrics",
+                    column,
+                    ty,
+                })
+                .collect(),
         },
     ]
 }

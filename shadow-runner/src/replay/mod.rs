@@ -259,11 +259,11 @@ fn cosines(a: &Tensor, b: &Tensor) -> Result<Option<Vec<f32>>> {
     Ok(Some((a * b)?.sum(1)?.to_vec1::<f32>()?))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     chrono::Utc::now().timestamp_millis().max(0) as u64
 }
 
-fn metric_row(
+pub(crate) fn metric_row(
     job: &ShadowRunRow,
     candidate: &str,
     kind: &str,
@@ -307,6 +307,7 @@ fn metric_row(
         verdict: s.verdict.clone(),
         reasons: serde_json::to_string(&s.reasons).unwrap_or_else(|_| "[]".into()),
         written_at: (now_ms() / 1000) as u32,
+        llm: String::new(),
     }
 }
 
@@ -662,7 +663,7 @@ const METRIC_SELECT: &str = "toString(job_id) AS job_id, toString(model) AS mode
     toFloat64(prod_ms_per_input) AS prod_ms_per_input,
     toFloat64(cand_ms_per_input) AS cand_ms_per_input,
     toFloat64(cand_inputs_per_sec) AS cand_inputs_per_sec, toString(verdict) AS verdict,
-    toString(reasons) AS reasons, toUInt32(written_at) AS written_at";
+    toString(reasons) AS reasons, toUInt32(written_at) AS written_at, toString(llm) AS llm";
 
 /// Metric rows of a job (`kind` = `total` or `bucket`; None: both), de-duplicated (`FINAL`).
 pub async fn job_metrics(
