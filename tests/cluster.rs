@@ -346,10 +346,16 @@ fn two_collectors_survive(prefix: &str, victim: Victim) {
         Victim::Collector => served.remove(0).kill9(),
         Victim::Replica(n) => kill_node(n),
     }
+    // Done when every event is stored and the stored progress has caught up with the topic: the
+    // killed collector may have stored a batch's rows but not its progress, which the survivor
+    // re-reads (de-duplicated) once the group has moved the partition to it.
     let complete = wait_for(Duration::from_secs(300), || {
         rt.block_on(queries::count_events(&store, "inference_events"))
             .unwrap_or(0)
             >= EVENTS as u64
+            && rt
+                .block_on(queries::stored_offsets(&store, &group))
+                .is_ok_and(|o| o.iter().map(|o| o.next_offset).sum::<i64>() >= EVENTS as i64)
     });
     assert!(
         complete,
