@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_llm;
+mod bench_pages;
 mod config;
 mod demo;
 mod kpi;
@@ -154,6 +155,9 @@ enum BenchCommand {
     /// OpenAI-compatible gateway routes vs the backend directly: added time to first token and
     /// per-chunk latency, concurrent streams and memory, chunks/s through one core.
     Llm(bench_llm::BenchLlmArgs),
+    /// Every dashboard page's time on a store of N events: load, compact, start `vigil serve`,
+    /// then the first request, p50/p95/max of R more, and while the compactor runs.
+    Pages(bench_pages::BenchPagesArgs),
 }
 
 /// `default_level`: without `VIGIL_LOG`, the level of vigil's own logs (the demo prints its own
@@ -350,6 +354,9 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(config, store, args).await,
         Command::Bench(BenchCommand::Llm(args)) => bench_llm::run(store, args).await,
+        Command::Bench(BenchCommand::Pages(args)) => {
+            bench_pages::run(&config.store, store, args).await
+        }
         Command::Kpi(args) => {
             let s = serve::open_store(&config, store).await?;
             println!("{}", kpi::run(&s, &args).await?);
@@ -360,8 +367,15 @@ async fn run_async(command: Command, config: VigilConfig, store: Option<&str>) -
             let now = chrono::Utc::now().timestamp().clamp(0, u32::MAX as i64) as u32;
             let at = args.at_secs(now)?;
             let s = serve::open_store(&config, store).await?;
-            let outcomes =
-                monitor::run_due(&s, &config.monitors, args.monitor.as_deref(), at, now).await?;
+            let outcomes = monitor::run_due_with(
+                &s,
+                &config.monitors,
+                args.monitor.as_deref(),
+                at,
+                now,
+                &monitor_task::text_monitoring(),
+            )
+            .await?;
             print!("{}", monitor::report::render(&outcomes, args.format)?);
             // Alert rules run on what was just stored; due notifications go out once (a
             // failed one stays in the outbox for `vigil serve` or the next run).

@@ -228,3 +228,59 @@ fn file_ingest_stores_good_lines_and_dead_letters_bad_ones() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["totals"]["inference"], 3000);
 }
+
+#[test]
+fn bench_pages_times_every_dashboard_page_on_a_small_embedded_store() {
+    require_chdb();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = vigil()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "bench",
+            "pages",
+            "--events",
+            "2000",
+            "--requests",
+            "2",
+            "--compaction",
+            "backfill",
+            "--compaction-rounds",
+            "1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["stored_rows"], 2000);
+    let pages = r["pages"].as_array().unwrap();
+    // Every page of the router, each answered with the page itself every time.
+    assert_eq!(pages.len(), vigil_dashboards::html::NAV.len(), "{stdout}");
+    for p in pages {
+        assert_eq!(p["first"]["n"], 1, "{p}");
+        assert_eq!(p["steady"]["24h"]["n"], 2, "{p}");
+        assert_eq!(p["first"]["errors"], 0, "{p}");
+        assert_eq!(p["steady"]["24h"]["errors"], 0, "{p}");
+        assert_eq!(p["during_compaction"]["backfill"]["errors"], 0, "{p}");
+    }
+    let passes = r["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 1, "{stdout}");
+    assert!(passes[0]["minutes"].as_u64().unwrap() >= 1, "{stdout}");
+    // The temporary store is removed unless --keep.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("vigil-bench-pages")
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
