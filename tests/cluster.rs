@@ -105,10 +105,23 @@ fn node_count(node: &str, sql: &str) -> u64 {
 }
 
 /// Waits until every replica has fetched what its shard holds (reads through any node are then
-/// complete without a quorum).
+/// complete without a quorum). A replica restarted after `kill -9` first waits for its old
+/// ZooKeeper session to expire (~10 s) and only then loads its queue, so `SYSTEM SYNC REPLICA`
+/// alone can return at once with nothing fetched: wait until it is active and writable first.
 fn sync_replicas(nodes: &[String], db: &str, tables: &[&str]) {
     for n in nodes {
         for t in tables {
+            let state = format!(
+                "SELECT is_readonly = 0 AND active_replicas = total_replicas AND queue_size = 0 \
+                 FROM system.replicas WHERE database = '{db}' AND table = '{t}_local'"
+            );
+            let ready = wait_for(Duration::from_secs(120), || {
+                node_query(n, &state).is_ok_and(|r| r == "1")
+            });
+            assert!(
+                ready,
+                "{n}: replica of {t} never became active and caught up"
+            );
             node_query(n, &format!("SYSTEM SYNC REPLICA `{db}`.{t}_local"))
                 .unwrap_or_else(|e| panic!("{n}: sync {t}: {e}"));
         }
@@ -403,6 +416,10 @@ fn two_collectors_survive(prefix: &str, victim: Victim) {
         )
     };
     let (s1, s2) = (local(&nodes[0]), local(&nodes[2]));
+    // A replica back from a crash converges; give it time, then require equality.
+    wait_for(Duration::from_secs(60), || {
+        local(&nodes[1]) == s1 && local(&nodes[3]) == s2
+    });
     assert_eq!(local(&nodes[1]), s1, "replicas of shard 1 agree");
     assert_eq!(local(&nodes[3]), s2, "replicas of shard 2 agree");
     assert_eq!(s1 + s2, EVENTS as u64, "shards are disjoint and complete");
