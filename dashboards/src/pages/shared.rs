@@ -15,7 +15,8 @@ pub(super) fn range_picker(page: &str, c: &Ctx) -> String {
         let _ = write!(opts, "<option value=\"{n}\"{sel}>{n}</option>");
     }
     let mut hidden = String::new();
-    for (k, v) in &c.q {
+    // Sorted: the same page renders the same form (a HashMap iterates in random order).
+    for (k, v) in c.q.iter().collect::<std::collections::BTreeMap<_, _>>() {
         if !matches!(k.as_str(), "range" | "end") {
             let _ = write!(
                 hidden,
