@@ -48,14 +48,28 @@ pub async fn run_once(store: &Store, args: &RollupArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Minutes per compactor statement on the embedded store (60 on a server).
+const EMBEDDED_CHUNK_MINUTES: u32 = 5;
+
 /// Starts the periodic compactor. Errors are logged and retried on the next tick: a store
 /// outage only lets the raw tail grow (pages stay correct, just slower).
 pub fn spawn(store: Store) -> tokio::task::JoinHandle<()> {
     tracing::info!(every_secs = EVERY.as_secs(), "dashboard rollups scheduled");
+    // On the embedded store the compactor shares one connection with the pages: its statements
+    // yield to readers, and are cut to a few minutes of events each so that a page that arrives
+    // while one runs waits less (issue #17).
+    let store = store.background();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(EVERY);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let opts = CompactOptions::default();
+        let opts = CompactOptions {
+            chunk_minutes: if store.is_embedded() {
+                EMBEDDED_CHUNK_MINUTES
+            } else {
+                CompactOptions::default().chunk_minutes
+            },
+            ..CompactOptions::default()
+        };
         loop {
             interval.tick().await;
             let started = std::time::Instant::now();

@@ -100,6 +100,7 @@ fn text_column_drift_catches_a_topic_shift_and_not_a_second_sample() {
             "sentences",
             "empty",
             "refusal",
+            "oov_percent",
         ] {
             let name = format!("prompt:{d}");
             assert!(

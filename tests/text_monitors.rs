@@ -188,6 +188,8 @@ async fn a_topic_shift_in_prompts_raises_a_text_drift_incident_and_the_page_show
             assert_eq!(input.current_rows, SAMPLE);
             assert_eq!(input.reference_rows, SAMPLE);
             assert!(run.columns.iter().any(|c| c.column == "input:chars"));
+            // The encoder's vocabulary gives the out-of-vocabulary descriptor.
+            assert!(run.columns.iter().any(|c| c.column == "input:oov_percent"));
             if run.model == "assistant" && k >= SHIFT_FROM {
                 assert_eq!(input.verdict, monitor::Verdict::Drift, "window {k}");
             } else {

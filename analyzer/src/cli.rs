@@ -535,7 +535,7 @@ pub fn drift_report_with(
     // A per-column option must name a column that is analysed (text descriptors included).
     let mut analysed: Vec<String> = wanted.iter().map(|(n, _)| n.clone()).collect();
     for col in &text_columns {
-        analysed.extend(DESCRIPTORS.iter().map(|(d, _, _)| format!("{col}:{d}")));
+        analysed.extend(crate::text::descriptor_names().map(|d| format!("{col}:{d}")));
     }
     stattests
         .check_columns(analysed.iter().map(String::as_str), |l, t| l.flag(t))
@@ -579,13 +579,19 @@ pub fn drift_report_with(
     // Text columns are also described, text by text, as numerical columns `COL:chars`, … and
     // tested like any other (Evidently's descriptors; crate::text).
     if !text_columns.is_empty() {
+        // The out-of-vocabulary share needs the encoder's vocabulary.
+        let text_options = crate::text::TextOptions {
+            vocabulary: encoder.and_then(|e| e.vocabulary()),
+            ..crate::text::TextOptions::default()
+        };
         for (path, data) in [
             (&args.reference, &mut reference),
             (&args.current, &mut current),
         ] {
             let texts = embedding::read_texts(path, &text_columns, true)?;
             for (col, texts) in text_columns.iter().zip(&texts) {
-                data.columns.extend(descriptor_columns(col, texts));
+                data.columns
+                    .extend(descriptor_columns(col, texts, &text_options));
             }
         }
     }
@@ -694,16 +700,17 @@ pub fn drift_report_with(
     })
 }
 
-use crate::text::DESCRIPTORS;
-
 /// The descriptors of a text column as numerical columns named `COL:descriptor`.
-fn descriptor_columns(column: &str, texts: &[String]) -> Vec<(String, ColumnData)> {
-    let options = crate::text::TextOptions::default();
+fn descriptor_columns(
+    column: &str,
+    texts: &[String],
+    options: &crate::text::TextOptions,
+) -> Vec<(String, ColumnData)> {
     let described: Vec<crate::text::TextDescriptors> = texts
         .iter()
-        .map(|t| crate::text::describe(t, &options))
+        .map(|t| crate::text::describe(t, options))
         .collect();
-    DESCRIPTORS
+    crate::text::descriptors(options)
         .iter()
         .map(|(name, integer, f)| {
             let numbers: Vec<f64> = described.iter().map(f).collect();

@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -45,7 +46,7 @@ pub struct TextOptions {
     /// Lower-case openings that mark a refusal.
     pub refusal_openings: Vec<String>,
     /// The encoder's whole-word vocabulary (lower case); `None`: no out-of-vocabulary share.
-    pub vocabulary: Option<HashSet<String>>,
+    pub vocabulary: Option<Arc<HashSet<String>>>,
 }
 
 impl Default for TextOptions {
@@ -202,6 +203,29 @@ pub const DESCRIPTORS: [Descriptor; 6] = [
     ("refusal", true, |d| f64::from(u8::from(d.refusal))),
 ];
 
+/// The out-of-vocabulary share as a descriptor column `COL:oov_percent`: judged only where the
+/// encoder's vocabulary is known (see [`descriptors`]).
+pub const OOV_DESCRIPTOR: Descriptor = ("oov_percent", false, |d| d.oov_percent.unwrap_or(0.0));
+
+/// The descriptors judged with `options`: [`DESCRIPTORS`], plus [`OOV_DESCRIPTOR`] when
+/// `options` carries the encoder's vocabulary.
+pub fn descriptors(options: &TextOptions) -> Vec<Descriptor> {
+    let mut all = DESCRIPTORS.to_vec();
+    if options.vocabulary.is_some() {
+        all.push(OOV_DESCRIPTOR);
+    }
+    all
+}
+
+/// Every descriptor name a per-column option may name (`COL:name`), the vocabulary-dependent one
+/// included.
+pub fn descriptor_names() -> impl Iterator<Item = &'static str> {
+    DESCRIPTORS
+        .iter()
+        .chain(std::iter::once(&OOV_DESCRIPTOR))
+        .map(|(name, _, _)| *name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,7 +260,7 @@ mod tests {
         let vocab = whole_words(["[CLS]", "how", "do", "i", "reset", "my", "##word", "pass"]);
         assert!(!vocab.contains("[cls]") && !vocab.contains("##word"));
         let o = TextOptions {
-            vocabulary: Some(vocab),
+            vocabulary: Some(Arc::new(vocab)),
             ..TextOptions::default()
         };
         // "password" is not a whole word here (only "pass" + "##word"): 1 of 6.

@@ -11,6 +11,14 @@ use vigil_shadow_runner::{
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The device choice logs why it fell back to the CPU (`RUST_LOG=info`, the default here).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let model = args
         .next()

@@ -39,7 +39,17 @@ pub fn select_device(preference: DevicePreference) -> Result<Device> {
     match preference {
         DevicePreference::Cpu => Ok(Device::Cpu),
         DevicePreference::Cuda => cuda().map_err(Error::Device),
-        DevicePreference::Auto => Ok(cuda().unwrap_or(Device::Cpu)),
+        DevicePreference::Auto => Ok(match cuda() {
+            Ok(gpu) => {
+                tracing::info!(device = %device_name(&gpu), "CUDA GPU found: models run on it");
+                gpu
+            }
+            Err(why) => {
+                // Said once per model load so a slow CPU run is never a mystery in the logs.
+                tracing::info!(reason = %why, "no CUDA GPU: models run on the CPU");
+                Device::Cpu
+            }
+        }),
     }
 }
 
@@ -88,9 +98,14 @@ mod tests {
         let device = select_device(DevicePreference::Cpu).expect("cpu");
         assert_eq!(device_name(&device), "cpu");
         let auto = select_device(DevicePreference::Auto).expect("auto never fails");
+        let cuda = select_device(DevicePreference::Cuda);
         if !cfg!(feature = "cuda") {
             assert_eq!(device_name(&auto), "cpu");
-            assert!(select_device(DevicePreference::Cuda).is_err());
+            assert!(cuda.is_err());
         }
+        // `auto` takes the GPU exactly when `cuda` can have it (scripts/models/check-cuda.sh runs
+        // this with the feature on, with and without a GPU).
+        assert_eq!(cuda.is_ok(), device_name(&auto) != "cpu", "{cuda:?}");
+        eprintln!("auto picked {}", device_name(&auto));
     }
 }

@@ -32,6 +32,8 @@ pub struct SentenceEncoder {
     batch_size: usize,
     pad_id: u32,
     dir: PathBuf,
+    /// Whole words of the tokenizer's vocabulary, built on first use (text descriptors).
+    vocabulary: std::sync::OnceLock<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl std::fmt::Debug for SentenceEncoder {
@@ -128,6 +130,7 @@ impl SentenceEncoder {
             batch_size: DEFAULT_BATCH_SIZE,
             pad_id,
             dir: dir.to_path_buf(),
+            vocabulary: std::sync::OnceLock::new(),
         })
     }
 
@@ -255,6 +258,16 @@ impl vigil_analyzer::cli::TextEncoder for SentenceEncoder {
         texts: &[String],
     ) -> std::result::Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>> {
         Ok(SentenceEncoder::encode(self, texts)?)
+    }
+
+    fn vocabulary(&self) -> Option<std::sync::Arc<std::collections::HashSet<String>>> {
+        let vocab = self.vocabulary.get_or_init(|| {
+            let entries = self.tokenizer.get_vocab(false);
+            std::sync::Arc::new(vigil_analyzer::text::whole_words(
+                entries.keys().map(String::as_str),
+            ))
+        });
+        Some(vocab.clone())
     }
 }
 

@@ -9,9 +9,9 @@
 
 mod common;
 
-use common::{load_golden, max_abs_diff, models_or_skip, HEADS, L3, L6};
+use common::{load_golden, max_abs_diff, models_or_skip, test_device, HEADS, L3, L6};
 use serde::Deserialize;
-use vigil_shadow_runner::{cosine, Device, HeadKind, LinearHead, SentenceEncoder};
+use vigil_shadow_runner::{cosine, HeadKind, LinearHead, SentenceEncoder};
 
 const MIN_COS: f64 = 0.99999;
 const MAX_DIFF: f32 = 1e-5;
@@ -21,8 +21,9 @@ fn check_encoder(model: &str, batch_sizes: &[usize]) {
         return;
     };
     let golden = load_golden(model);
+    let device = test_device();
     let texts: Vec<&str> = golden.cases.iter().map(|c| c.text.as_str()).collect();
-    let encoder = SentenceEncoder::load(&dir.join(model), &Device::Cpu).expect("load encoder");
+    let encoder = SentenceEncoder::load(&dir.join(model), &device).expect("load encoder");
     assert_eq!(encoder.max_seq_length(), golden.max_seq_length);
     assert!(
         golden
@@ -32,7 +33,7 @@ fn check_encoder(model: &str, batch_sizes: &[usize]) {
         "the golden set must contain an input longer than the truncation length"
     );
     for &batch in batch_sizes {
-        let encoder_b = SentenceEncoder::load(&dir.join(model), &Device::Cpu)
+        let encoder_b = SentenceEncoder::load(&dir.join(model), &device)
             .expect("load encoder")
             .with_batch_size(batch);
         let got = encoder_b.encode(&texts).expect("encode");
@@ -99,7 +100,8 @@ fn intent_heads_match_sklearn() {
             )
         }))
         .expect("sklearn reference");
-    let encoder = SentenceEncoder::load(&dir.join(L6), &Device::Cpu).expect("load encoder");
+    let device = test_device();
+    let encoder = SentenceEncoder::load(&dir.join(L6), &device).expect("load encoder");
     for (file, kind) in [
         ("logistic_regression", HeadKind::Softmax),
         ("linear_svc", HeadKind::DecisionScores),
@@ -108,7 +110,7 @@ fn intent_heads_match_sklearn() {
             &dir.join(HEADS).join(format!("{file}.safetensors")),
             &dir.join(HEADS).join("labels.json"),
             kind,
-            &Device::Cpu,
+            &device,
         )
         .expect("load head");
         let cases = &reference.heads[file].cases;
@@ -132,4 +134,28 @@ fn intent_heads_match_sklearn() {
             preds.len()
         );
     }
+}
+
+#[test]
+fn encoder_vocabulary_is_its_whole_words() {
+    use vigil_analyzer::cli::TextEncoder;
+    let Some(dir) = models_or_skip(L6, &[L6]) else {
+        return;
+    };
+    let encoder = SentenceEncoder::load(&dir.join(L6), &test_device()).expect("load encoder");
+    let vocab = TextEncoder::vocabulary(&encoder).expect("a WordPiece vocabulary");
+    // all-MiniLM-L6-v2 has 30,522 entries: whole words, `##` pieces, `[CLS]`-like specials.
+    // 23,695 whole words, as Python counts them in tokenizer.json.
+    assert_eq!(vocab.len(), 23_695);
+    for word in ["the", "model", "drift"] {
+        assert!(vocab.contains(word), "{word} missing");
+    }
+    assert!(!vocab.iter().any(|w| w.starts_with("##") || w == "[cls]"));
+    let options = vigil_analyzer::text::TextOptions {
+        vocabulary: Some(vocab),
+        ..Default::default()
+    };
+    let d = vigil_analyzer::text::describe("the model drifted zxqvbn", &options);
+    // "zxqvbn" is not a whole word (the encoder sees it in pieces); the other three are.
+    assert_eq!(d.oov_percent, Some(25.0));
 }

@@ -27,6 +27,11 @@ pub trait TextEncoder {
         &self,
         texts: &[String],
     ) -> std::result::Result<Vec<Vec<f32>>, Box<dyn std::error::Error + Send + Sync>>;
+    /// The encoder's whole-word vocabulary in lower case (see [`crate::text::whole_words`]), for
+    /// the out-of-vocabulary descriptor; `None` when it has none to offer.
+    fn vocabulary(&self) -> Option<std::sync::Arc<std::collections::HashSet<String>>> {
+        None
+    }
 }
 
 /// Embedding drift method on the command line.

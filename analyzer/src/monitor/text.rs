@@ -10,8 +10,9 @@
 //!   runner's sentence encoder; this crate runs no model) and judged with Evidently's
 //!   embedding drift method (`embedding_method`, default `distance`) — one `monitor_results`
 //!   row with `column` = the text column (`input`) and `method` = `embedding:<method>`;
-//! - the same texts' **descriptors** ([`crate::text::DESCRIPTORS`]) are judged as numerical
-//!   columns `input:chars`, `input:words`, … with the monitor's numerical test;
+//! - the same texts' **descriptors** ([`crate::text::descriptors`]: length, words, …, and the
+//!   out-of-vocabulary share against the encoder's vocabulary) are judged as numerical
+//!   columns `input:chars`, `input:words`, … `input:oov_percent` with the monitor's numerical test;
 //! - **examples** for the drift page: the reference and current texts nearest their side's
 //!   mean embedding and the current texts farthest from the reference's ("most changed"),
 //!   stored in `monitor_examples`.
@@ -64,11 +65,7 @@ pub type EncoderLoader = Box<dyn Fn(Option<&str>) -> Result<SharedEncoder, Strin
 pub fn descriptor_columns(texts: &[String]) -> Vec<String> {
     texts
         .iter()
-        .flat_map(|t| {
-            crate::text::DESCRIPTORS
-                .iter()
-                .map(move |(d, _, _)| format!("{t}:{d}"))
-        })
+        .flat_map(|t| crate::text::descriptor_names().map(move |d| format!("{t}:{d}")))
         .collect()
 }
 
@@ -557,7 +554,7 @@ pub async fn evaluate_texts(
     let n = monitor.sample_size();
     let min_rows = monitor.min_rows.clamp(2, n);
     let reduction = Reduction::Sampled { size: n };
-    let options = crate::text::TextOptions::default();
+    let mut options = crate::text::TextOptions::default();
     let mut encoder: Option<(String, SharedEncoder)> = None;
     for column in &monitor.texts {
         let ref_s = match (snapshot, &monitor.reference.file) {
@@ -565,6 +562,13 @@ pub async fn evaluate_texts(
             _ => sample_texts(store, scope, column, reference, n).await?,
         };
         let cur_s = sample_texts(store, scope, column, current, n).await?;
+        // A window that is judged needs the encoder anyway (embeddings); its vocabulary gives
+        // the out-of-vocabulary descriptor.
+        if encoder.is_none() && ref_s.len() as u64 >= min_rows && cur_s.len() as u64 >= min_rows {
+            let loaded = text.encoder(monitor.encoder.as_deref())?;
+            options.vocabulary = loaded.1.vocabulary();
+            encoder = Some(loaded);
+        }
         // Descriptors: every sampled text, empty ones included.
         let describe = |s: &[TextSample]| -> Vec<crate::text::TextDescriptors> {
             s.iter()
@@ -572,7 +576,7 @@ pub async fn evaluate_texts(
                 .collect()
         };
         let (ref_d, cur_d) = (describe(&ref_s), describe(&cur_s));
-        for (name, integer, f) in crate::text::DESCRIPTORS.iter() {
+        for (name, integer, f) in crate::text::descriptors(&options).iter() {
             let col = format!("{column}:{name}");
             let (r, c) = (ref_d.len() as u64, cur_d.len() as u64);
             let chosen_default = stattests.resolve(&col, ColumnKind::Numerical);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use vigil_shadow_runner::default_models_dir;
+use vigil_shadow_runner::{default_models_dir, select_device, Device, DevicePreference};
 
 pub const L6: &str = "all-MiniLM-L6-v2";
 pub const L3: &str = "paraphrase-MiniLM-L3-v2";
@@ -81,4 +81,20 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// The device the model tests run on: `VIGIL_TEST_DEVICE` (`cpu`, `auto`, `cuda`; default `cpu`,
+/// so the goldens are checked on the CPU everywhere and on the GPU by `scripts/models/check-cuda.sh`).
+#[allow(dead_code)] // not every test binary that includes `common` runs a model
+pub fn test_device() -> Device {
+    let preference: DevicePreference = std::env::var("VIGIL_TEST_DEVICE")
+        .unwrap_or_else(|_| "cpu".into())
+        .parse()
+        .expect("VIGIL_TEST_DEVICE: cpu, auto or cuda");
+    let device = select_device(preference).expect("VIGIL_TEST_DEVICE");
+    eprintln!(
+        "model tests on {}",
+        vigil_shadow_runner::device_name(&device)
+    );
+    device
 }

@@ -9,7 +9,9 @@ use crate::StoreError;
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 /// The chDB release vigil is built and tested against (26.5 lacks stream inserts).
 pub const CHDB_VERSION: &str = "26.7.3-stable.1";
@@ -188,10 +190,46 @@ fn library() -> Result<&'static ChdbLib, StoreError> {
 }
 
 /// One open chDB connection. All access goes through its mutex.
+///
+/// chDB runs one statement at a time per connection and allows one connection per path, so
+/// readers (pages, the API) and background work (the rollup compactor) queue for the same
+/// connection. Background statements give way: they start only when no foreground statement is
+/// waiting or has finished in the last [`BACKGROUND_GRACE`] (a page runs its queries one after
+/// another), and wait at most [`BACKGROUND_MAX_WAIT`] so a busy dashboard cannot starve them.
 pub struct ChdbConnection {
     lib: &'static ChdbLib,
     handle: Mutex<*mut *mut c_void>,
     path: PathBuf,
+    /// Foreground statements waiting for or holding the connection.
+    foreground: AtomicUsize,
+    /// When the last foreground statement finished, in ms since `opened`.
+    foreground_done_ms: AtomicU64,
+    opened: Instant,
+}
+
+/// How long after a foreground statement a background one waits (see [`ChdbConnection`]).
+pub const BACKGROUND_GRACE: Duration = Duration::from_millis(100);
+/// The longest a background statement defers to foreground ones.
+pub const BACKGROUND_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether a statement may make readers wait (foreground) or yields to them (background).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    #[default]
+    Foreground,
+    Background,
+}
+
+/// A foreground statement's claim on the connection, released (and timed) on drop.
+struct ForegroundClaim<'a>(&'a ChdbConnection);
+
+impl Drop for ForegroundClaim<'_> {
+    fn drop(&mut self) {
+        let c = self.0;
+        c.foreground_done_ms
+            .store(c.opened.elapsed().as_millis() as u64, Ordering::Release);
+        c.foreground.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 // SAFETY: the raw handle is only dereferenced while the mutex is held, and chDB allows a
@@ -295,6 +333,9 @@ impl ChdbConnection {
             lib,
             handle: Mutex::new(handle),
             path,
+            foreground: AtomicUsize::new(0),
+            foreground_done_ms: AtomicU64::new(0),
+            opened: Instant::now(),
         });
         *guard = Some(conn.clone());
         // SAFETY: registers a plain function with no captured state (see
@@ -308,12 +349,51 @@ impl ChdbConnection {
         cstr_opt(unsafe { (self.lib.version)() }).unwrap_or_else(|| "unknown".into())
     }
 
+    /// Takes the connection for one statement of `priority` (see [`ChdbConnection`]).
+    fn acquire(
+        &self,
+        priority: Priority,
+    ) -> Result<
+        (
+            Option<ForegroundClaim<'_>>,
+            MutexGuard<'_, *mut *mut c_void>,
+        ),
+        StoreError,
+    > {
+        let poisoned = |_| StoreError::Connect("chDB connection poisoned".into());
+        if priority == Priority::Foreground {
+            self.foreground.fetch_add(1, Ordering::AcqRel);
+            let claim = ForegroundClaim(self);
+            let guard = self.handle.lock().map_err(poisoned)?;
+            return Ok((Some(claim), guard));
+        }
+        let started = Instant::now();
+        loop {
+            let idle = self.foreground.load(Ordering::Acquire) == 0
+                && self.opened.elapsed().as_millis() as u64
+                    >= self.foreground_done_ms.load(Ordering::Acquire)
+                        + BACKGROUND_GRACE.as_millis() as u64;
+            if idle || started.elapsed() >= BACKGROUND_MAX_WAIT {
+                let guard = self.handle.lock().map_err(poisoned)?;
+                // A reader may have queued while this one waited for the lock.
+                if self.foreground.load(Ordering::Acquire) == 0
+                    || started.elapsed() >= BACKGROUND_MAX_WAIT
+                {
+                    return Ok((None, guard));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Runs one statement and returns its output in `format`.
-    pub fn query(&self, sql: &str, format: &str) -> Result<Vec<u8>, StoreError> {
-        let guard = self
-            .handle
-            .lock()
-            .map_err(|_| StoreError::Connect("chDB connection poisoned".into()))?;
+    pub fn query(
+        &self,
+        sql: &str,
+        format: &str,
+        priority: Priority,
+    ) -> Result<Vec<u8>, StoreError> {
+        let (_claim, guard) = self.acquire(priority)?;
         let lib = self.lib;
         // SAFETY: the handle is valid while the guard is held; lengths match the buffers.
         unsafe {
@@ -347,11 +427,14 @@ impl ChdbConnection {
     }
 
     /// Streams pre-encoded `format` data into `insert_sql` (`INSERT INTO t (cols)`).
-    pub fn insert(&self, insert_sql: &str, format: &str, data: &[u8]) -> Result<(), StoreError> {
-        let guard = self
-            .handle
-            .lock()
-            .map_err(|_| StoreError::Connect("chDB connection poisoned".into()))?;
+    pub fn insert(
+        &self,
+        insert_sql: &str,
+        format: &str,
+        data: &[u8],
+        priority: Priority,
+    ) -> Result<(), StoreError> {
+        let (_claim, guard) = self.acquire(priority)?;
         let lib = self.lib;
         let fail = |msg: String| StoreError::Insert {
             table: insert_sql.to_string(),

@@ -232,6 +232,9 @@ pub struct StoreNodes {
 pub struct Store {
     backend: Arc<Backend>,
     database: Arc<str>,
+    /// On the embedded store: whether this handle's statements yield to readers
+    /// ([`Store::background`]).
+    priority: chdb::Priority,
 }
 
 impl Store {
@@ -262,6 +265,7 @@ impl Store {
                 Ok(Store {
                     backend: Arc::new(Backend::Server(s)),
                     database: database.as_str().into(),
+                    priority: chdb::Priority::Foreground,
                 })
             }
             StoreUrl::Embedded { path, database } => {
@@ -272,8 +276,19 @@ impl Store {
                 Ok(Store {
                     backend: Arc::new(Backend::Embedded(conn)),
                     database: database.as_str().into(),
+                    priority: chdb::Priority::Foreground,
                 })
             }
+        }
+    }
+
+    /// The same store for background work (the rollup compactor): on the embedded store its
+    /// statements wait while readers use the one chDB connection (see
+    /// [`chdb::ChdbConnection`]); on a server nothing changes.
+    pub fn background(&self) -> Store {
+        Store {
+            priority: chdb::Priority::Background,
+            ..self.clone()
         }
     }
 
@@ -336,7 +351,8 @@ impl Store {
             Backend::Embedded(c) => {
                 let c = c.clone();
                 let sql = sql.to_string();
-                blocking(move || c.query(&sql, "TabSeparated").map(|_| ())).await
+                let priority = self.priority;
+                blocking(move || c.query(&sql, "TabSeparated", priority).map(|_| ())).await
             }
         }
     }
@@ -369,8 +385,9 @@ impl Store {
             Backend::Embedded(c) => {
                 let c = c.clone();
                 let sql = sql.to_string();
+                let priority = self.priority;
                 blocking(move || {
-                    let out = c.query(&sql, "JSONEachRow")?;
+                    let out = c.query(&sql, "JSONEachRow", priority)?;
                     let mut rows = Vec::new();
                     for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                         rows.push(
@@ -398,7 +415,8 @@ impl Store {
             Backend::Embedded(c) => {
                 let c = c.clone();
                 let (sql, format) = (sql.to_string(), format.to_string());
-                blocking(move || c.query(&sql, &format)).await
+                let priority = self.priority;
+                blocking(move || c.query(&sql, &format, priority)).await
             }
         }
     }
@@ -430,7 +448,8 @@ impl Store {
             Backend::Server(s) => s.insert_rowbinary(&insert_sql, data).await,
             Backend::Embedded(c) => {
                 let c = c.clone();
-                blocking(move || c.insert(&insert_sql, "RowBinary", &data)).await
+                let priority = self.priority;
+                blocking(move || c.insert(&insert_sql, "RowBinary", &data, priority)).await
             }
         }
     }
