@@ -226,6 +226,7 @@ version = "echo"
 kind = "openai"
 base_url = "{sim_url}/ft/v1"
 model = "assistant-ft"
+stream = true
 max_tokens = 64
 rate = 200.0
 concurrency = 4
@@ -244,6 +245,12 @@ version = "refuse"
 base_url = "{refuse_url}"
 model = "cautious"
 concurrency = 2
+
+[[shadow.triggers]]
+name = "assistant-ft-ready"
+model = "assistant"
+kind = "llm_candidate"
+verdicts = ["equivalent"]
 "#,
             data = dir.path().join("data").display()
         ),
@@ -338,6 +345,18 @@ concurrency = 2
         "{echo}"
     );
     assert_eq!(echo["prod_ttft_ms"], 120.0, "{echo}");
+    // `stream = true`: the candidate's time to first token, measured by the replay (the
+    // simulated server waits `first_token_ms` = 2 ms before its first chunk), never after the
+    // whole answer; the others are not streamed and have none.
+    let (ttft, lat) = (
+        echo["cand_ttft_ms"].as_f64().expect("candidate TTFT"),
+        echo["cand_latency_ms"].as_f64().unwrap(),
+    );
+    assert!(ttft >= 2.0 && ttft <= lat, "{echo}");
+    assert!(
+        (echo["ttft_delta_ms"].as_f64().unwrap() - (ttft - 120.0)).abs() < 1e-9,
+        "{echo}"
+    );
     assert_eq!(echo["feedback_positive"], positive as u64, "{echo}");
     assert_eq!(
         echo["feedback_positive"].as_u64().unwrap() + echo["feedback_negative"].as_u64().unwrap(),
@@ -364,6 +383,10 @@ concurrency = 2
     assert!(p10 <= p50 && p50 <= p90, "{off}");
     assert_eq!(off["agreement"], 0.0, "{off}");
     assert_eq!(off["cand_refusal_rate"], 0.0, "{off}");
+    assert!(
+        off["cand_ttft_ms"].is_null(),
+        "not streamed, no TTFT: {off}"
+    );
     assert_eq!(off["verdict"], "different", "{off}");
 
     let refuse = candidate(&done, "assistant@refuse");
@@ -421,4 +444,27 @@ concurrency = 2
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(sim.stats("ft").expect("ft").requests, PROMPTS as u64);
+
+    // The same evidence feeds the trigger rules: `echo` is equivalent, so the promotion rule
+    // files a request naming it, with the verdict and its similarity interval.
+    let triggers: Value = serde_json::from_str(&ok(
+        run_vigil(&config, &["shadow", "triggers", "--format", "json"]),
+        "vigil shadow triggers",
+    ))
+    .expect("JSON");
+    eprintln!("triggers: {triggers}");
+    let filed = &triggers[0];
+    assert_eq!(filed["outcome"], "filed", "{triggers}");
+    let request = &filed["request"];
+    assert_eq!(request["reason"], "llm_candidate", "{triggers}");
+    assert_eq!(request["model"], "assistant", "{triggers}");
+    let evidence: Value =
+        serde_json::from_str(request["evidence"].as_str().expect("evidence")).expect("evidence");
+    assert_eq!(evidence["candidate"], "assistant@echo", "{evidence}");
+    assert_eq!(evidence["llm"]["verdict"], "equivalent", "{evidence}");
+    assert_eq!(evidence["llm"]["answered"], PROMPTS as u64, "{evidence}");
+    assert!(
+        evidence["llm"]["similarity_low"].as_f64().unwrap() >= 0.8,
+        "{evidence}"
+    );
 }

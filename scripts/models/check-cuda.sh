@@ -9,7 +9,8 @@
 #
 # What it installs (into $VIGIL_CACHE_DIR/cuda, default ~/.cache/vigil/cuda):
 # - a venv with `nvidia-cuda-nvcc` 13.4 from PyPI, which pulls `nvidia-nvvm` (cicc, libdevice),
-#   `nvidia-cuda-runtime` (headers, libcudart) and `nvidia-cuda-crt` — a toolkit under
+#   `nvidia-cuda-runtime` (headers, libcudart) and `nvidia-cuda-crt`, and `nvidia-cuda-cccl`
+#   (libcu++: `nv/target`, which cuda_fp16.h includes) — a toolkit under
 #   site-packages/nvidia/cu13 (bin/nvcc, include/, lib/), used as CUDA_HOME;
 # - link stubs (lib/stubs) for the libraries candle's cudarc links against by name (libcuda,
 #   libnvrtc, libcurand, libcublas, libcublasLt), generated from cudarc's own bindings the way the
@@ -24,6 +25,8 @@ CACHE="${VIGIL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vigil}"
 BASE="$CACHE/cuda"
 VENV="$BASE/venv"
 NVCC_VERSION="${VIGIL_NVCC_VERSION:-13.4.*}"
+# libcu++ headers (`nv/target`, included by cuda_fp16.h); versioned on its own within CUDA 13.
+CCCL_SPEC="${VIGIL_CCCL_SPEC:->=13.0,<14}"
 say() { echo "[check-cuda] $*" >&2; }
 
 # 1. nvcc and the runtime headers from PyPI.
@@ -31,9 +34,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
 fi
-if ! ls "$VENV"/lib/python3*/site-packages/nvidia/cu13/bin/nvcc >/dev/null 2>&1; then
-  say "installing nvidia-cuda-nvcc==$NVCC_VERSION (with nvvm, cuda-runtime, cuda-crt) from PyPI"
-  "$VENV/bin/pip" install --disable-pip-version-check -q "nvidia-cuda-nvcc==$NVCC_VERSION"
+if ! "$VENV/bin/pip" freeze 2>/dev/null | grep -q "^nvidia-nvvm==${NVCC_VERSION%.\*}" \
+  || ! ls "$VENV"/lib/python3*/site-packages/nvidia/cu13/include/nv/target >/dev/null 2>&1; then
+  say "installing nvidia-cuda-nvcc and nvidia-cuda-cccl $NVCC_VERSION (with nvvm, cuda-runtime, cuda-crt) from PyPI"
+  # nvcc's own dependencies are unpinned upstream: a newer cicc writes PTX its ptxas rejects.
+  "$VENV/bin/pip" install --disable-pip-version-check -q "nvidia-cuda-nvcc==$NVCC_VERSION" \
+    "nvidia-nvvm==$NVCC_VERSION" "nvidia-cuda-runtime==$NVCC_VERSION" "nvidia-cuda-crt==$NVCC_VERSION" \
+    "nvidia-cuda-cccl$CCCL_SPEC"
 fi
 CUDA_HOME="$(ls -d "$VENV"/lib/python3*/site-packages/nvidia/cu13 | head -1)"
 export CUDA_HOME CUDA_PATH="$CUDA_HOME" PATH="$CUDA_HOME/bin:$PATH"

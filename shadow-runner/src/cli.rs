@@ -94,6 +94,47 @@ impl ScopeArgs {
 }
 
 /// The sample rate, filters and candidate versions a stored job was started with.
+/// What a run covers — (since, until, sample rate, filters, candidate versions): a resumed
+/// job's stored scope, or the command line's window and scope.
+type RunScope = (u32, u32, f64, Filters, Vec<String>);
+
+fn run_scope(
+    args: &RunArgs,
+    cfg: &ShadowConfig,
+    resumed: Option<&vigil_store::rows::ShadowRunRow>,
+) -> Result<RunScope> {
+    Ok(match resumed {
+        Some(job) => {
+            if job.status == "done" {
+                return Err(Error::Config(format!(
+                    "run {} is already done: see `vigil shadow report --run {}`",
+                    job.job_id, job.job_id
+                )));
+            }
+            let (sample_rate, filters, cands) = job_scope(job);
+            (job.since, job.until, sample_rate, filters, cands)
+        }
+        None => {
+            let until = match &args.until {
+                Some(u) => parse_time(u)?,
+                None => now_secs().saturating_add(1),
+            };
+            let since = match (&args.since, &args.window) {
+                (Some(s), _) => parse_time(s)?,
+                (None, Some(w)) => until.saturating_sub(parse_duration(w)?),
+                (None, None) => 0,
+            };
+            if since >= until {
+                return Err(Error::Config(format!(
+                    "empty window: since {since} is not before until {until}"
+                )));
+            }
+            let (sample_rate, filters, candidates) = args.scope.resolve(cfg, args.limit)?;
+            (since, until, sample_rate, filters, candidates)
+        }
+    })
+}
+
 fn job_scope(job: &vigil_store::rows::ShadowRunRow) -> (f64, Filters, Vec<String>) {
     (
         job.sample_rate,
@@ -632,36 +673,7 @@ async fn run_replay(args: &RunArgs, cfg: &ShadowConfig, store: &Store) -> Result
         None => None,
     };
     let model = pick_model(&registry, resumed.as_ref(), args.scope.model.as_deref())?;
-    let (since, until, sample_rate, filters, candidates) = match &resumed {
-        Some(job) => {
-            if job.status == "done" {
-                return Err(Error::Config(format!(
-                    "run {} is already done: see `vigil shadow report --run {}`",
-                    job.job_id, job.job_id
-                )));
-            }
-            let (sample_rate, filters, cands) = job_scope(job);
-            (job.since, job.until, sample_rate, filters, cands)
-        }
-        None => {
-            let until = match &args.until {
-                Some(u) => parse_time(u)?,
-                None => now_secs().saturating_add(1),
-            };
-            let since = match (&args.since, &args.window) {
-                (Some(s), _) => parse_time(s)?,
-                (None, Some(w)) => until.saturating_sub(parse_duration(w)?),
-                (None, None) => 0,
-            };
-            if since >= until {
-                return Err(Error::Config(format!(
-                    "empty window: since {since} is not before until {until}"
-                )));
-            }
-            let (sample_rate, filters, candidates) = args.scope.resolve(cfg, args.limit)?;
-            (since, until, sample_rate, filters, candidates)
-        }
-    };
+    let (since, until, sample_rate, filters, candidates) = run_scope(args, cfg, resumed.as_ref())?;
     let device = select_device(cfg.device)?;
     let models = load_models(cfg, &registry, &model, &candidates, &device)?;
     let opts = replay_options(
@@ -964,36 +976,7 @@ async fn run_llm_replay(
     if !llm_job {
         return Ok(None);
     }
-    let (since, until, sample_rate, filters, candidates) = match &resumed {
-        Some(job) => {
-            if job.status == "done" {
-                return Err(Error::Config(format!(
-                    "run {} is already done: see `vigil shadow report --run {}`",
-                    job.job_id, job.job_id
-                )));
-            }
-            let (sample_rate, filters, cands) = job_scope(job);
-            (job.since, job.until, sample_rate, filters, cands)
-        }
-        None => {
-            let until = match &args.until {
-                Some(u) => parse_time(u)?,
-                None => now_secs().saturating_add(1),
-            };
-            let since = match (&args.since, &args.window) {
-                (Some(s), _) => parse_time(s)?,
-                (None, Some(w)) => until.saturating_sub(parse_duration(w)?),
-                (None, None) => 0,
-            };
-            if since >= until {
-                return Err(Error::Config(format!(
-                    "empty window: since {since} is not before until {until}"
-                )));
-            }
-            let (sample_rate, filters, candidates) = args.scope.resolve(cfg, args.limit)?;
-            (since, until, sample_rate, filters, candidates)
-        }
-    };
+    let (since, until, sample_rate, filters, candidates) = run_scope(args, cfg, resumed.as_ref())?;
     let clients = cfg
         .candidates
         .iter()
@@ -1062,7 +1045,7 @@ fn num(x: Option<f64>, prec: usize) -> String {
 fn render_llm_table(out: &mut String, rows: &[(String, crate::llm::LlmSummaryView)]) {
     let _ = writeln!(
         out,
-        "{:<20} {:>7} {:>7} {:>24} {:>20} {:>7} {:>7} {:>7} {:>16} {:>16} {:>13} {:>13} {:>11}  verdict",
+        "{:<20} {:>7} {:>7} {:>24} {:>20} {:>7} {:>7} {:>7} {:>16} {:>16} {:>16} {:>13} {:>13} {:>11}  verdict",
         "candidate",
         "answers",
         "errors",
@@ -1072,6 +1055,7 @@ fn render_llm_table(out: &mut String, rows: &[(String, crate::llm::LlmSummaryVie
         "len ×",
         "tok ×",
         "latency Δ ms",
+        "TTFT Δ ms",
         "cost Δ /answer",
         "empty c/p",
         "refusal c/p",
@@ -1080,7 +1064,7 @@ fn render_llm_table(out: &mut String, rows: &[(String, crate::llm::LlmSummaryVie
     for (cand, s) in rows {
         let _ = writeln!(
             out,
-            "{:<20} {:>7} {:>7} {:>24} {:>20} {:>7} {:>7} {:>7} {:>16} {:>16} {:>13} {:>13} {:>11}  {}",
+            "{:<20} {:>7} {:>7} {:>24} {:>20} {:>7} {:>7} {:>7} {:>16} {:>16} {:>16} {:>13} {:>13} {:>11}  {}",
             cand,
             s.answered,
             s.errors,
@@ -1105,6 +1089,15 @@ fn render_llm_table(out: &mut String, rows: &[(String, crate::llm::LlmSummaryVie
                 num(s.prod_latency_ms, 0),
                 num(s.cand_latency_ms, 0)
             ),
+            // Only streamed replays (`stream = true`) measure the candidate's TTFT.
+            match s.ttft_delta_ms.filter(|d| d.is_finite()) {
+                Some(d) => format!(
+                    "{d:>+.0} ({}→{})",
+                    num(s.prod_ttft_ms, 0),
+                    num(s.cand_ttft_ms, 0)
+                ),
+                None => format!("- ({}→-)", num(s.prod_ttft_ms, 0)),
+            },
             s.cost_delta
                 .filter(|c| c.is_finite())
                 .map_or("-".into(), |c| format!("{c:+.6}")),

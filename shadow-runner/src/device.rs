@@ -64,7 +64,14 @@ pub fn device_name(device: &Device) -> String {
 
 #[cfg(feature = "cuda")]
 fn cuda() -> std::result::Result<Device, String> {
-    Device::new_cuda(0).map_err(|e| format!("no usable CUDA GPU: {e}"))
+    // candle appends a backtrace to its errors when RUST_BACKTRACE is set: one line is enough.
+    Device::new_cuda(0).map_err(|e| {
+        let e = e.to_string();
+        format!(
+            "no usable CUDA GPU: {}",
+            e.lines().next().unwrap_or_default()
+        )
+    })
 }
 
 #[cfg(not(feature = "cuda"))]

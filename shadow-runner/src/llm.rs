@@ -3,7 +3,7 @@
 //!
 //! A replay pages captured generative events of a model (prompt = `input`, production's logged
 //! answer = `output`) out of the store, sends every prompt to each candidate
-//! (`POST {base_url}/chat/completions`, not streamed, rate-limited and with bounded
+//! (`POST {base_url}/chat/completions`, streamed with `stream = true` for the time to first token, rate-limited and with bounded
 //! concurrency), and compares the candidate's answer with production's: semantic similarity
 //! (cosine of the two answers' sentence embeddings, MiniLM), its distribution and a Student-t
 //! interval for the mean, length and token ratios, latency and cost deltas, empty and refusal
@@ -56,6 +56,10 @@ pub struct LlmCandidate {
     /// Sampling temperature (default 0: as deterministic as the server allows).
     #[serde(default)]
     pub temperature: f64,
+    /// Stream the answers (`"stream": true`, server-sent events) to measure the candidate's
+    /// time to first token next to production's; off: one JSON answer, latency only.
+    #[serde(default)]
+    pub stream: bool,
     /// Requests per second, at most (none: unlimited).
     #[serde(default)]
     pub rate: Option<f64>,
@@ -275,6 +279,8 @@ pub struct Answer {
     pub completion_tokens: Option<u64>,
     /// Request to full answer, ms.
     pub latency_ms: f64,
+    /// Request to the first non-empty content delta, ms (streamed replays only).
+    pub ttft_ms: Option<f64>,
 }
 
 /// A client of one candidate endpoint with its rate limiter and concurrency bound.
@@ -340,8 +346,12 @@ impl Client {
             "model": self.spec.model,
             "messages": messages,
             "temperature": self.spec.temperature,
-            "stream": false,
+            "stream": self.spec.stream,
         });
+        if self.spec.stream {
+            // The final chunk then carries `usage` (vLLM, llama.cpp, OpenAI; others omit it).
+            body["stream_options"] = serde_json::json!({"include_usage": true});
+        }
         if let Some(m) = self.spec.max_tokens {
             body["max_tokens"] = m.into();
         }
@@ -356,6 +366,11 @@ impl Client {
         }
         let resp = req.send().await.map_err(|e| format!("POST {url}: {e}"))?;
         let status = resp.status();
+        if self.spec.stream && status.is_success() {
+            return read_stream(resp, started)
+                .await
+                .map_err(|e| format!("POST {url}: {e}"));
+        }
         let v: serde_json::Value = resp
             .json()
             .await
@@ -376,6 +391,7 @@ impl Client {
                 .pointer("/usage/completion_tokens")
                 .and_then(|t| t.as_u64()),
             latency_ms,
+            ttft_ms: None,
         })
     }
 
@@ -391,6 +407,66 @@ impl Client {
                 / 1000.0,
         )
     }
+}
+
+/// Reads a streamed chat completion (server-sent events: `data: {chunk}` lines, `data: [DONE]`)
+/// into one answer: the content deltas joined, `usage` from the chunk that has it, the time to
+/// the first non-empty content delta, and the time to the end of the stream.
+async fn read_stream(
+    mut resp: reqwest::Response,
+    started: Instant,
+) -> std::result::Result<Answer, String> {
+    let mut answer = Answer {
+        text: String::new(),
+        prompt_tokens: None,
+        completion_tokens: None,
+        latency_ms: 0.0,
+        ttft_ms: None,
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut done = false;
+    while !done {
+        let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("reading the stream: {e}"))?
+        else {
+            break;
+        };
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let Some(data) = line.trim().strip_prefix("data:") else {
+                continue; // blank separators, `event:`/`id:` fields, comments
+            };
+            let data = data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_str(data)
+                .map_err(|e| format!("unreadable stream chunk {data:?}: {e}"))?;
+            if let Some(err) = v.get("error") {
+                return Err(format!("error in the stream: {err}"));
+            }
+            if let Some(delta) = v
+                .pointer("/choices/0/delta/content")
+                .and_then(|c| c.as_str())
+            {
+                if !delta.is_empty() && answer.ttft_ms.is_none() {
+                    answer.ttft_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                answer.text.push_str(delta);
+            }
+            if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+                answer.prompt_tokens = u.get("prompt_tokens").and_then(|t| t.as_u64());
+                answer.completion_tokens = u.get("completion_tokens").and_then(|t| t.as_u64());
+            }
+        }
+    }
+    answer.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(answer)
 }
 
 /// A running mean.
@@ -445,8 +521,11 @@ pub struct LlmAccumulator {
     pub tokens: (u64, u64),
     /// Latency ms (candidate, production).
     pub latency: (Mean, Mean),
-    /// Production's time to first token (candidate's is not measured: requests are not streamed).
+    /// Production's time to first token.
     pub prod_ttft: Mean,
+    /// The candidate's time to first token (streamed replays only).
+    #[serde(default)]
+    pub cand_ttft: Mean,
     /// Cost per answer where both are known (candidate, production).
     pub cost: (Mean, Mean),
     /// Similarity on prompts whose production answer got positive / negative feedback.
@@ -468,6 +547,8 @@ pub struct Pair<'a> {
     pub latency_ms: (f64, f64),
     /// Production's time to first token, ms.
     pub prod_ttft_ms: f64,
+    /// The candidate's time to first token, ms (negative: not streamed).
+    pub cand_ttft_ms: f64,
     /// Cost (candidate, production).
     pub cost: (f64, f64),
     /// Feedback on production's answer (1 positive, 0 negative).
@@ -510,6 +591,9 @@ impl LlmAccumulator {
         if p.prod_ttft_ms >= 0.0 {
             self.prod_ttft.add(p.prod_ttft_ms);
         }
+        if p.cand_ttft_ms >= 0.0 {
+            self.cand_ttft.add(p.cand_ttft_ms);
+        }
         if p.cost.0 >= 0.0 && p.cost.1 >= 0.0 {
             self.cost.0.add(p.cost.0);
             self.cost.1.add(p.cost.1);
@@ -546,6 +630,7 @@ impl LlmAccumulator {
             tokens: (0, 0),
             latency: (Mean::default(), Mean::default()),
             prod_ttft: Mean::default(),
+            cand_ttft: Mean::default(),
             cost: (Mean::default(), Mean::default()),
             feedback: (Mean::default(), Mean::default()),
         }
@@ -613,6 +698,8 @@ impl LlmAccumulator {
             prod_latency_ms: pl,
             latency_delta_ms: cl - pl,
             prod_ttft_ms: self.prod_ttft.get(),
+            cand_ttft_ms: self.cand_ttft.get(),
+            ttft_delta_ms: self.cand_ttft.get() - self.prod_ttft.get(),
             cand_cost: cc,
             prod_cost: pc,
             cost_delta: cc - pc,
@@ -676,6 +763,10 @@ pub struct LlmSummary {
     pub latency_delta_ms: f64,
     /// Mean production time to first token (ms, as logged).
     pub prod_ttft_ms: f64,
+    /// Mean candidate time to first token (ms, measured by a streamed replay; NaN otherwise).
+    pub cand_ttft_ms: f64,
+    /// cand − prod time to first token.
+    pub ttft_delta_ms: f64,
     /// Mean candidate cost per answer (configured prices × usage).
     pub cand_cost: f64,
     /// Mean production cost per answer (as logged).
@@ -787,6 +878,9 @@ pub struct LlmSummaryView {
     pub cand_latency_ms: Option<f64>,
     pub prod_latency_ms: Option<f64>,
     pub latency_delta_ms: Option<f64>,
+    pub cand_ttft_ms: Option<f64>,
+    pub prod_ttft_ms: Option<f64>,
+    pub ttft_delta_ms: Option<f64>,
     pub cost_delta: Option<f64>,
     pub cand_empty_rate: Option<f64>,
     pub prod_empty_rate: Option<f64>,
@@ -936,6 +1030,7 @@ async fn process_page(
                     ),
                     latency_ms: (a.latency_ms, e.latency_ms),
                     prod_ttft_ms: e.ttft_ms,
+                    cand_ttft_ms: a.ttft_ms.unwrap_or(-1.0),
                     cost: (client.cost(a).unwrap_or(-1.0), e.cost),
                     feedback: fb.get(&e.event_id).copied(),
                 },
@@ -1086,6 +1181,8 @@ pub async fn compare_mirrored_llm(
                         tokens: (p.cand_tokens, p.prod_tokens),
                         latency_ms: (p.cand_latency_ms, p.prod_latency_ms),
                         prod_ttft_ms: p.prod_ttft_ms,
+                        // Mirrors are read whole by the gateway: no time to first token.
+                        cand_ttft_ms: -1.0,
                         cost: (p.cand_cost, p.prod_cost),
                         feedback: None,
                     },

@@ -34,11 +34,30 @@ pub enum TriggerKind {
         #[serde(default = "default_min_labelled")]
         min_labelled: u64,
     },
+    /// An LLM candidate's latest semantic shadow comparison (`kind = "openai"` candidates,
+    /// docs/shadow.md) reached one of `verdicts`: `equivalent` (its answers match production's
+    /// within `[shadow.llm_policy]`: a promotion request), `different` or `rejected` (it needs
+    /// more fine-tuning: a retraining request), `inconclusive`.
+    LlmCandidate {
+        /// Verdicts that fire (default `["equivalent"]`).
+        #[serde(default = "default_llm_verdicts")]
+        verdicts: Vec<String>,
+        /// Only this candidate version (default: any).
+        #[serde(default)]
+        candidate: Option<String>,
+    },
 }
 
 fn default_min_labelled() -> u64 {
     100
 }
+
+fn default_llm_verdicts() -> Vec<String> {
+    vec!["equivalent".into()]
+}
+
+/// The verdicts an LLM shadow comparison gives (`crate::llm`).
+pub const LLM_VERDICTS: [&str; 4] = ["equivalent", "different", "rejected", "inconclusive"];
 
 /// A `[[shadow.triggers]]` rule.
 ///
@@ -65,12 +84,13 @@ pub struct TriggerRule {
 }
 
 impl TriggerRule {
-    /// The request reason this rule files: `drift`, `performance` or `candidate_better`.
+    /// The request reason this rule files: `drift`, `performance`, `candidate_better` or `llm_candidate`.
     pub fn reason(&self) -> &'static str {
         match self.kind {
             TriggerKind::Drift { .. } => "drift",
             TriggerKind::Performance { .. } => "performance",
             TriggerKind::CandidateBetter { .. } => "candidate_better",
+            TriggerKind::LlmCandidate { .. } => "llm_candidate",
         }
     }
 
@@ -91,6 +111,22 @@ impl TriggerRule {
             }
             TriggerKind::CandidateBetter { margin, .. } if !(0.0..=1.0).contains(margin) => {
                 bad("margin", *margin)
+            }
+            TriggerKind::LlmCandidate { verdicts, .. } => {
+                if verdicts.is_empty() {
+                    return Err(format!("trigger `{}`: `verdicts` is empty", self.name));
+                }
+                match verdicts
+                    .iter()
+                    .find(|v| !LLM_VERDICTS.contains(&v.as_str()))
+                {
+                    Some(v) => Err(format!(
+                        "trigger `{}`: unknown verdict {v:?} (one of {})",
+                        self.name,
+                        LLM_VERDICTS.join(", ")
+                    )),
+                    None => Ok(()),
+                }
             }
             _ => Ok(()),
         }
@@ -135,6 +171,27 @@ pub struct RunEvidence {
     pub accuracy_delta_low: f64,
     /// Upper end of the interval.
     pub accuracy_delta_high: f64,
+    /// For an LLM candidate: its semantic comparison with production.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmEvidence>,
+}
+
+/// The semantic comparison of an LLM candidate's answers with production's (from the run's
+/// LLM summary).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LlmEvidence {
+    /// `equivalent`, `different`, `rejected` or `inconclusive`.
+    pub verdict: String,
+    /// Prompts both answered.
+    pub answered: u64,
+    /// Mean encoder cosine of the two answers (absent without answers).
+    pub similarity_mean: Option<f64>,
+    /// Lower bound of its 95% interval.
+    pub similarity_low: Option<f64>,
+    /// Upper bound.
+    pub similarity_high: Option<f64>,
+    /// Why the verdict.
+    pub reasons: Vec<String>,
 }
 
 /// What the rules look at, for one model.
@@ -153,7 +210,7 @@ pub struct Fired {
     pub rule: String,
     /// The model.
     pub model: String,
-    /// `drift`, `performance` or `candidate_better`.
+    /// `drift`, `performance`, `candidate_better` or `llm_candidate`.
     pub reason: String,
     /// What made it fire.
     pub evidence: serde_json::Value,
@@ -238,6 +295,26 @@ pub fn evaluate(
             ev["margin"] = serde_json::json!(margin);
             fired(ev, run.since, run.until)
         }
+        TriggerKind::LlmCandidate {
+            verdicts,
+            candidate,
+        } => {
+            let run = evidence
+                .runs
+                .iter()
+                .filter(|r| {
+                    candidate.as_ref().is_none_or(|c| {
+                        r.candidate.ends_with(&format!("@{c}")) || r.candidate == *c
+                    })
+                })
+                .filter(|r| {
+                    r.llm
+                        .as_ref()
+                        .is_some_and(|l| verdicts.contains(&l.verdict))
+                })
+                .max_by_key(|r| r.until)?;
+            fired(serde_json::to_value(run).ok()?, run.since, run.until)
+        }
     }
 }
 
@@ -282,7 +359,85 @@ mod tests {
             accuracy_delta: low + 0.02,
             accuracy_delta_low: low,
             accuracy_delta_high: low + 0.04,
+            llm: None,
         }
+    }
+
+    fn llm_run(cand: &str, until: u32, verdict: &str) -> RunEvidence {
+        RunEvidence {
+            until,
+            llm: Some(LlmEvidence {
+                verdict: verdict.into(),
+                answered: 40,
+                similarity_mean: Some(0.9),
+                similarity_low: Some(0.85),
+                similarity_high: Some(0.95),
+                reasons: vec!["similarity 0.900 [0.850, 0.950]".into()],
+            }),
+            ..run(cand, 0, 0.0, 0.0)
+        }
+    }
+
+    #[test]
+    fn llm_rule_fires_on_a_verdict_it_names() {
+        let ready = rule(TriggerKind::LlmCandidate {
+            verdicts: default_llm_verdicts(),
+            candidate: None,
+        });
+        let ev = Evidence {
+            drift: vec![],
+            runs: vec![
+                run("svc", 500, 0.9, 0.1), // a classifier candidate: no LLM evidence
+                llm_run("ft-2", 300, "different"),
+                llm_run("ft-3", 400, "equivalent"),
+            ],
+        };
+        let f = evaluate(&ready, &ev, None).expect("fires");
+        assert_eq!((f.reason.as_str(), f.until), ("llm_candidate", 400));
+        assert_eq!(f.evidence["candidate"], "intent@ft-3");
+        assert_eq!(f.evidence["llm"]["verdict"], "equivalent");
+        assert_eq!(f.evidence["llm"]["similarity_low"], 0.85);
+        // Only ft-2, which is `different`: a retraining rule fires, a promotion rule does not.
+        let retrain = rule(TriggerKind::LlmCandidate {
+            verdicts: vec!["different".into(), "rejected".into()],
+            candidate: Some("ft-2".into()),
+        });
+        assert_eq!(evaluate(&retrain, &ev, None).expect("fires").until, 300);
+        let only_ft2 = rule(TriggerKind::LlmCandidate {
+            verdicts: default_llm_verdicts(),
+            candidate: Some("ft-2".into()),
+        });
+        assert_eq!(evaluate(&only_ft2, &ev, None), None);
+        // Classifier evidence carries no `llm` key.
+        assert!(serde_json::to_value(run("svc", 1, 0.0, 0.0))
+            .unwrap()
+            .get("llm")
+            .is_none());
+    }
+
+    #[test]
+    fn llm_rule_verdicts_are_checked() {
+        let bad = rule(TriggerKind::LlmCandidate {
+            verdicts: vec!["great".into()],
+            candidate: None,
+        });
+        assert!(bad.validate().unwrap_err().contains("unknown verdict"));
+        let none = rule(TriggerKind::LlmCandidate {
+            verdicts: vec![],
+            candidate: None,
+        });
+        assert!(none.validate().is_err());
+        let parsed: TriggerRule = toml::from_str(
+            "name = \"ready\"\nmodel = \"assistant\"\nkind = \"llm_candidate\"\ncandidate = \"ft\"",
+        )
+        .expect("toml");
+        assert_eq!(
+            parsed.kind,
+            TriggerKind::LlmCandidate {
+                verdicts: vec!["equivalent".into()],
+                candidate: Some("ft".into())
+            }
+        );
     }
 
     #[test]

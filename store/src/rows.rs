@@ -721,7 +721,7 @@ impl TableRow for ShadowMetricRow {
 pub struct RetrainingRequestRow {
     pub request_id: String,
     pub model: String,
-    /// `drift`, `performance` or `candidate_better`.
+    /// `drift`, `performance`, `candidate_better` or `llm_candidate`.
     pub reason: String,
     /// The trigger rule that fired.
     pub rule: String,

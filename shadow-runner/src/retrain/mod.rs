@@ -161,9 +161,26 @@ pub async fn gather_evidence(store: &Store, model: &str) -> Result<Evidence> {
             accuracy_delta: r.accuracy_delta,
             accuracy_delta_low: r.accuracy_delta_low,
             accuracy_delta_high: r.accuracy_delta_high,
+            llm: llm_evidence(&r.llm),
         })
         .collect();
     Ok(Evidence { drift, runs })
+}
+
+/// The LLM part of a total row (`shadow_metrics.llm`, JSON; empty for classifier candidates).
+fn llm_evidence(json: &str) -> Option<crate::triggers::LlmEvidence> {
+    if json.trim().is_empty() {
+        return None;
+    }
+    let v: crate::llm::LlmSummaryView = serde_json::from_str(json).ok()?;
+    Some(crate::triggers::LlmEvidence {
+        verdict: v.verdict,
+        answered: v.answered,
+        similarity_mean: v.similarity_mean,
+        similarity_low: v.similarity_low,
+        similarity_high: v.similarity_high,
+        reasons: v.reasons,
+    })
 }
 
 fn request_columns() -> &'static str {
