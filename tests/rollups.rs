@@ -485,8 +485,45 @@ async fn load_is_compacted_once(store: Store) {
     // Two hours of events (three a minute, as in `exercise`, so that the distribution
     // estimates are exact), all stamped at t by the load.
     let start = t - 7500;
+    // First, in a part of its own, a failed inference: only an `error` attribute, no features.
+    let failed = InferenceRow {
+        event_id: "failed-0".into(),
+        ts: start + 1,
+        ts_ms: u64::from(start + 1) * 1000,
+        num_names: vec![],
+        num_values: vec![],
+        cat_names: vec![],
+        cat_values: vec![],
+        score: None,
+        label: None,
+        attr_names: vec!["error".into()],
+        attr_values: vec!["timeout".into()],
+        ..inference(999, start + 1, t)
+    };
+    store
+        .insert(std::slice::from_ref(&failed))
+        .await
+        .expect("failed inference");
     let rows: Vec<InferenceRow> = (0..360).map(|i| inference(i, start + i * 20, t)).collect();
     store.insert(&rows).await.expect("insert");
+    // The pages' feature and attribute names do not come from the failed row.
+    let whole = Range {
+        since: start,
+        until: t,
+        bucket: 300,
+        rolled_until: 0,
+    };
+    let names = data::feature_names(&store, "churn", whole)
+        .await
+        .expect("feature names");
+    assert_eq!(
+        (names.num, names.cat, names.attrs),
+        (
+            vec!["age".to_string()],
+            vec!["channel".to_string()],
+            vec!["region".to_string(), "plan".to_string()]
+        )
+    );
     let pass = |at: u32| {
         let store = store.clone();
         async move {

@@ -627,12 +627,17 @@ pub async fn feature_names(
     model: &str,
     r: Range,
 ) -> Result<FeatureNames, StoreError> {
-    // `LIMIT 1` in a subquery: one row is enough, and it stops the scan at the first match.
+    // The names of the fullest of the first 1,000 events in range (the `LIMIT` stops the scan
+    // early): any single row could be a failed inference, which carries only an `error`
+    // attribute and no features, and which row a scan meets first depends on the parts.
     let rows: Vec<FeatureNames> = store
         .fetch(&format!(
             "SELECT CAST(num_names AS Array(String)) AS num, CAST(cat_names AS Array(String)) AS cat,
                     CAST(attr_names AS Array(String)) AS attrs
-             FROM {} WHERE model = {} AND {} LIMIT 1",
+             FROM (SELECT num_names, cat_names, attr_names FROM {} WHERE model = {} AND {} LIMIT 1000)
+             ORDER BY length(num_names) + length(cat_names)
+                      + length(arrayFilter(a -> a != 'error', attr_names)) DESC
+             LIMIT 1",
             store.table("inference_events"),
             sql_string(model),
             r.sql("ts")
