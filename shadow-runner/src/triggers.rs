@@ -284,11 +284,7 @@ pub fn evaluate(
             let run = evidence
                 .runs
                 .iter()
-                .filter(|r| {
-                    candidate.as_ref().is_none_or(|c| {
-                        r.candidate.ends_with(&format!("@{c}")) || r.candidate == *c
-                    })
-                })
+                .filter(|r| names_candidate(candidate.as_deref(), r))
                 .filter(|r| r.labelled >= *min_labelled && r.accuracy_delta_low > *margin)
                 .max_by(|a, b| a.accuracy_delta_low.total_cmp(&b.accuracy_delta_low))?;
             let mut ev = serde_json::to_value(run).ok()?;
@@ -302,11 +298,7 @@ pub fn evaluate(
             let run = evidence
                 .runs
                 .iter()
-                .filter(|r| {
-                    candidate.as_ref().is_none_or(|c| {
-                        r.candidate.ends_with(&format!("@{c}")) || r.candidate == *c
-                    })
-                })
+                .filter(|r| names_candidate(candidate.as_deref(), r))
                 .filter(|r| {
                     r.llm
                         .as_ref()
@@ -316,6 +308,11 @@ pub fn evaluate(
             fired(serde_json::to_value(run).ok()?, run.since, run.until)
         }
     }
+}
+
+/// Whether a rule's `candidate` (a version, or `name@version`; none: any) names `run`'s.
+fn names_candidate(candidate: Option<&str>, run: &RunEvidence) -> bool {
+    candidate.is_none_or(|c| run.candidate.ends_with(&format!("@{c}")) || run.candidate == c)
 }
 
 /// The id of the request `fired` files: the same model, reason and evidence window always give
