@@ -48,6 +48,21 @@ fn inference(i: u32, ts: u32, ingested_at: u32) -> InferenceRow {
         src_partition: 0,
         src_offset: i64::from(i),
         ingested_at,
+        // Every other event is a generation (the LLM page's rollup): TTFT, tokens/s, tokens,
+        // a finish reason; some streamed, some with estimated or missing token counts.
+        ttft_ms: i
+            .is_multiple_of(2)
+            .then(|| 20.0 + f64::from((i * 13) % 300) * 0.9),
+        output_tps: i.is_multiple_of(2).then(|| 10.0 + f64::from(i % 40)),
+        prompt_tokens: i.is_multiple_of(2).then_some(10 + i % 30),
+        completion_tokens: i.is_multiple_of(4).then_some(5 + i % 50),
+        tokens_estimated: u8::from(i.is_multiple_of(6)),
+        finish_reason: match i % 4 {
+            0 => "stop".into(),
+            2 => "length".into(),
+            _ => String::new(),
+        },
+        streamed: u8::from(i.is_multiple_of(8)),
         ..Default::default()
     }
 }
@@ -140,6 +155,64 @@ async fn assert_same(store: &Store, r: Range, what: &str) {
     );
     assert!(!a.is_empty(), "{what}: latency buckets");
     assert_eq!(json(&a), json(&b), "{what}: latency");
+    // The LLM page: version sums and TTFT/TPS quantiles, answers, TTFT chart.
+    let (a, b) = (
+        data::llm::version_stats(store, r)
+            .await
+            .expect("llm versions"),
+        data::llm::version_stats(store, raw)
+            .await
+            .expect("raw llm versions"),
+    );
+    assert!(
+        a.len() == 2
+            && a.iter()
+                .all(|v| v.generative > 0 && v.ttft_n > 0 && v.tps_p50 > 0.0),
+        "{what}: llm versions {a:?}"
+    );
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            close(x.cost_sum, y.cost_sum),
+            "{what}: llm cost {x:?} vs {y:?}"
+        );
+        let exact = |v: &data::llm::VersionStats| data::llm::VersionStats {
+            cost_sum: 0.0,
+            ..v.clone()
+        };
+        assert_eq!(exact(x), exact(y), "{what}: llm versions");
+    }
+    let requests: u64 = a.iter().map(|v| v.requests).sum();
+    assert_eq!(
+        requests,
+        raw_count(store, r.since, r.until).await,
+        "{what}: llm requests"
+    );
+    let (a, b) = (
+        data::llm::finish_reasons(store, "churn", r)
+            .await
+            .expect("reasons"),
+        data::llm::finish_reasons(store, "churn", raw)
+            .await
+            .expect("raw reasons"),
+    );
+    assert!(
+        ["stop", "length", "(failed)", "positive"]
+            .iter()
+            .all(|w| a.iter().any(|x| x.reason == *w)),
+        "{what}: reasons {a:?}"
+    );
+    assert_eq!(json(&a), json(&b), "{what}: finish reasons");
+    let (a, b) = (
+        data::llm::ttft_buckets(store, "churn", r)
+            .await
+            .expect("ttft"),
+        data::llm::ttft_buckets(store, "churn", raw)
+            .await
+            .expect("raw ttft"),
+    );
+    assert!(!a.is_empty(), "{what}: ttft buckets");
+    assert_eq!(json(&a), json(&b), "{what}: ttft buckets");
     for attr in ["region", "plan"] {
         let (a, b) = (
             data::fairness_buckets(store, "churn", attr, r)
@@ -327,6 +400,13 @@ async fn exercise(store: Store) {
     ))
     .await;
     assert_eq!((rolled, raw), (360, 360));
+    // The LLM rollup holds the generations (every other event) of the compacted minutes.
+    let generations = n(format!(
+        "SELECT toUInt64(sum(generative)) AS n FROM {} FINAL",
+        store.table("inference_llm_1m")
+    ))
+    .await;
+    assert_eq!(generations, 180);
     // Three events a minute: the samples hold every compacted event; the unit rollups hold
     // every (version, unit, hour) with its inferences.
     let sampled = n(format!(

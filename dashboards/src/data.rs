@@ -10,6 +10,8 @@
 //! `FINAL` for the rest (the partial first minute, and the tail after the watermark), `UNION
 //! ALL`, summed. With `rolled_until = 0` they are the plain raw-table queries.
 
+pub mod llm;
+
 use crate::roi::{ArmTotals, RoiConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;

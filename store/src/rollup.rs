@@ -32,7 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// grows (migration 8 added the samples and unit rollups): a store upgraded from an older
 /// version then reads watermark 0, pages fall back to the raw table, and the first pass
 /// recomputes every minute into every rollup.
-const STATE_NAME: &str = "inference.v2";
+const STATE_NAME: &str = "inference.v3";
 
 /// Events sampled per model and minute for the drift page's distributions
 /// (`inference_sample_1m`).
@@ -66,6 +66,63 @@ pub fn sample_select(raw: &str, filter: &str, k: u16) -> String {
 /// Latency histogram bin of `latency_ms` (SQL): `floor(ln(1 + ms) * 50)`, about 2 % wide, so a
 /// quantile read from it is within ±1 % of the exact one; 65535 = no latency.
 pub const LATENCY_BIN_SQL: &str = "if(isNull(latency_ms), toUInt16(65535), toUInt16(least(65534, floor(log(1 + greatest(0, assumeNotNull(latency_ms))) * 50))))";
+
+/// The same log bin as [`LATENCY_BIN_SQL`] for a non-null value of another column (the LLM
+/// rollup's TTFT and output tokens/s): `floor(ln(1 + x) * 50)`, capped at 65534.
+pub fn log_bin_sql(col: &str) -> String {
+    format!("toUInt16(least(65534, floor(log(1 + greatest(0, assumeNotNull({col}))) * 50)))")
+}
+
+/// A generative (LLM) inference: one with any of these fields (a failed request may have
+/// none). The LLM page's definition, shared with its rollup.
+pub const GENERATIVE_SQL: &str = "(isNotNull(ttft_ms) OR isNotNull(completion_tokens) \
+                                  OR isNotNull(prompt_tokens) OR finish_reason != '')";
+
+/// A failed inference: no prediction (no score, no label; a finished generation's label is
+/// its finish reason), as everywhere else in vigil.
+pub const FAILED_SQL: &str = "(isNull(score) AND isNull(label))";
+
+/// What the LLM page counts as a request's answer: its finish reason, else its label (`''`
+/// for neither); failed requests are counted apart.
+pub const ANSWER_SQL: &str = "if(finish_reason != '', finish_reason, ifNull(label, ''))";
+
+/// The generative columns of `raw`'s events matching `filter`, per model, version and minute,
+/// for the models with a generative event there (`inference_llm_1m`, migration 12).
+pub fn llm_rollup_select(raw: &str, filter: &str) -> String {
+    let ttft = log_bin_sql("ttft_ms");
+    let tps = log_bin_sql("output_tps");
+    format!(
+        "SELECT model, version, minute, toUInt64(sum(g)) AS generative, toUInt64(sum(st)) AS streamed,
+                toUInt64(sum(pn)) AS prompt_n, toUInt64(sum(ps)) AS prompt_sum,
+                toUInt64(sum(cn)) AS completion_n, toUInt64(sum(cs)) AS completion_sum,
+                toUInt64(sum(tn)) AS tokens_n, toUInt64(sum(est)) AS estimated,
+                CAST(tupleElement(sumMap(tk, tv), 1) AS Array(UInt16)) AS ttft_bins,
+                CAST(tupleElement(sumMap(tk, tv), 2) AS Array(UInt64)) AS ttft_counts,
+                CAST(tupleElement(sumMap(pk, pv), 1) AS Array(UInt16)) AS tps_bins,
+                CAST(tupleElement(sumMap(pk, pv), 2) AS Array(UInt64)) AS tps_counts,
+                CAST(groupArrayIf(answer, NOT failed) AS Array(String)) AS reasons,
+                CAST(groupArrayIf(n, NOT failed) AS Array(UInt64)) AS reason_counts
+         FROM (
+             SELECT model, version, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
+                    toUInt8({FAILED_SQL}) AS failed, if(failed = 1, '', {ANSWER_SQL}) AS answer,
+                    toUInt64(count()) AS n,
+                    toUInt64(sum({GENERATIVE_SQL})) AS g, toUInt64(sum(streamed)) AS st,
+                    toUInt64(sum(isNotNull(prompt_tokens))) AS pn,
+                    toUInt64(sum(ifNull(prompt_tokens, 0))) AS ps,
+                    toUInt64(sum(isNotNull(completion_tokens))) AS cn,
+                    toUInt64(sum(ifNull(completion_tokens, 0))) AS cs,
+                    toUInt64(sum(isNotNull(prompt_tokens) OR isNotNull(completion_tokens))) AS tn,
+                    toUInt64(sum(tokens_estimated)) AS est,
+                    tupleElement(sumMapIf([{ttft}], [toUInt64(1)], isNotNull(ttft_ms)), 1) AS tk,
+                    tupleElement(sumMapIf([{ttft}], [toUInt64(1)], isNotNull(ttft_ms)), 2) AS tv,
+                    tupleElement(sumMapIf([{tps}], [toUInt64(1)], isNotNull(output_tps)), 1) AS pk,
+                    tupleElement(sumMapIf([{tps}], [toUInt64(1)], isNotNull(output_tps)), 2) AS pv
+             FROM {raw} FINAL
+             WHERE {filter} AND model IN (SELECT model FROM {raw} WHERE {filter} AND {GENERATIVE_SQL})
+             GROUP BY model, version, minute, failed, answer
+         ) GROUP BY model, version, minute"
+    )
+}
 
 /// Bins per unit of `ln(1 + ms)` in [`LATENCY_BIN_SQL`].
 pub const LATENCY_BINS_PER_LN: f64 = 50.0;
@@ -391,6 +448,17 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
              FROM ({select}) AS picked",
             sample = store.table("inference_sample_1m"),
             select = sample_select(&raw, &range, SAMPLE_PER_MINUTE),
+        ))
+        .await?;
+    // The LLM page's generative columns (models with a generative event in the range only).
+    store
+        .execute(&format!(
+            "INSERT INTO {llm} (model, version, minute, generative, streamed, prompt_n, prompt_sum,
+                                completion_n, completion_sum, tokens_n, estimated, ttft_bins,
+                                ttft_counts, tps_bins, tps_counts, reasons, reason_counts, computed_ms)
+             SELECT *, toUInt64({ms}) FROM ({select}) AS generated",
+            llm = store.table("inference_llm_1m"),
+            select = llm_rollup_select(&raw, &range),
         ))
         .await?;
     // Fairness: the same definitions as the dashboards' per-attribute query, for every

@@ -605,6 +605,41 @@ const TABLES_V8: &[TableDef] = &[
 
 /// Migration 10: example texts of text monitors (`analyzer::monitor::text`), a few per
 /// window, column and kind; replacing on the key, so a re-run window replaces its examples.
+// Migration 12: the generative fields of each minute's inferences per version (the LLM page),
+// written only for (model, version, minute) groups with a generative row. Requests, failures and
+// cost stay in `inference_rollup_1m`; TTFT and output tokens/s are histograms in the latency
+// bins (`rollup::LATENCY_BIN_SQL`), so the page's quantiles read the same from both paths; the
+// answers (finish reason, else label) of the minute's answered requests as parallel arrays.
+const LLM_ROLLUP_COLUMNS: &str = "
+    model String,
+    version String,
+    minute DateTime,
+    generative UInt64,
+    streamed UInt64,
+    prompt_n UInt64,
+    prompt_sum UInt64,
+    completion_n UInt64,
+    completion_sum UInt64,
+    tokens_n UInt64,
+    estimated UInt64,
+    ttft_bins Array(UInt16),
+    ttft_counts Array(UInt64),
+    tps_bins Array(UInt16),
+    tps_counts Array(UInt64),
+    reasons Array(String),
+    reason_counts Array(UInt64),
+    computed_ms UInt64";
+
+const TABLES_V12: &[TableDef] = &[TableDef {
+    name: "inference_llm_1m",
+    columns: LLM_ROLLUP_COLUMNS,
+    engine: "ReplacingMergeTree",
+    partition_by: Some("toYYYYMM(minute)"),
+    order_by: "(model, version, minute)",
+    shard_key: "cityHash64(model, version, minute)",
+    version_column: Some("computed_ms"),
+}];
+
 const TABLES_V10: &[TableDef] = &[TableDef {
     name: "monitor_examples",
     columns: "
@@ -693,7 +728,7 @@ impl AddColumn {
 fn table_def(name: &str) -> Option<&'static TableDef> {
     [
         TABLES_V1, TABLES_V2, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6, TABLES_V7, TABLES_V8,
-        TABLES_V10,
+        TABLES_V10, TABLES_V12,
     ]
     .into_iter()
     .flatten()
@@ -929,6 +964,15 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                     ty,
                 })
                 .collect(),
+        },
+        Migration {
+            version: 12,
+            name: "per-minute rollup of the generative fields (LLM page)",
+            statements: TABLES_V12
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+            add_columns: Vec::new(),
         },
     ]
 }

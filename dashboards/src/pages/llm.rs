@@ -6,12 +6,13 @@
 //!
 //! A model is an LLM when one of its requests in the range carries a generative field (time to
 //! first token, tokens or a finish reason): the dashboards do not read the gateway's config.
-//! Every query reads the raw tables (the rollups carry no generative columns), bounded by the
-//! range and grouped by model and version: the first one over every model (to find the LLMs),
-//! the others over the shown model only.
+//! The version table, finish reasons and TTFT chart read the rollups for the compacted minutes
+//! and the raw table for the rest (`crate::data::llm`); feedback, experiment arms and shadow
+//! pairs join events, so they read the raw tables of the shown model only, bounded by the range.
 
 use super::shared::{empty_state, experiment_link, f, tabs, DocsSection, DOCS_EXPERIMENT_ANALYSIS};
 use super::{Ctx, Dataset, PageOut};
+use crate::data::llm::{self as llm_data, ReasonCount, TtftBucket, VersionStats};
 use crate::data::Range;
 use crate::html::{self, esc, int};
 use crate::svg::{self, LineChart, Series};
@@ -19,6 +20,7 @@ use crate::{DashboardError, DashboardState};
 use maud::html;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use vigil_store::rollup::FAILED_SQL;
 use vigil_store::{sql_string, Store, StoreError};
 
 /// How a SQL builder names a table (`Store::table`).
@@ -34,99 +36,7 @@ const Z95: f64 = 1.959963984540054;
 /// ends (and from an hour before it starts: producers' clocks differ).
 const FEEDBACK_LAG_S: u32 = 7 * 86400;
 
-/// A row of a generative model is one with any of these (failed requests have none).
-const GENERATIVE: &str = "(isNotNull(ttft_ms) OR isNotNull(completion_tokens) \
-                          OR isNotNull(prompt_tokens) OR finish_reason != '')";
-
-/// A failed request: no prediction (no score, no label; a finished generation's label is its
-/// finish reason), as everywhere else in vigil.
-const FAILED: &str = "(isNull(score) AND isNull(label))";
-
 // ---------------------------------------------------------------- queries
-
-/// Per model and version, over the range: the sums and quantiles behind the version table.
-#[derive(Debug, Clone, Default, PartialEq, clickhouse::Row, Deserialize)]
-pub(crate) struct VersionStats {
-    pub model: String,
-    pub version: String,
-    pub requests: u64,
-    /// Requests with a generative field.
-    pub generative: u64,
-    pub failed: u64,
-    pub ttft_n: u64,
-    /// TTFT p50 and p95 (ms); 0 without values (quantiles of nothing are NaN, which the
-    /// embedded store's JSON cannot carry).
-    pub ttft_p50: f64,
-    pub ttft_p95: f64,
-    pub tps_n: u64,
-    /// Median output tokens per second.
-    pub tps_p50: f64,
-    pub prompt_n: u64,
-    pub prompt_sum: u64,
-    pub completion_n: u64,
-    pub completion_sum: u64,
-    /// Requests with a token count, and those whose counts vigil estimated.
-    pub tokens_n: u64,
-    pub estimated: u64,
-    pub cost_n: u64,
-    pub cost_sum: f64,
-    pub streamed: u64,
-}
-
-pub(crate) fn version_stats_sql(t: Tables, r: Range) -> String {
-    format!(
-        "SELECT toString(model) AS model, toString(version) AS version,
-                toUInt64(count()) AS requests,
-                toUInt64(sum({GENERATIVE})) AS generative,
-                toUInt64(sum({FAILED})) AS failed,
-                toUInt64(sum(isNotNull(ttft_ms))) AS ttft_n,
-                toFloat64(if(sum(isNotNull(ttft_ms)) = 0, 0,
-                    quantileIf(0.5)(ifNull(ttft_ms, 0), isNotNull(ttft_ms)))) AS ttft_p50,
-                toFloat64(if(sum(isNotNull(ttft_ms)) = 0, 0,
-                    quantileIf(0.95)(ifNull(ttft_ms, 0), isNotNull(ttft_ms)))) AS ttft_p95,
-                toUInt64(sum(isNotNull(output_tps))) AS tps_n,
-                toFloat64(if(sum(isNotNull(output_tps)) = 0, 0,
-                    quantileIf(0.5)(ifNull(output_tps, 0), isNotNull(output_tps)))) AS tps_p50,
-                toUInt64(sum(isNotNull(prompt_tokens))) AS prompt_n,
-                toUInt64(sum(ifNull(prompt_tokens, 0))) AS prompt_sum,
-                toUInt64(sum(isNotNull(completion_tokens))) AS completion_n,
-                toUInt64(sum(ifNull(completion_tokens, 0))) AS completion_sum,
-                toUInt64(sum(isNotNull(prompt_tokens) OR isNotNull(completion_tokens))) AS tokens_n,
-                toUInt64(sum(tokens_estimated)) AS estimated,
-                toUInt64(sum(isNotNull(cost))) AS cost_n,
-                toFloat64(sum(ifNull(cost, 0))) AS cost_sum,
-                toUInt64(sum(streamed)) AS streamed
-         FROM {} FINAL
-         WHERE ts >= toDateTime({}) AND ts < toDateTime({})
-         GROUP BY model, version ORDER BY model, version",
-        t("inference_events"),
-        r.since,
-        r.until
-    )
-}
-
-/// Requests per finish reason (`(failed)` for failed requests) and version of one model.
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize)]
-pub(crate) struct ReasonCount {
-    pub version: String,
-    pub reason: String,
-    pub n: u64,
-}
-
-pub(crate) fn finish_reasons_sql(t: Tables, model: &str, r: Range) -> String {
-    format!(
-        "SELECT toString(version) AS version,
-                toString(multiIf({FAILED}, '(failed)', finish_reason != '', finish_reason, ifNull(label, ''))) AS reason,
-                toUInt64(count()) AS n
-         FROM {} FINAL
-         WHERE model = {} AND ts >= toDateTime({}) AND ts < toDateTime({})
-         GROUP BY version, reason ORDER BY version, n DESC, reason",
-        t("inference_events"),
-        sql_string(model),
-        r.since,
-        r.until
-    )
-}
 
 /// Outcome names linked to inferences (`inference_id`) of `model`, most frequent first.
 #[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize)]
@@ -173,7 +83,7 @@ pub(crate) fn feedback_sql(t: Tables, model: &str, name: &str, r: Range) -> Stri
          FROM (
              SELECT version, event_id FROM {inf} FINAL
              WHERE model = {m} AND ts >= toDateTime({since}) AND ts < toDateTime({until})
-               AND NOT {FAILED}
+               AND NOT {FAILED_SQL}
          ) AS served ANY LEFT JOIN (
              SELECT inference_id AS event_id, toUInt64(1) AS rated, toUInt64(max(value) > 0) AS pos
              FROM {out} FINAL
@@ -187,34 +97,6 @@ pub(crate) fn feedback_sql(t: Tables, model: &str, name: &str, r: Range) -> Stri
         since = r.since,
         until = r.until,
         window = feedback_window(r),
-    )
-}
-
-/// TTFT p95 per version and chart bucket of one model.
-#[derive(Debug, Clone, PartialEq, clickhouse::Row, Deserialize)]
-pub(crate) struct TtftBucket {
-    pub bucket: u32,
-    pub version: String,
-    pub n: u64,
-    pub p50: f64,
-    pub p95: f64,
-}
-
-pub(crate) fn ttft_buckets_sql(t: Tables, model: &str, r: Range) -> String {
-    let b = r.bucket.max(1);
-    format!(
-        "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, toString(version) AS version,
-                toUInt64(count()) AS n,
-                toFloat64(quantile(0.5)(ttft)) AS p50, toFloat64(quantile(0.95)(ttft)) AS p95
-         FROM (
-             SELECT ts, version, ifNull(ttft_ms, 0) AS ttft FROM {} FINAL
-             WHERE model = {} AND ts >= toDateTime({}) AND ts < toDateTime({}) AND isNotNull(ttft_ms)
-         ) AS t
-         GROUP BY bucket, version ORDER BY bucket, version",
-        t("inference_events"),
-        sql_string(model),
-        r.since,
-        r.until
     )
 }
 
@@ -434,7 +316,7 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         ));
         return Ok(p);
     }
-    let stats: Vec<VersionStats> = st.store.fetch(&version_stats_sql(&tables(st), r)).await?;
+    let stats: Vec<VersionStats> = llm_data::version_stats(&st.store, r).await?;
     let mut per_model: BTreeMap<String, Vec<VersionStats>> = BTreeMap::new();
     for s in stats {
         per_model.entry(s.model.clone()).or_default().push(s);
@@ -631,10 +513,7 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
     }
 
     // Finish reasons per version.
-    let reasons: Vec<ReasonCount> = st
-        .store
-        .fetch(&finish_reasons_sql(&tables(st), &model, r))
-        .await?;
+    let reasons: Vec<ReasonCount> = llm_data::finish_reasons(&st.store, &model, r).await?;
     let mut order: BTreeMap<&str, u64> = BTreeMap::new();
     for x in &reasons {
         *order.entry(&x.reason).or_default() += x.n;
@@ -691,10 +570,7 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
     );
 
     // TTFT p95 over time.
-    let ttft: Vec<TtftBucket> = st
-        .store
-        .fetch(&ttft_buckets_sql(&tables(st), &model, r))
-        .await?;
+    let ttft: Vec<TtftBucket> = llm_data::ttft_buckets(&st.store, &model, r).await?;
     let mut series: BTreeMap<&str, Vec<(f64, f64)>> = BTreeMap::new();
     for b in &ttft {
         series
@@ -1086,11 +962,8 @@ mod tests {
             rolled_until: 0,
         };
         let all = [
-            version_stats_sql(&t, r),
-            finish_reasons_sql(&t, "a'b", r),
             feedback_names_sql(&t, "a'b", r),
             feedback_sql(&t, "a'b", "thumbs_up", r),
-            ttft_buckets_sql(&t, "a'b", r),
             arm_traffic_sql(&t, "a'b", r),
             shadow_sql(&t, "a'b", r),
         ];
@@ -1111,10 +984,10 @@ mod tests {
             assert!(!sql.contains("'a'b'"), "{sql}");
         }
         // Inferences bounded by the range; feedback from an hour before it to 7 days after.
-        assert!(all[0].contains("ts >= toDateTime(1000) AND ts < toDateTime(5000)"));
-        assert!(all[2].contains("ts >= toDateTime(0) AND ts < toDateTime(609800)"));
+        assert!(all[2].contains("ts >= toDateTime(1000) AND ts < toDateTime(5000)"));
+        assert!(all[0].contains("ts >= toDateTime(0) AND ts < toDateTime(609800)"));
         assert!(
-            all[6].contains("ts < toDateTime(8600)"),
+            all[4].contains("ts < toDateTime(8600)"),
             "served rows padded by an hour"
         );
     }
