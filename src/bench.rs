@@ -200,8 +200,21 @@ async fn bench_http(
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let server = start_http(config, writer, "127.0.0.1:0", None)?;
     let url = format!("http://{}/v1/events", server.addr);
+    // With `[[auth.tokens]]` configured, ingest needs one: the bench posts as the first token
+    // that may ingest (an `ingest` or `admin` one).
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(h) = vigil_store::auth::Authenticator::from_config(&config.auth.tokens)?
+        .header_for(vigil_store::auth::Role::Ingest)
+    {
+        headers.insert(reqwest::header::AUTHORIZATION, h.parse()?);
+    } else if !config.auth.tokens.is_empty() {
+        bail!(
+            "[[auth.tokens]] has no token with role ingest or admin: the bench cannot post events"
+        );
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
+        .default_headers(headers)
         .build()?;
     let pb = bar(events.len(), "HTTP ingest");
     let started = Instant::now();

@@ -205,6 +205,25 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
     let http_server = if http {
+        // Build every page once before listening, so the first reader after a restart gets a
+        // warm store (at most 10 s: a slow store delays listening no longer than that; the
+        // pages are correct either way).
+        let t = std::time::Instant::now();
+        let st = crate::ui::dashboard_state(&config, store.clone(), None)?;
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            vigil_dashboards::pages::warm(&st),
+        )
+        .await
+        {
+            Ok((pages, failed)) => tracing::info!(
+                pages,
+                failed,
+                ms = t.elapsed().as_millis() as u64,
+                "dashboards warmed up"
+            ),
+            Err(_) => tracing::warn!("dashboards warm-up stopped after 10 s"),
+        }
         let s = start_http(
             &config,
             writer.clone(),

@@ -159,6 +159,27 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
         })
     });
 
+    // The assistant's offline shadow run, once its traffic has built up: its captured prompts
+    // against the v3 fine-tune, compared with the served answers (needs the sentence encoder).
+    let llm_replay = if models::llm_encoder_installed(&demo_config.shadow) {
+        let (store, shadow) = (store.clone(), demo_config.shadow.clone());
+        let delay = Duration::from_secs(args.drift_after + 10);
+        let rt = tokio::runtime::Handle::current();
+        Some(tokio::task::spawn_blocking(move || {
+            std::thread::sleep(delay);
+            match rt.block_on(models::llm_replay(store, shadow)) {
+                Ok(table) => println!("  >> LLM shadow run (assistant: served v1/v2 vs fine-tune v3, {} prompts)  → /ui/shadow, /ui/llm\n{table}", models::LLM_REQUESTS),
+                Err(e) => eprintln!("  >> LLM shadow run failed: {e:#}"),
+            }
+        }))
+    } else {
+        println!(
+            "  (no LLM shadow run: its sentence encoder is not installed at {}; run `bash scripts/models/fetch.sh`)",
+            demo_config.shadow.llm_encoder_dir().display()
+        );
+        None
+    };
+
     let stats = Arc::new(traffic::TrafficStats::default());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -206,9 +227,10 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     if !traffic_done {
         traffic_task.abort();
     }
-    if let Some(mut r) = replay {
+    for (what, r) in [("model replay", replay), ("LLM shadow run", llm_replay)] {
+        let Some(mut r) = r else { continue };
         if !interrupted && !r.is_finished() {
-            println!("waiting for the model replay to finish…");
+            println!("waiting for the {what} to finish…");
             // Milestones keep printing at their own time meanwhile.
             loop {
                 tokio::select! {

@@ -92,3 +92,32 @@ pub async fn replay(
     });
     Ok(vigil_shadow_runner::cli::run(&cmd, &shadow, &store, Context::default()).await?)
 }
+
+/// Prompts of the assistant the demo replays against its v3 fine-tune.
+pub const LLM_REQUESTS: u64 = 120;
+
+/// Whether the sentence encoder of the LLM comparison is installed (`all-MiniLM-L6-v2`, by
+/// `bash scripts/models/fetch.sh`).
+pub fn llm_encoder_installed(shadow: &vigil_shadow_runner::config::ShadowConfig) -> bool {
+    shadow.llm_encoder_dir().join("config.json").is_file()
+}
+
+/// `vigil shadow run --model assistant --window 10m --limit 120`: the assistant's captured
+/// prompts replayed against the v3 fine-tune (`[[shadow.candidates]]` of the demo's config),
+/// its answers compared with the served ones.
+pub async fn llm_replay(
+    store: Store,
+    shadow: vigil_shadow_runner::config::ShadowConfig,
+) -> Result<String> {
+    let cmd = ShadowCommand::Run(RunArgs {
+        scope: ScopeArgs {
+            model: Some("assistant".into()),
+            ..Default::default()
+        },
+        window: Some("10m".into()),
+        limit: Some(LLM_REQUESTS),
+        format: Format::Table,
+        ..Default::default()
+    });
+    Ok(vigil_shadow_runner::cli::run(&cmd, &shadow, &store, Context::default()).await?)
+}

@@ -213,6 +213,19 @@ control = {{ churn = "v1", fraud = "v1", assistant = "v1" }}
 [shadow]
 webhook_url = "{backends}/hooks/retraining"
 
+# The assistant's next fine-tune (v3) as an offline shadow candidate: `vigil shadow run --model
+# assistant` replays the captured prompts against it (streamed, for its time to first token)
+# and compares its answers with the served ones (the demo runs it once traffic has built up).
+[[shadow.candidates]]
+name = "assistant"
+version = "v3"
+base_url = "{backends}/llm-v3/v1"
+model = "qwen2.5-7b-support-ft3"
+stream = true
+concurrency = 4
+prompt_price_per_1k = 0.0003
+completion_price_per_1k = 0.001
+
 [[shadow.triggers]]
 name = "churn-input-drift"
 model = "churn"

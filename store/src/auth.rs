@@ -110,6 +110,16 @@ impl Authenticator {
         self.open
     }
 
+    /// An `Authorization` header value for vigil's own clients of its server (`vigil bench
+    /// ingest`): the first configured token whose role allows `need`. `None` when auth is off or
+    /// no token allows it.
+    pub fn header_for(&self, need: Role) -> Option<String> {
+        self.tokens
+            .iter()
+            .find(|t| t.1.allows(need))
+            .map(|t| format!("Bearer {}", String::from_utf8_lossy(&t.2)))
+    }
+
     /// Checks an `Authorization` header value against the role needed.
     pub fn check(&self, header: Option<&str>, need: Role) -> Result<(), AuthError> {
         self.authorize(header, need).map(|_| ())
@@ -215,6 +225,20 @@ mod tests {
         ));
         assert!(a.check(Some("Bearer op"), Role::Viewer).is_ok());
         assert!(!format!("{a:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn own_clients_present_a_token_that_passes() {
+        let a = auth();
+        let ingest = a.header_for(Role::Ingest).expect("an ingest token");
+        assert!(a.check(Some(&ingest), Role::Ingest).is_ok());
+        let viewer = a.header_for(Role::Viewer).expect("the operator token");
+        assert_eq!(
+            a.authorize(Some(&viewer), Role::Viewer).as_deref(),
+            Ok("ops")
+        );
+        assert_eq!(a.header_for(Role::Admin), None);
+        assert_eq!(Authenticator::open().header_for(Role::Ingest), None);
     }
 
     #[test]

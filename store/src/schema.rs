@@ -603,13 +603,12 @@ const TABLES_V8: &[TableDef] = &[
     },
 ];
 
-/// Migration 10: example texts of text monitors (`analyzer::monitor::text`), a few per
-/// window, column and kind; replacing on the key, so a re-run window replaces its examples.
 // Migration 12: the generative fields of each minute's inferences per version (the LLM page),
-// written only for (model, version, minute) groups with a generative row. Requests, failures and
-// cost stay in `inference_rollup_1m`; TTFT and output tokens/s are histograms in the latency
-// bins (`rollup::LATENCY_BIN_SQL`), so the page's quantiles read the same from both paths; the
-// answers (finish reason, else label) of the minute's answered requests as parallel arrays.
+// written for the models with a generative event in the recomputed range (none for a store
+// without LLM traffic). Requests, failures and cost stay in `inference_rollup_1m`; TTFT and
+// output tokens/s are histograms in the latency bins (`rollup::log_bin_sql`), so the page's
+// quantiles read the same from both paths; the answers (finish reason, else label) of the
+// minute's answered requests as parallel arrays.
 const LLM_ROLLUP_COLUMNS: &str = "
     model String,
     version String,
@@ -640,6 +639,8 @@ const TABLES_V12: &[TableDef] = &[TableDef {
     version_column: Some("computed_ms"),
 }];
 
+/// Migration 10: example texts of text monitors (`analyzer::monitor::text`), a few per
+/// window, column and kind; replacing on the key, so a re-run window replaces its examples.
 const TABLES_V10: &[TableDef] = &[TableDef {
     name: "monitor_examples",
     columns: "

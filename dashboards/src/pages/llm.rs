@@ -987,7 +987,7 @@ mod tests {
         assert!(all[2].contains("ts >= toDateTime(1000) AND ts < toDateTime(5000)"));
         assert!(all[0].contains("ts >= toDateTime(0) AND ts < toDateTime(609800)"));
         assert!(
-            all[4].contains("ts < toDateTime(8600)"),
+            all[3].contains("ts < toDateTime(8600)"),
             "served rows padded by an hour"
         );
     }
