@@ -204,26 +204,33 @@ pub async fn serve(
     let rollups = crate::rollup_task::spawn(store.clone());
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &config.collector, metrics.clone());
-    let http_server = if http {
+    // SIGINT/SIGTERM from here on stop the server cleanly, the warm-up included.
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut stopping = false;
+    if http {
         // Build every page once before listening, so the first reader after a restart gets a
         // warm store (at most 10 s: a slow store delays listening no longer than that; the
         // pages are correct either way).
         let t = std::time::Instant::now();
         let st = crate::ui::dashboard_state(&config, store.clone(), None)?;
-        match tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            vigil_dashboards::pages::warm(&st),
-        )
-        .await
-        {
-            Ok((pages, failed)) => tracing::info!(
-                pages,
-                failed,
-                ms = t.elapsed().as_millis() as u64,
-                "dashboards warmed up"
-            ),
-            Err(_) => tracing::warn!("dashboards warm-up stopped after 10 s"),
+        tokio::select! {
+            warmed = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                vigil_dashboards::pages::warm(&st),
+            ) => match warmed {
+                Ok((pages, failed)) => tracing::info!(
+                    pages,
+                    failed,
+                    ms = t.elapsed().as_millis() as u64,
+                    "dashboards warmed up"
+                ),
+                Err(_) => tracing::warn!("dashboards warm-up stopped after 10 s"),
+            },
+            _ = &mut stop => stopping = true,
         }
+    }
+    let http_server = if http && !stopping {
         let s = start_http(
             &config,
             writer.clone(),
@@ -235,7 +242,7 @@ pub async fn serve(
     } else {
         None
     };
-    let kafka_source = if kafka && !config.kafka.brokers.trim().is_empty() {
+    let kafka_source = if !stopping && kafka && !config.kafka.brokers.trim().is_empty() {
         let src = KafkaSource::start(
             &config.kafka,
             config.collector.limits.clone(),
@@ -249,7 +256,9 @@ pub async fn serve(
         None
     };
     drop(writer);
-    shutdown_signal().await;
+    if !stopping {
+        stop.await;
+    }
     if let Some(m) = monitors {
         m.abort();
     }

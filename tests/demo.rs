@@ -198,6 +198,9 @@ fn the_default_demo_tells_every_story() {
         "experiment churn-v2: treatment → ship",
         "shadow answers kept",
         "retraining request filed for churn (drift)",
+        // The assistant's LLM shadow run (scripts/test.sh installs its sentence encoder).
+        "LLM shadow run (assistant",
+        "assistant@v3",
     ] {
         assert!(
             printed.contains(want),
@@ -299,6 +302,15 @@ fn the_default_demo_tells_every_story() {
         assert!(mirrored.as_str().unwrap_or("").contains("v3"), "mirrored rows: {mirrored}");
         let requests = js(c, "var t = document.getElementById('retraining-requests'); return t ? t.textContent : ''").await;
         assert!(requests.as_str().unwrap_or("").contains("drift"), "retraining requests: {requests}");
+        // The LLM shadow run is shown as one: a similarity interval and a verdict, no accuracy.
+        let llm = js(c, "var t = document.querySelector('table[id^=\"shadow-llm-\"]'); return t ? t.textContent : ''").await;
+        let llm = llm.as_str().unwrap_or("");
+        assert!(
+            llm.contains("assistant@v3")
+                && ["equivalent", "different", "inconclusive", "rejected"].iter().any(|v| llm.contains(v))
+                && !llm.contains("NaN"),
+            "LLM shadow run table: {llm}"
+        );
 
         // Promote churn v2 through the UI: the route flips, the overview shows it and the audit trail.
         c.goto(&format!("{base}/ui/experiments?experiment=churn-v2")).await.unwrap();
