@@ -16,7 +16,7 @@ use crate::roi::{ArmTotals, RoiConfig};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use vigil_store::queries::{TimeBucket, VersionCount};
-use vigil_store::rollup::{histogram_quantile, LATENCY_BIN_SQL};
+use vigil_store::rollup::{histogram_quantile, log_bin_sql};
 use vigil_store::{sql_string, Store, StoreError};
 
 /// A half-open time range `[since, until)` in unix seconds and the bucket width for charts.
@@ -259,13 +259,46 @@ pub struct LatencyBucket {
 }
 
 /// Latency p50/p95 per version and bucket, from the latency histogram
-/// (`vigil_store::rollup::LATENCY_BIN_SQL`, bins about 2 % wide): the rollups carry it per
+/// (`vigil_store::rollup::log_bin_sql`, bins about 2 % wide): the rollups carry it per
 /// minute, the raw part is binned the same way, so both paths give the same numbers.
 pub async fn latency_buckets(
     store: &Store,
     model: &str,
     r: Range,
 ) -> Result<Vec<LatencyBucket>, StoreError> {
+    let hists = bucket_histograms(
+        store,
+        model,
+        r,
+        "latency_ms",
+        ("inference_rollup_1m", "latency_bins", "latency_counts"),
+    )
+    .await?;
+    Ok(hists
+        .into_iter()
+        .filter_map(|(bucket, version, bins)| {
+            Some(LatencyBucket {
+                bucket,
+                version,
+                events: bins.iter().map(|b| b.1).sum(),
+                p50: histogram_quantile(&bins, 0.5)?,
+                p95: histogram_quantile(&bins, 0.95)?,
+            })
+        })
+        .collect())
+}
+
+/// Per chart bucket and version of one model: the log histogram (`rollup::log_bin_sql`) of
+/// `column`'s non-null values, as (bin, count) pairs. Rolled-up minutes come from the histogram
+/// arrays `(table, bins, counts)` of a minute rollup, the rest is binned the same way from the
+/// raw table, so both paths give the same histograms (latency, time to first token).
+pub(crate) async fn bucket_histograms(
+    store: &Store,
+    model: &str,
+    r: Range,
+    column: &str,
+    (rollup, bins_col, counts_col): (&str, &str, &str),
+) -> Result<Vec<(u32, String, Vec<(u16, u64)>)>, StoreError> {
     #[derive(clickhouse::Row, Deserialize)]
     struct Hist {
         bucket: u32,
@@ -277,21 +310,22 @@ pub async fn latency_buckets(
     let m = sql_string(model);
     let rolled = r.rolled(true);
     let raw = format!(
-        "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, version, {LATENCY_BIN_SQL} AS bin,
+        "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, version, {} AS bin,
                 toUInt64(count()) AS c1
-         FROM {} FINAL WHERE model = {m} AND {} AND isNotNull(latency_ms)
+         FROM {} FINAL WHERE model = {m} AND {} AND isNotNull({column})
          GROUP BY bucket, version, bin",
+        log_bin_sql(column),
         store.table("inference_events"),
         r.raw_sql(rolled)
     );
     let roll = rolled.map(|mins| {
         format!(
             "SELECT toUInt32(intDiv(toUInt32(minute), {b}) * {b}) AS bucket, version, bin,
-                    toUInt64(sum(lc)) AS c1
-             FROM {} FINAL ARRAY JOIN latency_bins AS bin, latency_counts AS lc
+                    toUInt64(sum(hc)) AS c1
+             FROM {} FINAL ARRAY JOIN {bins_col} AS bin, {counts_col} AS hc
              WHERE model = {m} AND {}
              GROUP BY bucket, version, bin",
-            store.table("inference_rollup_1m"),
+            store.table(rollup),
             minutes_sql(mins)
         )
     });
@@ -307,15 +341,12 @@ pub async fn latency_buckets(
         .await?;
     Ok(hists
         .into_iter()
-        .filter_map(|h| {
-            let bins: Vec<(u16, u64)> = h.bins.into_iter().zip(h.counts).collect();
-            Some(LatencyBucket {
-                bucket: h.bucket,
-                version: h.version,
-                events: bins.iter().map(|b| b.1).sum(),
-                p50: histogram_quantile(&bins, 0.5)?,
-                p95: histogram_quantile(&bins, 0.95)?,
-            })
+        .map(|h| {
+            (
+                h.bucket,
+                h.version,
+                h.bins.into_iter().zip(h.counts).collect(),
+            )
         })
         .collect())
 }

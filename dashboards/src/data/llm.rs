@@ -5,7 +5,7 @@
 //! give the same numbers (tests/rollups.rs). TTFT and output tokens/s quantiles are read from
 //! the log histogram of `vigil_store::rollup::log_bin_sql` (bins about 2 % wide).
 
-use super::{minutes_sql, union, Range};
+use super::{bucket_histograms, minutes_sql, union, Range};
 use serde::Deserialize;
 use vigil_store::rollup::{
     histogram_quantile, log_bin_sql, ANSWER_SQL, FAILED_SQL, GENERATIVE_SQL,
@@ -62,11 +62,10 @@ struct VersionSums {
     tps_counts: Vec<u64>,
 }
 
-/// `(n, p50, p95)` of a histogram given as parallel arrays (zeros when empty).
-fn quantiles(bins: Vec<u16>, counts: Vec<u64>) -> (u64, f64, f64) {
-    let h: Vec<(u16, u64)> = bins.into_iter().zip(counts).collect();
+/// `(n, p50, p95)` of a histogram's (bin, count) pairs (zeros when empty).
+fn quantiles(h: &[(u16, u64)]) -> (u64, f64, f64) {
     let n = h.iter().map(|b| b.1).sum();
-    let q = |p| histogram_quantile(&h, p).unwrap_or(0.0);
+    let q = |p| histogram_quantile(h, p).unwrap_or(0.0);
     (n, q(0.5), q(0.95))
 }
 
@@ -136,8 +135,9 @@ pub async fn version_stats(store: &Store, r: Range) -> Result<Vec<VersionStats>,
     Ok(rows
         .into_iter()
         .map(|s| {
-            let (ttft_n, ttft_p50, ttft_p95) = quantiles(s.ttft_bins, s.ttft_counts);
-            let (tps_n, tps_p50, _) = quantiles(s.tps_bins, s.tps_counts);
+            let zip = |b: Vec<u16>, c: Vec<u64>| b.into_iter().zip(c).collect::<Vec<_>>();
+            let (ttft_n, ttft_p50, ttft_p95) = quantiles(&zip(s.ttft_bins, s.ttft_counts));
+            let (tps_n, tps_p50, _) = quantiles(&zip(s.tps_bins, s.tps_counts));
             VersionStats {
                 model: s.model,
                 version: s.version,
@@ -228,53 +228,21 @@ pub async fn ttft_buckets(
     model: &str,
     r: Range,
 ) -> Result<Vec<TtftBucket>, StoreError> {
-    #[derive(clickhouse::Row, Deserialize)]
-    struct Hist {
-        bucket: u32,
-        version: String,
-        bins: Vec<u16>,
-        counts: Vec<u64>,
-    }
-    let b = r.bucket.max(1);
-    let m = sql_string(model);
-    let rolled = r.rolled(true);
-    let raw = format!(
-        "SELECT toUInt32(intDiv(toUInt32(ts), {b}) * {b}) AS bucket, version, {} AS bin,
-                toUInt64(count()) AS c1
-         FROM {} FINAL WHERE model = {m} AND {} AND isNotNull(ttft_ms)
-         GROUP BY bucket, version, bin",
-        log_bin_sql("ttft_ms"),
-        store.table("inference_events"),
-        r.raw_sql(rolled)
-    );
-    let roll = rolled.map(|mins| {
-        format!(
-            "SELECT toUInt32(intDiv(toUInt32(minute), {b}) * {b}) AS bucket, version, bin,
-                    toUInt64(sum(tc)) AS c1
-             FROM {} FINAL ARRAY JOIN ttft_bins AS bin, ttft_counts AS tc
-             WHERE model = {m} AND {}
-             GROUP BY bucket, version, bin",
-            store.table("inference_llm_1m"),
-            minutes_sql(mins)
-        )
-    });
-    let hists: Vec<Hist> = store
-        .fetch(&format!(
-            "SELECT toUInt32(bucket) AS bucket, toString(version) AS version,
-                    CAST(groupArray(bin) AS Array(UInt16)) AS bins,
-                    CAST(groupArray(c) AS Array(UInt64)) AS counts
-             FROM (SELECT bucket, version, bin, sum(c1) AS c FROM {} GROUP BY bucket, version, bin)
-             GROUP BY bucket, version ORDER BY bucket, version",
-            union(raw, roll)
-        ))
-        .await?;
+    let hists = bucket_histograms(
+        store,
+        model,
+        r,
+        "ttft_ms",
+        ("inference_llm_1m", "ttft_bins", "ttft_counts"),
+    )
+    .await?;
     Ok(hists
         .into_iter()
-        .filter_map(|h| {
-            let (n, p50, p95) = quantiles(h.bins, h.counts);
+        .filter_map(|(bucket, version, bins)| {
+            let (n, p50, p95) = quantiles(&bins);
             (n > 0).then_some(TtftBucket {
-                bucket: h.bucket,
-                version: h.version,
+                bucket,
+                version,
                 n,
                 p50,
                 p95,
