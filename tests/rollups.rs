@@ -233,44 +233,7 @@ async fn assert_same(store: &Store, r: Range, what: &str) {
     );
     assert!(!a.is_empty(), "{what}: presence");
     assert_eq!(json(&a), json(&b), "{what}: presence");
-    // ROI: per-unit sums from the hourly unit rollups + the raw tail, against raw alone.
-    let roi = churn_roi();
-    let (a, b) = (
-        data::roi_buckets(store, &roi, r).await.expect("roi"),
-        data::roi_buckets(store, &roi, raw).await.expect("raw roi"),
-    );
-    assert!(!a.is_empty(), "{what}: roi buckets");
-    let key = |x: &data::RoiBucket| {
-        (
-            x.model.clone(),
-            x.bucket,
-            x.version.clone(),
-            x.units,
-            x.inferences,
-            x.costed,
-        )
-    };
-    assert_eq!(
-        a.iter().map(key).collect::<Vec<_>>(),
-        b.iter().map(key).collect::<Vec<_>>(),
-        "{what}: roi"
-    );
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
-    for (x, y) in a.iter().zip(&b) {
-        assert!(
-            close(x.value_sum, y.value_sum)
-                && close(x.value_sumsq, y.value_sumsq)
-                && close(x.cost, y.cost),
-            "{what}: roi {x:?} vs {y:?}"
-        );
-    }
-    // ROI counts whole hours: every inference from the hour of `since` on, once.
-    let inferences: u64 = a.iter().map(|x| x.inferences).sum();
-    assert_eq!(
-        inferences,
-        raw_count(store, data::roi_since(r.since), r.until).await,
-        "{what}: roi inferences"
-    );
+    assert_same_roi(store, r, what).await;
 
     // Distributions from the per-minute samples: the whole sample (weights 1 at three events a
     // minute) and one event a minute (weights = the minute's events) pick the same events
@@ -326,6 +289,53 @@ async fn assert_same(store: &Store, r: Range, what: &str) {
 }
 
 /// Each churn costs 120.
+/// ROI per unit from the daily and hourly unit rollups + the raw tail equals ROI from the raw
+/// tables alone, and counts every inference from the range's first whole hour (or day) on
+/// once; returns the buckets.
+async fn assert_same_roi(store: &Store, r: Range, what: &str) -> Vec<data::RoiBucket> {
+    let raw = Range {
+        rolled_until: 0,
+        ..r
+    };
+    let roi = churn_roi();
+    let (a, b) = (
+        data::roi_buckets(store, &roi, r).await.expect("roi"),
+        data::roi_buckets(store, &roi, raw).await.expect("raw roi"),
+    );
+    assert!(!a.is_empty(), "{what}: roi buckets");
+    let key = |x: &data::RoiBucket| {
+        (
+            x.model.clone(),
+            x.bucket,
+            x.version.clone(),
+            x.units,
+            x.inferences,
+            x.costed,
+        )
+    };
+    assert_eq!(
+        a.iter().map(key).collect::<Vec<_>>(),
+        b.iter().map(key).collect::<Vec<_>>(),
+        "{what}: roi"
+    );
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            close(x.value_sum, y.value_sum)
+                && close(x.value_sumsq, y.value_sumsq)
+                && close(x.cost, y.cost),
+            "{what}: roi {x:?} vs {y:?}"
+        );
+    }
+    let inferences: u64 = a.iter().map(|x| x.inferences).sum();
+    assert_eq!(
+        inferences,
+        raw_count(store, data::roi_since(r), r.until).await,
+        "{what}: roi inferences"
+    );
+    a
+}
+
 fn churn_roi() -> RoiConfig {
     RoiConfig {
         value_per_outcome: [("churned".to_string(), -120.0)].into(),
@@ -561,7 +571,9 @@ async fn exercise(store: Store) {
 /// minutes after a 10 M load redid it), yet a straggler stored after a pass is still caught.
 async fn load_is_compacted_once(store: Store) {
     store.migrate(None).await.expect("migrate");
-    let t = now() / 60 * 60 - 3600;
+    // Five minutes into an hour, so that the load ends just before it: the passes below see
+    // that hour as stable yet without events, which must not make every pass "recompute" it.
+    let t = now() / 3600 * 3600 - 3600 + 300;
     // Two hours of events (three a minute, as in `exercise`, so that the distribution
     // estimates are exact), all stamped at t by the load.
     let start = t - 7500;
@@ -650,6 +662,144 @@ async fn load_is_compacted_once(store: Store) {
     assert_same(&store, r, "after a load, a straggler and a retry").await;
 }
 
+/// The ROI page over a day or more reads whole days from `inference_units_1d`: across a UTC
+/// day boundary, with duplicates, a day grown hour by hour as hours complete, a late outcome
+/// for a day already merged, and a range ending inside a day (days, then hours, then raw),
+/// the numbers equal the raw-only query's. Time is simulated: the passes run at `now`s two
+/// days back, where the events are.
+async fn days_match_raw_queries(store: Store) {
+    store.migrate(None).await.expect("migrate");
+    let midnight = now() / 86_400 * 86_400 - 2 * 86_400;
+    // One event a minute from 3 h before midnight to 3 h after, stamped 5 s after its `ts`.
+    let first = midnight - 3 * 3600;
+    let rows: Vec<InferenceRow> = (0..360)
+        .map(|i| inference(i, first + i * 60, first + i * 60 + 5))
+        .collect();
+    store.insert(&rows).await.expect("insert");
+    store.insert(&rows[150..200]).await.expect("duplicates");
+    let outcomes: Vec<OutcomeRow> = (0..360)
+        .step_by(4)
+        .map(|i| outcome(i, first + i * 60 + 600, first + i * 60 + 600))
+        .collect();
+    store.insert(&outcomes).await.expect("outcomes");
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct N {
+        n: u64,
+    }
+    let day_inferences = || {
+        let store = store.clone();
+        async move {
+            store
+                .fetch::<N>(&format!(
+                    "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
+                    store.table("inference_units_1d")
+                ))
+                .await
+                .expect("day rows")[0]
+                .n
+        }
+    };
+    let pass = |at: u32| {
+        let store = store.clone();
+        async move {
+            rollup::compact(&store, &CompactOptions::default(), at)
+                .await
+                .expect("compact")
+        }
+    };
+    // 02:30 after midnight: hours up to 02:00 are complete, so both days get rows, the second
+    // up to 02:00.
+    let p1 = pass(midnight + 9000).await;
+    assert_eq!(p1.unit_days_recomputed, 2, "{p1:?}");
+    assert_eq!(
+        day_inferences().await,
+        raw_count(&store, first, midnight + 7200).await
+    );
+    let day_range = |until: u32, rolled_until: u32| Range {
+        since: midnight - 86_400 + 7,
+        until,
+        bucket: 3600,
+        rolled_until,
+    };
+    // Whole days, then the open hours, then raw; and a range ending inside the second day.
+    assert_same_roi(
+        &store,
+        day_range(midnight + 9060, p1.compacted_until),
+        "days, pass 1",
+    )
+    .await;
+    assert_same_roi(
+        &store,
+        day_range(midnight + 5407, p1.compacted_until),
+        "inside a day",
+    )
+    .await;
+
+    // 03:30: the hours 02:00–03:00 completed, so the second day is extended, not recomputed.
+    let p2 = pass(midnight + 12_600).await;
+    assert_eq!(
+        (p2.unit_days_recomputed, p2.unit_days_extended),
+        (0, 1),
+        "{p2:?}"
+    );
+    assert_eq!(
+        day_inferences().await,
+        raw_count(&store, first, midnight + 10_800).await
+    );
+    let before = assert_same_roi(
+        &store,
+        day_range(midnight + 12_660, p2.compacted_until),
+        "days, pass 2",
+    )
+    .await;
+
+    // A late churn for an inference of the first day (21:01): its hour and day are recomputed.
+    let late = OutcomeRow {
+        event_id: "late-churn".into(),
+        value: 1.0,
+        ..outcome(61, midnight + 12_610, midnight + 12_610)
+    };
+    store
+        .insert(std::slice::from_ref(&late))
+        .await
+        .expect("late outcome");
+    let p3 = pass(midnight + 12_700).await;
+    assert!(
+        p3.unit_days_recomputed >= 1 && p3.unit_hours_recomputed >= 1,
+        "{p3:?}"
+    );
+    let after = assert_same_roi(
+        &store,
+        day_range(midnight + 12_760, p3.compacted_until),
+        "late outcome",
+    )
+    .await;
+    let value = |b: &[data::RoiBucket]| b.iter().map(|x| x.value_sum).sum::<f64>();
+    assert!(
+        value(&after) < value(&before),
+        "{} vs {}",
+        value(&after),
+        value(&before)
+    );
+
+    // And from the real present: a full pass, a range of a week.
+    let full = CompactOptions {
+        full: true,
+        ..CompactOptions::default()
+    };
+    let p4 = rollup::compact(&store, &full, now())
+        .await
+        .expect("full pass");
+    assert_eq!(day_inferences().await, 360);
+    let week = Range {
+        since: now() - 7 * 86_400,
+        until: now() + 60,
+        bucket: 86_400,
+        rolled_until: p4.compacted_until,
+    };
+    assert_same_roi(&store, week, "a week, after a full pass").await;
+}
+
 /// chDB holds one path per process: the chDB tests of this binary share one, with a database each.
 fn chdb_url(prefix: &str) -> String {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
@@ -693,4 +843,21 @@ async fn rollups_match_raw_queries_on_chdb() {
         .await
         .expect("open chdb store");
     exercise(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_days_match_raw_queries_on_clickhouse_server() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("rolldays")))
+        .await
+        .expect("open server store");
+    days_match_raw_queries(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_days_match_raw_queries_on_chdb() {
+    common::require_chdb();
+    let store = Store::open(&chdb_url("rolldays"))
+        .await
+        .expect("open chdb store");
+    days_match_raw_queries(store).await;
 }

@@ -410,67 +410,103 @@ fn worth_of_arrays(cfg: &RoiConfig, names: &str, values: &str) -> String {
     )
 }
 
-/// Where the ROI page's numbers start: the hour holding `since` (ROI counts whole hours, so
-/// the per-hour unit rollups can answer it).
-pub fn roi_since(since: u32) -> u32 {
-    since / 3600 * 3600
+/// Where the ROI page's numbers start: the hour holding `r.since`, or its UTC day when the
+/// range spans a day or more. ROI counts whole hours and days so that the unit rollups can
+/// answer it: per hour (`inference_units_1h`), and per day (`inference_units_1d`), which keeps
+/// a range of days at one row per unit and day however many hours the unit was served in.
+pub fn roi_since(r: Range) -> u32 {
+    if roi_by_day(r) {
+        r.since / 86_400 * 86_400
+    } else {
+        r.since / 3600 * 3600
+    }
 }
 
-/// ROI sums per model, version and bucket, over `[roi_since(since), until)`, every model in
-/// one query. A unit is (model, version, unit id): its value is the worth of the outcomes
-/// linked to the inferences that version served it in the range (`inference_id`), and it
-/// belongs to the bucket of its first inference in the range.
+/// Whether ROI over `r` counts whole days (a range of 24 h or more), else whole hours.
+pub fn roi_by_day(r: Range) -> bool {
+    r.until.saturating_sub(r.since) >= 86_400
+}
+
+/// How far the daily and the hourly unit rows reach (`covered_until` of the newest rows), for
+/// a range ending at `until`. The compactor writes a period's rows (one insert) before it
+/// moves on, so these, not the watermark, are where the next part must start for no event to
+/// count twice. The coverage trails the watermark by minutes (hours) or an hour (days), and
+/// periods more than a day before the watermark are complete (every pass extends them from
+/// the frontier on), so only the last day is looked at; both in one statement.
+async fn unit_coverage(store: &Store, since: u32, r: Range) -> Result<(u32, u32), StoreError> {
+    if r.rolled_until == 0 {
+        return Ok((0, 0));
+    }
+    #[derive(clickhouse::Row, Deserialize)]
+    struct Cov {
+        day: u32,
+        hour: u32,
+    }
+    let hour_before = (r.rolled_until / 3600 * 3600).saturating_sub(86_400);
+    let day_before = (r.rolled_until / 86_400 * 86_400).saturating_sub(86_400);
+    if r.until <= day_before {
+        return Ok((day_before, hour_before));
+    }
+    let newest = |table: &str, period: &str, from: u32| {
+        format!(
+            "(SELECT toUInt32(max(covered_until)) FROM {} WHERE {period} >= toDateTime({from})
+              AND {period} < toDateTime({}))",
+            store.table(table),
+            r.until
+        )
+    };
+    let cov = store
+        .fetch::<Cov>(&format!(
+            "SELECT toUInt32({}) AS day, toUInt32({}) AS hour",
+            newest(
+                "inference_units_1d",
+                "day",
+                since.max(day_before) / 86_400 * 86_400
+            ),
+            newest("inference_units_1h", "hour", since.max(hour_before)),
+        ))
+        .await?
+        .first()
+        .map_or((0, 0), |c| (c.day, c.hour));
+    Ok((cov.0.max(day_before), cov.1.max(hour_before)))
+}
+
+/// ROI sums per model, version and bucket, over `[roi_since(r), until)`, every model in one
+/// query. A unit is (model, version, unit id): its value is the worth of the outcomes linked
+/// to the inferences that version served it in the range (`inference_id`), and it belongs to
+/// the bucket of its first inference in the range.
 ///
-/// The hours the compactor has covered come from `inference_units_1h` (an hour's newest rows
-/// cover it up to their `covered_until`), the rest from the raw tables; each part gives
-/// per-unit sums, and
-/// units are summed across parts before they are bucketed. Units are keyed by
-/// `cityHash64(model, version, unit_id)` on both paths (the rollup stores only the hash), and
-/// groups by one UInt64 rather than by strings: on 200 k units that is what keeps the page
-/// fast.
+/// The range is read in up to three consecutive parts, each giving per-unit sums: whole days
+/// from `inference_units_1d` (ranges of a day or more), then hours from `inference_units_1h`,
+/// then the raw tables from where the hourly rows end. Units are summed across parts before
+/// they are bucketed. Units are keyed by `cityHash64(model, version, unit_id)` on every path
+/// (the rollups store only the hash), and groups by one UInt64 rather than by strings: on
+/// 200 k units that is what keeps the page fast.
 pub async fn roi_buckets(
     store: &Store,
     cfg: &RoiConfig,
     r: Range,
 ) -> Result<Vec<RoiBucket>, StoreError> {
-    let since = roi_since(r.since);
-    // How far the unit rows reach, from the rows themselves: the compactor writes an hour's
-    // rows (one insert) before it moves the watermark, so this, not the watermark, is where
-    // the raw part must start for no event to count twice. The frontier trails the watermark
-    // by minutes, and hours more than a day before the watermark are complete (every pass
-    // extends the hours from the frontier on), so only the last day is looked at.
-    let covered = if r.rolled_until == 0 {
-        0
+    let since = roi_since(r);
+    let by_day = roi_by_day(r);
+    let (day_cov, hour_cov) = unit_coverage(store, since, r).await?;
+    // Days: [since, day_end); hours: [day_end, hour_end); raw: [hour_end, until). A range
+    // ending before a coverage uses the whole periods before its end.
+    let day_end = if !by_day || day_cov == 0 {
+        since
+    } else if r.until >= day_cov {
+        day_cov.max(since)
     } else {
-        let day_before = (r.rolled_until / 3600 * 3600).saturating_sub(86_400);
-        let newest = if r.until <= day_before {
-            0
-        } else {
-            store
-                .fetch::<Count>(&format!(
-                    "SELECT toUInt64(max(covered_until)) AS n FROM {}
-                     WHERE hour >= toDateTime({}) AND hour < toDateTime({})",
-                    store.table("inference_units_1h"),
-                    since.max(day_before),
-                    r.until
-                ))
-                .await?
-                .first()
-                .map_or(0, |c| c.n as u32)
-        };
-        newest.max(day_before)
+        (r.until / 86_400 * 86_400).max(since)
     };
-    // Rolled: hours [since, roll_end); raw: [raw_from, until).
-    let roll_end = if r.until >= covered {
-        covered
+    let hour_end = if hour_cov == 0 {
+        day_end
+    } else if r.until >= hour_cov {
+        hour_cov.max(day_end)
     } else {
-        r.until / 3600 * 3600
+        (r.until / 3600 * 3600).max(day_end)
     };
-    let (rolled, raw_from) = if covered > 0 && since < roll_end {
-        (Some((since, roll_end)), roll_end)
-    } else {
-        (None, since)
-    };
+    let raw_from = hour_end;
     let inf = store.table("inference_events");
     let raw_range = format!(
         "ts >= toDateTime({raw_from}) AND ts < toDateTime({})",
@@ -496,19 +532,27 @@ pub async fn roi_buckets(
         out = store.table("outcome_events"),
         worth = value_expr(cfg),
     );
-    let roll = rolled.map(|(lo, hi)| {
+    let units = |table: &str, period: &str, lo: u32, hi: u32| {
         format!(
             "SELECT toString(any(model)) AS m, toString(any(version)) AS ver, unit_key,
                     toUInt32(min(first_ts)) AS f, toUInt64(sum(inferences)) AS n,
                     toFloat64(sum(cost)) AS c, toUInt64(sum(costed)) AS k,
                     toFloat64(sum({worth})) AS v
              FROM {units} FINAL
-             WHERE hour >= toDateTime({lo}) AND hour < toDateTime({hi})
+             WHERE {period} >= toDateTime({lo}) AND {period} < toDateTime({hi})
              GROUP BY unit_key",
-            units = store.table("inference_units_1h"),
+            units = store.table(table),
             worth = worth_of_arrays(cfg, "outcome_names", "outcome_values"),
         )
-    });
+    };
+    let mut rolled = Vec::new();
+    if day_end > since {
+        rolled.push(units("inference_units_1d", "day", since, day_end));
+    }
+    if hour_end > day_end {
+        rolled.push(units("inference_units_1h", "hour", day_end, hour_end));
+    }
+    let roll = (!rolled.is_empty()).then(|| rolled.join(" UNION ALL "));
     store
         .fetch(&format!(
             "SELECT toString(any(m)) AS model, toUInt32(intDiv(f, {b}) * {b}) AS bucket,

@@ -32,7 +32,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// grows (migration 8 added the samples and unit rollups): a store upgraded from an older
 /// version then reads watermark 0, pages fall back to the raw table, and the first pass
 /// recomputes every minute into every rollup.
-const STATE_NAME: &str = "inference.v3";
+const STATE_NAME: &str = "inference.v4";
 
 /// Events sampled per model and minute for the drift page's distributions
 /// (`inference_sample_1m`).
@@ -189,6 +189,10 @@ pub struct CompactReport {
     /// Hours whose unit rows were recomputed whole, and hours extended by new minutes only.
     pub unit_hours_recomputed: u64,
     pub unit_hours_extended: u64,
+    /// Days whose unit rows were recomputed from all their hours, and days extended by the
+    /// hours completed since.
+    pub unit_days_recomputed: u64,
+    pub unit_days_extended: u64,
     /// The watermark before and after the pass (unix seconds, a minute boundary).
     pub compacted_until_before: u32,
     pub compacted_until: u32,
@@ -304,7 +308,7 @@ pub async fn compact(
         );
     }
     let compacted_until = closed_until.max(before.compacted_until);
-    let (recomputed, extended) = compact_units(store, opts, now, compacted_until, &minutes).await?;
+    let units = compact_units(store, opts, now, compacted_until, &minutes).await?;
     store
         .execute(&format!(
             "INSERT INTO {} (name, compacted_until, ingest_mark, updated_ms)
@@ -316,8 +320,10 @@ pub async fn compact(
         .await?;
     Ok(CompactReport {
         dirty_minutes: minutes.len() as u64,
-        unit_hours_recomputed: recomputed,
-        unit_hours_extended: extended,
+        unit_hours_recomputed: units.hours_recomputed,
+        unit_hours_extended: units.hours_extended,
+        unit_days_recomputed: units.days_recomputed,
+        unit_days_extended: units.days_extended,
         chunks: ranges.len() as u64,
         compacted_until_before: before.compacted_until,
         compacted_until,
@@ -493,7 +499,16 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
 /// are late for the unit rollups: the hour they fall in is recomputed whole, not extended.
 pub const UNIT_DELAY_SECS: u32 = 60;
 
-/// The unit rollups' part of a pass; returns (hours recomputed, hours extended).
+/// What the unit rollups' part of a pass did.
+#[derive(Debug, Default, Clone, Copy)]
+struct UnitWork {
+    hours_recomputed: u64,
+    hours_extended: u64,
+    days_recomputed: u64,
+    days_extended: u64,
+}
+
+/// The unit rollups' part of a pass: the hourly rows, then the daily rows merged from them.
 ///
 /// Unit rows cover each hour up to the *stable* point `now − overlap − UNIT_DELAY_SECS`
 /// (capped by the watermark), a few minutes behind the minute rollups: rows with a `ts` before
@@ -502,15 +517,17 @@ pub const UNIT_DELAY_SECS: u32 = 60;
 /// became stable instead of being recomputed from all of its events (at 1 k events/s the open
 /// hour reaches 3.6 M rows: seconds per recomputation, and on the embedded store pages wait
 /// while it runs). An hour is recomputed whole when a dirty minute lies inside what its rows
-/// already cover (late events or outcomes), on `--full`, or when it has no rows yet. Readers
-/// take the raw table from the rows' `covered_until` on, so nothing counts twice.
+/// already cover (late events or outcomes), on `--full`, or when it has no rows yet; an hour
+/// without events has nothing to compute and is left (it has no rows, so it would otherwise
+/// look new on every pass). Readers take the raw table from the rows' `covered_until` on, so
+/// nothing counts twice.
 async fn compact_units(
     store: &Store,
     opts: &CompactOptions,
     now: u32,
     compacted_until: u32,
     dirty_minutes: &[u32],
-) -> Result<(u64, u64), StoreError> {
+) -> Result<UnitWork, StoreError> {
     let stable =
         (now.saturating_sub(opts.overlap_secs + UNIT_DELAY_SECS) / 60 * 60).min(compacted_until);
     // Hours with dirty minutes, plus every hour from the current frontier (the newest
@@ -527,11 +544,16 @@ async fn compact_units(
     hours.sort_unstable();
     hours.dedup();
     hours.retain(|h| *h < stable);
-    let covered = units_covered(store, &hours).await?;
-    let (mut recomputed, mut extended) = (0u64, 0u64);
+    let covered = units_covered(store, "inference_units_1h", "hour", &hours).await?;
+    let with_events = periods_with_events(store, &hours, stable, 3600).await?;
+    let mut work = UnitWork::default();
+    let mut recomputed_hours = Vec::new();
     for (i, hour) in hours.iter().enumerate() {
         let end = (*hour + 3600).min(stable);
         let cov = covered.get(hour).copied().unwrap_or(0);
+        if cov == 0 && !with_events.contains(hour) {
+            continue;
+        }
         let stale = opts.full
             || cov <= *hour
             || dirty_minutes
@@ -539,11 +561,12 @@ async fn compact_units(
                 .any(|m| m / 3600 * 3600 == *hour && *m < cov);
         let action = if stale {
             recompute_units(store, *hour, end).await?;
-            recomputed += 1;
+            work.hours_recomputed += 1;
+            recomputed_hours.push(*hour);
             "recomputed"
         } else if end > cov {
             extend_units(store, *hour, cov, end).await?;
-            extended += 1;
+            work.hours_extended += 1;
             "extended"
         } else {
             continue;
@@ -557,6 +580,106 @@ async fn compact_units(
             "rollup: unit hour"
         );
     }
+    // Days hold the hours completed by now (their rows cover the whole hour).
+    let complete_until = stable / 3600 * 3600;
+    let (recomputed, extended) =
+        compact_unit_days(store, opts, complete_until, &hours, &recomputed_hours).await?;
+    work.days_recomputed = recomputed;
+    work.days_extended = extended;
+    Ok(work)
+}
+
+/// The periods (hours or days, `secs` long) from the first of `starts` up to `until` that hold
+/// compacted events, from the minute rollups (an hour or a day without events has no unit
+/// rows, so its coverage alone cannot tell it from one not computed yet).
+async fn periods_with_events(
+    store: &Store,
+    starts: &[u32],
+    until: u32,
+    secs: u32,
+) -> Result<std::collections::HashSet<u32>, StoreError> {
+    let Some(first) = starts.first() else {
+        return Ok(Default::default());
+    };
+    let rows: Vec<Minute> = store
+        .fetch(&format!(
+            "SELECT DISTINCT toUInt32(intDiv(toUInt32(minute), {secs}) * {secs}) AS minute
+             FROM {} WHERE minute >= toDateTime({first}) AND minute < toDateTime({until})",
+            store.table("inference_rollup_1m")
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|m| m.minute).collect())
+}
+
+/// The daily unit rows (`inference_units_1d`): each day holds the merged rows of its hours
+/// completed before `complete_until` (an hour boundary); `hours` are the hours this pass
+/// looked at, `recomputed_hours` the ones it recomputed. A day is extended by the hours
+/// completed since its rows were written (its stored rows plus those hours' rows: a few
+/// hundred thousand rows once an hour, however many units a day has), and recomputed from all
+/// of its hours when one of the hours it holds was recomputed (late events or outcomes), on
+/// `--full`, or when it has no rows yet. Returns (days recomputed, days extended).
+async fn compact_unit_days(
+    store: &Store,
+    opts: &CompactOptions,
+    complete_until: u32,
+    hours: &[u32],
+    recomputed_hours: &[u32],
+) -> Result<(u64, u64), StoreError> {
+    let day_of = |t: u32| t / 86_400 * 86_400;
+    // The days of this pass's hours, and every day from the current frontier on.
+    let mut days: Vec<u32> = hours
+        .iter()
+        .filter(|h| **h < complete_until)
+        .map(|h| day_of(*h))
+        .collect();
+    let frontier = days_frontier(store, complete_until).await?;
+    if frontier > 0 {
+        let mut d = day_of(frontier);
+        while d < complete_until {
+            days.push(d);
+            d += 86_400;
+        }
+    }
+    days.sort_unstable();
+    days.dedup();
+    let covered = units_covered(store, "inference_units_1d", "day", &days).await?;
+    let with_events = periods_with_events(store, &days, complete_until, 86_400).await?;
+    let (mut recomputed, mut extended) = (0u64, 0u64);
+    for day in &days {
+        let end = (*day + 86_400).min(complete_until);
+        let cov = covered.get(day).copied().unwrap_or(0);
+        if cov == 0 && !with_events.contains(day) {
+            continue;
+        }
+        let stale = opts.full
+            || cov <= *day
+            || recomputed_hours
+                .iter()
+                .any(|h| day_of(*h) == *day && *h < cov);
+
+        let action = if stale {
+            let hours = format!("hour >= toDateTime({day}) AND hour < toDateTime({end})");
+            let by_name = stored_units_by_name(store, "inference_units_1h", &hours);
+            write_units(store, "inference_units_1d", "day", *day, end, &by_name).await?;
+            recomputed += 1;
+            "recomputed"
+        } else if end > cov {
+            let stored = stored_units_by_name(
+                store,
+                "inference_units_1d",
+                &format!("day = toDateTime({day})"),
+            );
+            let hours = format!("hour >= toDateTime({cov}) AND hour < toDateTime({end})");
+            let fresh = stored_units_by_name(store, "inference_units_1h", &hours);
+            let by_name = format!("{stored} UNION ALL {fresh}");
+            write_units(store, "inference_units_1d", "day", *day, end, &by_name).await?;
+            extended += 1;
+            "extended"
+        } else {
+            continue;
+        };
+        tracing::info!(day = *day, until = end, action, "rollup: unit day");
+    }
     Ok((recomputed, extended))
 }
 
@@ -565,15 +688,32 @@ async fn compact_units(
 /// moves with every pass, and after a longer stop the hours with events since are dirty
 /// anyway (every minute after the old watermark is).
 async fn units_frontier(store: &Store, compacted_until: u32) -> Result<u32, StoreError> {
+    let from = (compacted_until / 3600 * 3600).saturating_sub(86_400);
+    newest_coverage(store, "inference_units_1h", "hour", from).await
+}
+
+/// The newest `covered_until` of the daily unit rows of the last two days before
+/// `complete_until` (0 when there are none): after a longer stop the days with events since
+/// have recomputed hours, which bring their days along.
+async fn days_frontier(store: &Store, complete_until: u32) -> Result<u32, StoreError> {
+    let from = (complete_until / 86_400 * 86_400).saturating_sub(86_400);
+    newest_coverage(store, "inference_units_1d", "day", from).await
+}
+
+async fn newest_coverage(
+    store: &Store,
+    table: &str,
+    period: &str,
+    from: u32,
+) -> Result<u32, StoreError> {
     #[derive(clickhouse::Row, Deserialize)]
     struct F {
         until: u32,
     }
-    let from = (compacted_until / 3600 * 3600).saturating_sub(86_400);
     let rows: Vec<F> = store
         .fetch(&format!(
-            "SELECT toUInt32(max(covered_until)) AS until FROM {} WHERE hour >= toDateTime({from})",
-            store.table("inference_units_1h")
+            "SELECT toUInt32(max(covered_until)) AS until FROM {} WHERE {period} >= toDateTime({from})",
+            store.table(table)
         ))
         .await?;
     Ok(rows.first().map_or(0, |f| f.until))
@@ -581,32 +721,34 @@ async fn units_frontier(store: &Store, compacted_until: u32) -> Result<u32, Stor
 
 #[derive(clickhouse::Row, Deserialize)]
 struct Covered {
-    hour: u32,
+    period: u32,
     until: u32,
 }
 
-/// How far each hour's unit rows reach (`covered_until` of its newest computation); hours
-/// without rows are left out.
+/// How far each period's (hour's or day's) unit rows reach (`covered_until` of its newest
+/// computation); periods without rows are left out.
 async fn units_covered(
     store: &Store,
-    hours: &[u32],
+    table: &str,
+    period: &str,
+    starts: &[u32],
 ) -> Result<std::collections::HashMap<u32, u32>, StoreError> {
-    if hours.is_empty() {
+    if starts.is_empty() {
         return Ok(Default::default());
     }
-    let list = hours
+    let list = starts
         .iter()
         .map(|h| format!("toDateTime({h})"))
         .collect::<Vec<_>>()
         .join(", ");
     let rows: Vec<Covered> = store
         .fetch(&format!(
-            "SELECT toUInt32(hour) AS hour, toUInt32(max(covered_until)) AS until
-             FROM {} WHERE hour IN ({list}) GROUP BY hour",
-            store.table("inference_units_1h")
+            "SELECT toUInt32({period}) AS period, toUInt32(max(covered_until)) AS until
+             FROM {} WHERE {period} IN ({list}) GROUP BY {period}",
+            store.table(table)
         ))
         .await?;
-    Ok(rows.into_iter().map(|c| (c.hour, c.until)).collect())
+    Ok(rows.into_iter().map(|c| (c.period, c.until)).collect())
 }
 
 /// Per (model, version, unit, outcome name) sums of the raw events in `range`: first
@@ -642,14 +784,37 @@ fn units_by_name_from_raw(store: &Store, range: &str) -> String {
     )
 }
 
-/// Writes the unit rows of `hour` covering `[hour, end)` from per-name sums (`by_name`, the
-/// columns of [`units_by_name_from_raw`]).
-async fn write_units(store: &Store, hour: u32, end: u32, by_name: &str) -> Result<(), StoreError> {
+/// Stored unit rows of `table` (hourly or daily) matching `filter`, split back into the
+/// per-name sums of [`units_by_name_from_raw`] (a unit's own counts on its first name's row).
+fn stored_units_by_name(store: &Store, table: &str, filter: &str) -> String {
+    format!(
+        "SELECT model, version, unit_key, o_name, first_ts AS f,
+                if(o_i <= 1, inferences, toUInt64(0)) AS n, if(o_i <= 1, costed, toUInt64(0)) AS k,
+                if(o_i <= 1, cost, toFloat64(0)) AS c, o_val AS v
+         FROM {units} FINAL
+         LEFT ARRAY JOIN outcome_names AS o_name, outcome_values AS o_val,
+                         arrayEnumerate(outcome_names) AS o_i
+         WHERE {filter}",
+        units = store.table(table),
+    )
+}
+
+/// Writes the unit rows of `table` for the period (`period` column: `hour` or `day`) starting
+/// at `start`, covering `[start, end)`, from per-name sums (`by_name`, the columns of
+/// [`units_by_name_from_raw`]).
+async fn write_units(
+    store: &Store,
+    table: &str,
+    period: &str,
+    start: u32,
+    end: u32,
+    by_name: &str,
+) -> Result<(), StoreError> {
     store
         .execute(&format!(
-            "INSERT INTO {units} (model, version, unit_key, hour, first_ts, inferences, costed, cost,
-                                  outcome_names, outcome_values, covered_until, computed_ms)
-             SELECT model, version, unit_key, toDateTime({hour}), min(f), toUInt64(sum(n)),
+            "INSERT INTO {units} (model, version, unit_key, {period}, first_ts, inferences, costed,
+                                  cost, outcome_names, outcome_values, covered_until, computed_ms)
+             SELECT model, version, unit_key, toDateTime({start}), min(f), toUInt64(sum(n)),
                     toUInt64(sum(k)), toFloat64(sum(c)),
                     CAST(groupArrayIf(o_name, o_name != '') AS Array(String)),
                     CAST(groupArrayIf(v, o_name != '') AS Array(Float64)),
@@ -661,7 +826,7 @@ async fn write_units(store: &Store, hour: u32, end: u32, by_name: &str) -> Resul
                  GROUP BY model, version, unit_key, o_name
              ) AS per_name
              GROUP BY model, version, unit_key",
-            units = store.table("inference_units_1h"),
+            units = store.table(table),
             ms = now_ms(),
         ))
         .await
@@ -671,7 +836,8 @@ async fn write_units(store: &Store, hour: u32, end: u32, by_name: &str) -> Resul
 /// with the outcomes linked to them as stored now.
 async fn recompute_units(store: &Store, hour: u32, end: u32) -> Result<(), StoreError> {
     let range = format!("ts >= toDateTime({hour}) AND ts < toDateTime({end})");
-    write_units(store, hour, end, &units_by_name_from_raw(store, &range)).await
+    let by_name = units_by_name_from_raw(store, &range);
+    write_units(store, "inference_units_1h", "hour", hour, end, &by_name).await
 }
 
 /// Extends the unit rows of `hour`, which cover `[hour, from)`, by the events in `[from, end)`:
@@ -680,19 +846,15 @@ async fn recompute_units(store: &Store, hour: u32, end: u32) -> Result<(), Store
 /// (newer `computed_ms`, `covered_until = end`), so a pass that fails halfway and runs again
 /// extends from what is stored, never twice.
 async fn extend_units(store: &Store, hour: u32, from: u32, end: u32) -> Result<(), StoreError> {
-    let stored = format!(
-        "SELECT model, version, unit_key, o_name, first_ts AS f,
-                if(o_i <= 1, inferences, toUInt64(0)) AS n, if(o_i <= 1, costed, toUInt64(0)) AS k,
-                if(o_i <= 1, cost, toFloat64(0)) AS c, o_val AS v
-         FROM {units} FINAL
-         LEFT ARRAY JOIN outcome_names AS o_name, outcome_values AS o_val,
-                         arrayEnumerate(outcome_names) AS o_i
-         WHERE hour = toDateTime({hour})",
-        units = store.table("inference_units_1h"),
+    let stored = stored_units_by_name(
+        store,
+        "inference_units_1h",
+        &format!("hour = toDateTime({hour})"),
     );
     let range = format!("ts >= toDateTime({from}) AND ts < toDateTime({end})");
     let fresh = units_by_name_from_raw(store, &range);
-    write_units(store, hour, end, &format!("{stored} UNION ALL {fresh}")).await
+    let by_name = format!("{stored} UNION ALL {fresh}");
+    write_units(store, "inference_units_1h", "hour", hour, end, &by_name).await
 }
 
 #[cfg(test)]

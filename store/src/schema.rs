@@ -639,6 +639,35 @@ const TABLES_V12: &[TableDef] = &[TableDef {
     version_column: Some("computed_ms"),
 }];
 
+/// Migration 13: the unit rows of whole days (`inference_units_1d`), merged from the completed
+/// hours of `inference_units_1h` by the compactor (`rollup::compact_unit_days`): the ROI page
+/// over a day or more reads one row per unit and day instead of one per unit and hour. Same
+/// columns as the hourly rows, `day` for `hour`; `covered_until` is the end of the last
+/// merged hour (the current day grows hour by hour).
+const UNIT_DAY_COLUMNS: &str = "
+    model String,
+    version String,
+    unit_key UInt64,
+    day DateTime,
+    first_ts DateTime,
+    inferences UInt64,
+    costed UInt64,
+    cost Float64,
+    outcome_names Array(String),
+    outcome_values Array(Float64),
+    covered_until DateTime,
+    computed_ms UInt64";
+
+const TABLES_V13: &[TableDef] = &[TableDef {
+    name: "inference_units_1d",
+    columns: UNIT_DAY_COLUMNS,
+    engine: "ReplacingMergeTree",
+    partition_by: Some("toYYYYMM(day)"),
+    order_by: "(model, day, version, unit_key)",
+    shard_key: "cityHash64(model, day)",
+    version_column: Some("computed_ms"),
+}];
+
 /// Migration 10: example texts of text monitors (`analyzer::monitor::text`), a few per
 /// window, column and kind; replacing on the key, so a re-run window replaces its examples.
 const TABLES_V10: &[TableDef] = &[TableDef {
@@ -729,7 +758,7 @@ impl AddColumn {
 fn table_def(name: &str) -> Option<&'static TableDef> {
     [
         TABLES_V1, TABLES_V2, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6, TABLES_V7, TABLES_V8,
-        TABLES_V10, TABLES_V12,
+        TABLES_V10, TABLES_V12, TABLES_V13,
     ]
     .into_iter()
     .flatten()
@@ -970,6 +999,15 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
             version: 12,
             name: "per-minute rollup of the generative fields (LLM page)",
             statements: TABLES_V12
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+            add_columns: Vec::new(),
+        },
+        Migration {
+            version: 13,
+            name: "per-day unit rollups (ROI page over a day or more)",
+            statements: TABLES_V13
                 .iter()
                 .flat_map(|t| render_table(t, opts))
                 .collect(),

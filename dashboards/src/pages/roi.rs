@@ -65,15 +65,24 @@ fn value_model_box(st: &DashboardState) -> String {
 
 pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, DashboardError> {
     let mut p = PageOut::new("ROI");
-    let r = c.range;
+    // Units are counted per hour and per day (the unit rollups): the whole page starts on the
+    // hour, or on the UTC day for ranges of a day or more, so its numbers agree.
+    let r = Range {
+        since: data::roi_since(c.range),
+        ..c.range
+    };
     let cur = st.roi.currency.clone();
     p.body.push_str(&value_model_box(st));
     if r.since > 0 {
-        // Units are counted per hour (the unit rollups), so ROI starts on the hour.
+        let whole = if data::roi_by_day(c.range) {
+            "days"
+        } else {
+            "hours"
+        };
         let _ = write!(
             p.body,
-            "<p class=\"hint\" id=\"roi-from\">ROI counts whole hours: units and outcomes from {} UTC on.</p>",
-            html::time(data::roi_since(r.since))
+            "<p class=\"hint\" id=\"roi-from\">ROI counts whole {whole}: units and outcomes from {} UTC on.</p>",
+            html::time(r.since)
         );
     }
     let versions = data::versions(&st.store, r).await?;
@@ -90,7 +99,7 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
     let all_buckets = if models.is_empty() {
         Vec::new()
     } else {
-        data::roi_buckets(&st.store, &st.roi, r).await?
+        data::roi_buckets(&st.store, &st.roi, c.range).await?
     };
     for (model, vs) in &models {
         let Some(control) = control_version(st, model, vs) else {
