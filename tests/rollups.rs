@@ -519,6 +519,30 @@ async fn exercise(store: Store) {
         ..r
     };
     assert_same(&store, r, "after extending the open hour").await;
+    // The extension (of [t − 60, t + 120)) rewrote only the units with events there; the
+    // hour's other units keep their rows.
+    let rewritten = n(format!(
+        "SELECT toUInt64(count()) AS n FROM {} WHERE covered_until = toDateTime({})",
+        store.table("inference_units_1h"),
+        t + 120
+    ))
+    .await;
+    let active = n(format!(
+        "SELECT toUInt64(uniqExact(version, unit_id)) AS n FROM {}
+         WHERE ts >= toDateTime({}) AND ts < toDateTime({})",
+        store.table("inference_events"),
+        t - 60,
+        t + 120
+    ))
+    .await;
+    let hour_units = n(format!(
+        "SELECT toUInt64(uniqExact(unit_key)) AS n FROM {} WHERE hour = toDateTime({})",
+        store.table("inference_units_1h"),
+        t / 3600 * 3600
+    ))
+    .await;
+    assert!(active > 0 && active < hour_units, "{active} of {hour_units}");
+    assert_eq!(rewritten, active);
     let units = n(format!(
         "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
         store.table("inference_units_1h")

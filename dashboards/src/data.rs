@@ -779,45 +779,55 @@ pub async fn distribution(
 }
 
 /// Minutes with events of `model` in the range: how much of each minute's sample to read.
-async fn minutes_with_events(store: &Store, model: &str, r: Range) -> Result<u64, StoreError> {
-    if r.since >= r.until {
-        return Ok(0);
-    }
+async fn minutes_with_events(
+    store: &Store,
+    model: &str,
+    periods: &[Range],
+) -> Result<u64, StoreError> {
     let m = sql_string(model);
-    let rolled = r.rolled(false);
-    let mut minutes: u64 = store
-        .fetch::<Count>(&format!(
+    // Every period's raw and rolled-up parts in one statement (one round trip, and on the
+    // embedded store one place in its statement queue).
+    let mut parts = Vec::new();
+    for r in periods.iter().filter(|r| r.since < r.until) {
+        let rolled = r.rolled(false);
+        parts.push(format!(
             "SELECT toUInt64(uniqExact(intDiv(toUInt32(ts), 60))) AS n FROM {} WHERE model = {m} AND {}",
             store.table("inference_events"),
             r.raw_sql(rolled)
-        ))
-        .await?
-        .first()
-        .map_or(0, |x| x.n);
-    if let Some(mm) = rolled {
-        minutes += store
-            .fetch::<Count>(&format!(
+        ));
+        if let Some(mm) = rolled {
+            parts.push(format!(
                 "SELECT toUInt64(count()) AS n FROM {} FINAL
                  WHERE model = {m} AND {} AND rank = 1",
                 store.table("inference_sample_1m"),
                 minutes_sql(mm)
-            ))
-            .await?
-            .first()
-            .map_or(0, |x| x.n);
+            ));
+        }
     }
-    Ok(minutes)
+    if parts.is_empty() {
+        return Ok(0);
+    }
+    Ok(store
+        .fetch::<Count>(&format!(
+            "SELECT toUInt64(sum(n)) AS n FROM ({}) AS parts",
+            parts.join(" UNION ALL ")
+        ))
+        .await?
+        .first()
+        .map_or(0, |x| x.n))
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
 struct NumSample {
     x: f64,
+    cur: u8,
     w: f64,
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
 struct CatSample {
     x: String,
+    cur: u8,
     w: f64,
 }
 
@@ -838,11 +848,7 @@ pub async fn distribution_between(
     budget: u32,
 ) -> Result<Vec<BinCount>, StoreError> {
     use vigil_store::rollup::{sample_select, SAMPLE_PER_MINUTE};
-    let periods = [(0u8, reference), (1u8, current)];
-    let mut minutes = 0;
-    for (_, p) in periods {
-        minutes += minutes_with_events(store, model, p).await?;
-    }
+    let minutes = minutes_with_events(store, model, &[reference, current]).await?;
     if minutes == 0 {
         return Ok(Vec::new());
     }
@@ -856,9 +862,10 @@ pub async fn distribution_between(
         ("cat_names", "cat_values")
     };
     let cols = "ts, minute_events, num_names, num_values, cat_names, cat_values";
-    let mut num_points: Vec<(f64, u8, f64)> = Vec::new();
-    let mut cat_points: Vec<(String, u8, f64)> = Vec::new();
-    for (cur, p) in periods {
+    // Both periods in one statement (`cur` 0 = reference, 1 = current): their reads run
+    // side by side in one query instead of queueing one after the other.
+    let mut selects = Vec::new();
+    for (cur, p) in [(0u8, reference), (1u8, current)] {
         if p.since >= p.until {
             continue;
         }
@@ -875,20 +882,22 @@ pub async fn distribution_between(
                 minutes_sql(mm)
             )
         });
-        let sql = format!(
-            "SELECT {cast}({values}[indexOf({names}, {c})]) AS x,
+        selects.push(format!(
+            "SELECT {cast}({values}[indexOf({names}, {c})]) AS x, toUInt8({cur}) AS cur,
                     toFloat64(minute_events) / toFloat64(least({per_minute}, minute_events)) AS w
              FROM {parts} AS parts WHERE has({names}, {c})",
             cast = if numerical { "toFloat64" } else { "toString" },
             parts = union(raw, roll),
-        );
-        if numerical {
-            let points: Vec<NumSample> = store.fetch(&sql).await?;
-            num_points.extend(points.into_iter().map(|p| (p.x, cur, p.w)));
-        } else {
-            let points: Vec<CatSample> = store.fetch(&sql).await?;
-            cat_points.extend(points.into_iter().map(|p| (p.x, cur, p.w)));
-        }
+        ));
+    }
+    let sql = selects.join(" UNION ALL ");
+    let (mut num_points, mut cat_points) = (Vec::new(), Vec::new());
+    if numerical {
+        let points: Vec<NumSample> = store.fetch(&sql).await?;
+        num_points.extend(points.into_iter().map(|p| (p.x, p.cur, p.w)));
+    } else {
+        let points: Vec<CatSample> = store.fetch(&sql).await?;
+        cat_points.extend(points.into_iter().map(|p| (p.x, p.cur, p.w)));
     }
     Ok(if numerical {
         histogram(num_points)

@@ -52,21 +52,35 @@ pub struct DemoArgs {
     pub with_models: bool,
 }
 
+/// The embedded store's database a demo run writes to (emptied at the start of each run).
+pub const DEMO_DATABASE: &str = "vigil_demo";
+
 pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoArgs) -> Result<()> {
     let url = config.store_url(store_override)?;
-    let (store_url, data_dir) = match &url {
+    // On the embedded store each run starts from an empty database of its own (`vigil_demo`,
+    // emptied here), so a second run does not open alerts and decide experiments at t = 5 s
+    // from the first run's data; the store's own database is never touched. A database named
+    // with `?database=`, and a server, are used as given.
+    let (store_url, data_dir, fresh) = match &url {
         StoreUrl::Embedded { path, database } => {
-            let mut s = format!("chdb://{}", path.display());
-            if database != vigil_store::DEFAULT_DATABASE {
-                s.push_str(&format!("?database={database}"));
-            }
-            (s, path.clone())
+            let fresh = database == vigil_store::DEFAULT_DATABASE;
+            let db = if fresh { DEMO_DATABASE } else { database };
+            let s = format!("chdb://{}?database={db}", path.display());
+            (s, path.clone(), fresh)
         }
         StoreUrl::Server { .. } => (
             store_override.unwrap_or(&config.store.url).to_string(),
             std::env::current_dir()?.join("vigil-demo"),
+            false,
         ),
     };
+    if fresh {
+        let store = vigil_store::Store::open(&store_url).await?;
+        store
+            .execute(&format!("DROP DATABASE IF EXISTS `{DEMO_DATABASE}`"))
+            .await
+            .context("emptying the demo's database")?;
+    }
     let demo_dir = data_dir.join("demo");
     std::fs::create_dir_all(&demo_dir)
         .with_context(|| format!("cannot create {}", demo_dir.display()))?;

@@ -659,7 +659,7 @@ async fn compact_unit_days(
 
         let action = if stale {
             let hours = format!("hour >= toDateTime({day}) AND hour < toDateTime({end})");
-            let by_name = stored_units_by_name(store, "inference_units_1h", &hours);
+            let by_name = stored_units_by_name(store, "inference_units_1h", &hours, true);
             write_units(store, "inference_units_1d", "day", *day, end, &by_name).await?;
             recomputed += 1;
             "recomputed"
@@ -668,9 +668,10 @@ async fn compact_unit_days(
                 store,
                 "inference_units_1d",
                 &format!("day = toDateTime({day})"),
+                false,
             );
             let hours = format!("hour >= toDateTime({cov}) AND hour < toDateTime({end})");
-            let fresh = stored_units_by_name(store, "inference_units_1h", &hours);
+            let fresh = stored_units_by_name(store, "inference_units_1h", &hours, true);
             let by_name = format!("{stored} UNION ALL {fresh}");
             write_units(store, "inference_units_1d", "day", *day, end, &by_name).await?;
             extended += 1;
@@ -760,7 +761,8 @@ fn units_by_name_from_raw(store: &Store, range: &str) -> String {
     format!(
         "SELECT model, version, unit_key, o_name, min(ts) AS f,
                 toUInt64(sum(o_i <= 1)) AS n, toUInt64(sum(if(o_i <= 1, k1, 0))) AS k,
-                toFloat64(sum(if(o_i <= 1, c1, 0))) AS c, toFloat64(sum(o_val)) AS v
+                toFloat64(sum(if(o_i <= 1, c1, 0))) AS c, toFloat64(sum(o_val)) AS v,
+                toUInt8(1) AS fresh
          FROM (
              SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts, c1, k1,
                     o_names, o_vals
@@ -786,22 +788,29 @@ fn units_by_name_from_raw(store: &Store, range: &str) -> String {
 
 /// Stored unit rows of `table` (hourly or daily) matching `filter`, split back into the
 /// per-name sums of [`units_by_name_from_raw`] (a unit's own counts on its first name's row).
-fn stored_units_by_name(store: &Store, table: &str, filter: &str) -> String {
+/// `fresh`: whether these rows bring new sums (hourly rows merged into a day) or are the
+/// rows being extended (see [`write_units`]).
+fn stored_units_by_name(store: &Store, table: &str, filter: &str, fresh: bool) -> String {
     format!(
         "SELECT model, version, unit_key, o_name, first_ts AS f,
                 if(o_i <= 1, inferences, toUInt64(0)) AS n, if(o_i <= 1, costed, toUInt64(0)) AS k,
-                if(o_i <= 1, cost, toFloat64(0)) AS c, o_val AS v
+                if(o_i <= 1, cost, toFloat64(0)) AS c, o_val AS v, toUInt8({fresh}) AS fresh
          FROM {units} FINAL
          LEFT ARRAY JOIN outcome_names AS o_name, outcome_values AS o_val,
                          arrayEnumerate(outcome_names) AS o_i
          WHERE {filter}",
         units = store.table(table),
+        fresh = u8::from(fresh),
     )
 }
 
 /// Writes the unit rows of `table` for the period (`period` column: `hour` or `day`) starting
 /// at `start`, covering `[start, end)`, from per-name sums (`by_name`, the columns of
-/// [`units_by_name_from_raw`]).
+/// [`units_by_name_from_raw`]). Only units with a `fresh` part are written: an extension
+/// rewrites the units that had events in the new range, and a unit without any keeps its
+/// stored row (still exact: nothing of it changed). So an open hour extended every 30 s gains
+/// a copy of its active units only, not of all of them, and the readers' `FINAL` has fewer
+/// copies to collapse.
 async fn write_units(
     store: &Store,
     table: &str,
@@ -821,11 +830,12 @@ async fn write_units(
                     toDateTime({end}), toUInt64({ms})
              FROM (
                  SELECT model, version, unit_key, o_name, min(f) AS f, sum(n) AS n, sum(k) AS k,
-                        sum(c) AS c, sum(v) AS v
+                        sum(c) AS c, sum(v) AS v, max(fresh) AS fresh
                  FROM ({by_name}) AS parts
                  GROUP BY model, version, unit_key, o_name
              ) AS per_name
-             GROUP BY model, version, unit_key",
+             GROUP BY model, version, unit_key
+             HAVING max(fresh) = 1",
             units = store.table(table),
             ms = now_ms(),
         ))
@@ -850,6 +860,7 @@ async fn extend_units(store: &Store, hour: u32, from: u32, end: u32) -> Result<(
         store,
         "inference_units_1h",
         &format!("hour = toDateTime({hour})"),
+        false,
     );
     let range = format!("ts >= toDateTime({from}) AND ts < toDateTime({end})");
     let fresh = units_by_name_from_raw(store, &range);
