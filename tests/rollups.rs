@@ -541,7 +541,10 @@ async fn exercise(store: Store) {
         t / 3600 * 3600
     ))
     .await;
-    assert!(active > 0 && active < hour_units, "{active} of {hour_units}");
+    assert!(
+        active > 0 && active < hour_units,
+        "{active} of {hour_units}"
+    );
     assert_eq!(rewritten, active);
     let units = n(format!(
         "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
