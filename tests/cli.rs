@@ -36,11 +36,16 @@ fn demo_ingests_simulated_traffic_into_the_embedded_store() {
     );
     assert!(stdout.contains("embedded chDB 26."), "{stdout}");
     assert!(stdout.contains("[drifting]"), "{stdout}");
-    // The default store is ./vigil-data; what the demo's users were answered is what the
-    // gateway recorded there (requests no backend answered are recorded too, as failures).
+    // The default store is ./vigil-data, and a demo run writes to its own database there
+    // (`vigil_demo`, emptied at the start of each run); what the demo's users were answered is
+    // what the gateway recorded there (requests no backend answered are recorded too, as
+    // failures).
     let rt = runtime();
     let store = rt
-        .block_on(Store::open(&format!("chdb://{}", data.display())))
+        .block_on(Store::open(&format!(
+            "chdb://{}?database=vigil_demo",
+            data.display()
+        )))
         .unwrap();
     let totals = rt.block_on(queries::table_counts(&store)).unwrap();
     let last = stdout
