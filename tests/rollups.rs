@@ -421,7 +421,7 @@ async fn exercise(store: Store) {
     // every (version, unit, hour) with its inferences.
     let sampled = n(format!(
         "SELECT toUInt64(count()) AS n FROM {} FINAL",
-        store.table("inference_sample_1m")
+        store.table("inference_sample_rank_1m")
     ))
     .await;
     let units = n(format!(

@@ -480,8 +480,9 @@ async fn unit_coverage(store: &Store, since: u32, r: Range) -> Result<(u32, u32)
 /// from `inference_units_1d` (ranges of a day or more), then hours from `inference_units_1h`,
 /// then the raw tables from where the hourly rows end. Units are summed across parts before
 /// they are bucketed. Units are keyed by `cityHash64(model, version, unit_id)` on every path
-/// (the rollups store only the hash), and groups by one UInt64 rather than by strings: on
-/// 200 k units that is what keeps the page fast.
+/// (the rollups store only the hash) and carry `cityHash64(model, version)`, named only in
+/// the few result rows: groups by UInt64s rather than by strings are what keep the page fast
+/// on 200 k units.
 pub async fn roi_buckets(
     store: &Store,
     cfg: &RoiConfig,
@@ -513,7 +514,7 @@ pub async fn roi_buckets(
         r.until
     );
     let raw = format!(
-        "SELECT toString(any(model)) AS m, toString(any(version)) AS ver, unit_key,
+        "SELECT any(cityHash64(model, version)) AS mv, unit_key,
                 toUInt32(min(ts)) AS f, toUInt64(count()) AS n, toFloat64(sum(c1)) AS c,
                 toUInt64(sum(k1)) AS k, toFloat64(sum(val)) AS v
          FROM (
@@ -534,7 +535,7 @@ pub async fn roi_buckets(
     );
     let units = |table: &str, period: &str, lo: u32, hi: u32| {
         format!(
-            "SELECT toString(any(model)) AS m, toString(any(version)) AS ver, unit_key,
+            "SELECT any(cityHash64(model, version)) AS mv, unit_key,
                     toUInt32(min(first_ts)) AS f, toUInt64(sum(inferences)) AS n,
                     toFloat64(sum(cost)) AS c, toUInt64(sum(costed)) AS k,
                     toFloat64(sum({worth})) AS v
@@ -553,19 +554,43 @@ pub async fn roi_buckets(
         rolled.push(units("inference_units_1h", "hour", day_end, hour_end));
     }
     let roll = (!rolled.is_empty()).then(|| rolled.join(" UNION ALL "));
+    // The names of the (model, version) hashes: every pair served in the range is in the
+    // minute rollup (the compactor writes a pass's minutes before its units) or in the raw
+    // tail. Carrying the hash instead of two strings through the per-unit groups is most of
+    // what this query costs over 200 k units.
+    let names = format!(
+        "SELECT cityHash64(model, version) AS mv, any(model) AS model_name,
+                any(version) AS version_name
+         FROM (
+             SELECT model, version FROM {rollup}
+             WHERE minute >= toDateTime({since}) AND minute < toDateTime({until})
+             GROUP BY model, version
+             UNION ALL
+             SELECT model, version FROM {inf} WHERE {raw_range} GROUP BY model, version
+         ) AS served
+         GROUP BY mv",
+        rollup = store.table("inference_rollup_1m"),
+        until = r.until,
+    );
     store
         .fetch(&format!(
-            "SELECT toString(any(m)) AS model, toUInt32(intDiv(f, {b}) * {b}) AS bucket,
-                    toString(any(ver)) AS version, toUInt64(count()) AS units,
-                    toFloat64(sum(v)) AS value_sum, toFloat64(sum(v * v)) AS value_sumsq,
-                    toUInt64(sum(n)) AS inferences, toFloat64(sum(c)) AS cost, toUInt64(sum(k)) AS costed
+            "SELECT toString(model_name) AS model, toUInt32(bucket) AS bucket,
+                    toString(version_name) AS version, toUInt64(units) AS units,
+                    toFloat64(value_sum) AS value_sum, toFloat64(value_sumsq) AS value_sumsq,
+                    toUInt64(inferences) AS inferences, toFloat64(cost) AS cost,
+                    toUInt64(costed) AS costed
              FROM (
-                 SELECT any(m) AS m, any(ver) AS ver, unit_key, min(f) AS f,
-                        sum(n) AS n, sum(c) AS c, sum(k) AS k, sum(v) AS v
-                 FROM {parts} AS parts
-                 GROUP BY unit_key
-             ) AS per_unit
-             GROUP BY cityHash64(m, ver), bucket
+                 SELECT mv, intDiv(f, {b}) * {b} AS bucket, count() AS units,
+                        sum(v) AS value_sum, sum(v * v) AS value_sumsq, sum(n) AS inferences,
+                        sum(c) AS cost, sum(k) AS costed
+                 FROM (
+                     SELECT any(mv) AS mv, unit_key, min(f) AS f,
+                            sum(n) AS n, sum(c) AS c, sum(k) AS k, sum(v) AS v
+                     FROM {parts} AS parts
+                     GROUP BY unit_key
+                 ) AS per_unit
+                 GROUP BY mv, bucket
+             ) AS sums ANY LEFT JOIN ({names}) AS names USING (mv)
              ORDER BY model, bucket, version",
             b = r.bucket,
             parts = union(raw, roll),
@@ -799,7 +824,7 @@ async fn minutes_with_events(
             parts.push(format!(
                 "SELECT toUInt64(count()) AS n FROM {} FINAL
                  WHERE model = {m} AND {} AND rank = 1",
-                store.table("inference_sample_1m"),
+                store.table("inference_sample_rank_1m"),
                 minutes_sql(mm)
             ));
         }
@@ -835,7 +860,7 @@ struct CatSample {
 /// shares of a categorical one (the 20 most frequent) in a `reference` and a `current` period
 /// (any two ranges: adjacent, apart, a monitor's fixed reference), estimated from the
 /// per-minute samples (`vigil_store::rollup::sample_select`): rolled-up minutes from
-/// `inference_sample_1m`, the rest sampled from the raw table the same way, so both give the
+/// `inference_sample_rank_1m`, the rest sampled from the raw table the same way, so both give the
 /// same events. Both periods read the same share of each minute's sample, about `budget`
 /// sampled events in all.
 pub async fn distribution_between(
@@ -854,7 +879,7 @@ pub async fn distribution_between(
     }
     let per_minute = (u64::from(budget) / minutes).clamp(1, u64::from(SAMPLE_PER_MINUTE));
     let raw_t = store.table("inference_events");
-    let sample_t = store.table("inference_sample_1m");
+    let sample_t = store.table("inference_sample_rank_1m");
     let (m, c) = (sql_string(model), sql_string(column));
     let (names, values) = if numerical {
         ("num_names", "num_values")

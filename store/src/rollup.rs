@@ -3,7 +3,7 @@
 //! - per minute: counts, sums and a latency histogram per version (`inference_rollup_1m`),
 //!   fairness counts per attribute value (`inference_groups_1m`), feature presence
 //!   (`inference_features_1m`), and a bottom-k sample of the minute's events by hash of their
-//!   id (`inference_sample_1m`, [`sample_select`]) for the drift page's distributions;
+//!   id (`inference_sample_rank_1m`, [`sample_select`]) for the drift page's distributions;
 //! - per hour: per-unit sums for the ROI page (`inference_units_1h`), since ROI is per unit and
 //!   a unit served every few minutes would make per-minute unit rows as many as the events.
 //!
@@ -29,13 +29,14 @@ use serde::Deserialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The row of `rollup_state` this compactor owns. Renamed whenever the set of rollup tables
-/// grows (migration 8 added the samples and unit rollups): a store upgraded from an older
+/// grows or one is replaced (migration 8 added the samples and unit rollups, 13 the unit days,
+/// 14 re-keyed the samples under a new name): a store upgraded from an older
 /// version then reads watermark 0, pages fall back to the raw table, and the first pass
 /// recomputes every minute into every rollup.
-const STATE_NAME: &str = "inference.v4";
+const STATE_NAME: &str = "inference.v5";
 
 /// Events sampled per model and minute for the drift page's distributions
-/// (`inference_sample_1m`).
+/// (`inference_sample_rank_1m`).
 pub const SAMPLE_PER_MINUTE: u16 = 1000;
 
 /// The bottom-`k` sample of `raw`'s events matching `filter` (SQL over the raw columns, e.g. a
@@ -452,7 +453,7 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
              SELECT model, minute, rank, minute_events, ts, num_names, num_values, cat_names,
                     cat_values, toUInt64({ms})
              FROM ({select}) AS picked",
-            sample = store.table("inference_sample_1m"),
+            sample = store.table("inference_sample_rank_1m"),
             select = sample_select(&raw, &range, SAMPLE_PER_MINUTE),
         ))
         .await?;

@@ -668,6 +668,42 @@ const TABLES_V13: &[TableDef] = &[TableDef {
     version_column: Some("computed_ms"),
 }];
 
+/// Migration 14: the per-minute sample again, ordered by rank before minute
+/// (`inference_sample_rank_1m`, replacing `inference_sample_1m`, which migration 14 drops).
+/// A reader takes the first `k` ranks of every minute in a range (`k` falls as the range
+/// grows: 27 of 1 000 over a day, 1 over a month); keyed by minute first, every granule held
+/// all ranks of a few minutes and the read decompressed the whole sample, features included.
+/// Keyed by rank first, ranks `1..=k` of a range are `k` runs of rows. A new name rather than
+/// a new key under the old one: a replicated table's key is recorded in ZooKeeper under its
+/// path. The compactor's state is renamed with it (`rollup::STATE_NAME`), so the first pass
+/// after the upgrade fills it.
+const TABLES_V14: &[TableDef] = &[TableDef {
+    name: "inference_sample_rank_1m",
+    columns: SAMPLE_COLUMNS,
+    engine: "ReplacingMergeTree",
+    partition_by: Some("toYYYYMM(minute)"),
+    order_by: "(model, rank, minute)",
+    shard_key: "cityHash64(model, minute)",
+    version_column: Some("computed_ms"),
+}];
+
+/// The tables migration 14 replaces (rollups the compactor rebuilds in their new layout).
+const DROPPED_V14: &[&str] = &["inference_sample_1m"];
+
+/// `DROP TABLE IF EXISTS` of `name`: the table, or on a cluster the distributed table and
+/// then its local tables on every node.
+fn drop_table(name: &str, opts: &SchemaOptions) -> Vec<String> {
+    let db = quote_ident(&opts.database);
+    let oc = on_cluster(opts);
+    match &opts.cluster {
+        None => vec![format!("DROP TABLE IF EXISTS {db}.{name}")],
+        Some(_) => vec![
+            format!("DROP TABLE IF EXISTS {db}.{name}{oc}"),
+            format!("DROP TABLE IF EXISTS {db}.{name}_local{oc}"),
+        ],
+    }
+}
+
 /// Migration 10: example texts of text monitors (`analyzer::monitor::text`), a few per
 /// window, column and kind; replacing on the key, so a re-run window replaces its examples.
 const TABLES_V10: &[TableDef] = &[TableDef {
@@ -758,7 +794,7 @@ impl AddColumn {
 fn table_def(name: &str) -> Option<&'static TableDef> {
     [
         TABLES_V1, TABLES_V2, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6, TABLES_V7, TABLES_V8,
-        TABLES_V10, TABLES_V12, TABLES_V13,
+        TABLES_V10, TABLES_V12, TABLES_V13, TABLES_V14,
     ]
     .into_iter()
     .flatten()
@@ -1013,6 +1049,16 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .collect(),
             add_columns: Vec::new(),
         },
+        Migration {
+            version: 14,
+            name: "per-minute inference samples ordered by rank (drift page over long ranges)",
+            statements: DROPPED_V14
+                .iter()
+                .flat_map(|t| drop_table(t, opts))
+                .chain(TABLES_V14.iter().flat_map(|t| render_table(t, opts)))
+                .collect(),
+            add_columns: Vec::new(),
+        },
     ]
 }
 
@@ -1158,6 +1204,49 @@ mod tests {
         );
         assert!(sql.contains(
             "ENGINE = Distributed(`prod`, `vigil`, monitor_examples_local, cityHash64(monitor))"
+        ));
+    }
+
+    #[test]
+    fn sample_by_rank_replaces_the_sample_by_minute_in_migration_14() {
+        let single = SchemaOptions {
+            database: "vigil".into(),
+            cluster: None,
+        };
+        let m14 = migrations(&single)
+            .into_iter()
+            .find(|m| m.version == 14)
+            .expect("migration 14");
+        assert_eq!(
+            m14.statements[0],
+            "DROP TABLE IF EXISTS `vigil`.inference_sample_1m"
+        );
+        assert!(m14.statements[1].contains(
+            "`vigil`.inference_sample_rank_1m (\n    model String,\n    minute DateTime,\n    rank UInt16,"
+        ));
+        assert!(m14.statements[1].ends_with(
+            "ENGINE = ReplacingMergeTree(computed_ms) PARTITION BY toYYYYMM(minute) ORDER BY (model, rank, minute)"
+        ));
+        let cluster = SchemaOptions {
+            database: "vigil".into(),
+            cluster: Some("prod".into()),
+        };
+        let m14 = migrations(&cluster)
+            .into_iter()
+            .find(|m| m.version == 14)
+            .expect("migration 14");
+        assert_eq!(
+            m14.statements[..2],
+            [
+                "DROP TABLE IF EXISTS `vigil`.inference_sample_1m ON CLUSTER `prod`",
+                "DROP TABLE IF EXISTS `vigil`.inference_sample_1m_local ON CLUSTER `prod`"
+            ]
+        );
+        assert!(m14.statements[2].contains(
+            "/clickhouse/tables/{shard}/vigil/inference_sample_rank_1m_local', '{replica}', computed_ms)"
+        ));
+        assert!(m14.statements[3].contains(
+            "ENGINE = Distributed(`prod`, `vigil`, inference_sample_rank_1m_local, cityHash64(model, minute))"
         ));
     }
 
