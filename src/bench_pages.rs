@@ -272,6 +272,8 @@ struct PassReport {
     minutes: u64,
     unit_hours_recomputed: u64,
     unit_hours_extended: u64,
+    unit_days_recomputed: u64,
+    unit_days_extended: u64,
     ms: u64,
     /// Seconds after /healthz it ended.
     ended_after_ready_secs: f64,
@@ -483,6 +485,8 @@ fn pass_of(line: &LogLine, kind: &str, ready: SystemTime) -> PassReport {
         minutes: u("minutes"),
         unit_hours_recomputed: u("unit_hours_recomputed"),
         unit_hours_extended: u("unit_hours_extended"),
+        unit_days_recomputed: u("unit_days_recomputed"),
+        unit_days_extended: u("unit_days_extended"),
         ms: u("ms"),
         ended_after_ready_secs: secs_between(ready, line.at),
         requests: 0,
@@ -1237,11 +1241,13 @@ fn render(r: &Report) -> String {
     for p in &r.passes {
         let _ = writeln!(
             out,
-            "  pass ({}): {} minutes, unit hours {} recomputed / {} extended, {:.1} s, ended {:.1} s after /healthz, {} page request(s) during it",
+            "  pass ({}): {} minutes, unit hours {} recomputed / {} extended, unit days {} / {}, {:.1} s, ended {:.1} s after /healthz, {} page request(s) during it",
             p.kind,
             p.minutes,
             p.unit_hours_recomputed,
             p.unit_hours_extended,
+            p.unit_days_recomputed,
+            p.unit_days_extended,
             p.ms as f64 / 1000.0,
             p.ended_after_ready_secs,
             p.requests

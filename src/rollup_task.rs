@@ -35,11 +35,13 @@ pub async fn run_once(store: &Store, args: &RollupArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let report = rollup::compact(store, &opts, now_secs()).await?;
     println!(
-        "rollup: {} minute(s) recomputed in {} statement range(s), unit hours {} recomputed and {} extended, {:.1} s; compacted until {}",
+        "rollup: {} minute(s) recomputed in {} statement range(s), unit hours {} recomputed and {} extended, unit days {} recomputed and {} extended, {:.1} s; compacted until {}",
         report.dirty_minutes,
         report.chunks,
         report.unit_hours_recomputed,
         report.unit_hours_extended,
+        report.unit_days_recomputed,
+        report.unit_days_extended,
         started.elapsed().as_secs_f64(),
         chrono::DateTime::from_timestamp(i64::from(report.compacted_until), 0)
             .map(|t| t.to_rfc3339())
@@ -78,6 +80,8 @@ pub fn spawn(store: Store) -> tokio::task::JoinHandle<()> {
                     minutes = r.dirty_minutes,
                     unit_hours_recomputed = r.unit_hours_recomputed,
                     unit_hours_extended = r.unit_hours_extended,
+                    unit_days_recomputed = r.unit_days_recomputed,
+                    unit_days_extended = r.unit_days_extended,
                     compacted_until = r.compacted_until,
                     ms = started.elapsed().as_millis() as u64,
                     "rollup pass done"

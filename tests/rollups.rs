@@ -361,6 +361,13 @@ async fn raw_count(store: &Store, since: u32, until: u32) -> u64 {
 }
 
 /// The dashboards' row types as JSON, to compare whole result sets.
+/// One compactor pass with the default options, as if run at `at`.
+async fn pass(store: &Store, at: u32) -> rollup::CompactReport {
+    rollup::compact(store, &CompactOptions::default(), at)
+        .await
+        .expect("compact")
+}
+
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serialisable rows")
 }
@@ -643,19 +650,11 @@ async fn load_is_compacted_once(store: Store) {
             vec!["region".to_string(), "plan".to_string()]
         )
     );
-    let pass = |at: u32| {
-        let store = store.clone();
-        async move {
-            rollup::compact(&store, &CompactOptions::default(), at)
-                .await
-                .expect("compact")
-        }
-    };
-    let first = pass(t + 10).await;
+    let first = pass(&store, t + 10).await;
     assert_eq!(first.dirty_minutes, 120, "{first:?}");
     // 20 s later the whole load is in the overlap (stamped < 120 s before the first pass), and
     // the first pass saw all of it.
-    let second = pass(t + 30).await;
+    let second = pass(&store, t + 30).await;
     assert_eq!(
         (second.dirty_minutes, second.unit_hours_recomputed),
         (0, 0),
@@ -667,7 +666,7 @@ async fn load_is_compacted_once(store: Store) {
         .insert(std::slice::from_ref(&straggler))
         .await
         .expect("straggler");
-    let third = pass(t + 50).await;
+    let third = pass(&store, t + 50).await;
     assert_eq!(third.dirty_minutes, 1, "{third:?}");
     // A producer retry of a seen event, stamped in the next overlap: nothing to recompute.
     let retry = InferenceRow {
@@ -678,7 +677,7 @@ async fn load_is_compacted_once(store: Store) {
         .insert(std::slice::from_ref(&retry))
         .await
         .expect("retry");
-    let fourth = pass(t + 70).await;
+    let fourth = pass(&store, t + 70).await;
     assert_eq!(fourth.dirty_minutes, 0, "{fourth:?}");
     let r = Range {
         since: start + 7,
@@ -726,17 +725,9 @@ async fn days_match_raw_queries(store: Store) {
                 .n
         }
     };
-    let pass = |at: u32| {
-        let store = store.clone();
-        async move {
-            rollup::compact(&store, &CompactOptions::default(), at)
-                .await
-                .expect("compact")
-        }
-    };
     // 02:30 after midnight: hours up to 02:00 are complete, so both days get rows, the second
     // up to 02:00.
-    let p1 = pass(midnight + 9000).await;
+    let p1 = pass(&store, midnight + 9000).await;
     assert_eq!(p1.unit_days_recomputed, 2, "{p1:?}");
     assert_eq!(
         day_inferences().await,
@@ -763,7 +754,7 @@ async fn days_match_raw_queries(store: Store) {
     .await;
 
     // 03:30: the hours 02:00–03:00 completed, so the second day is extended, not recomputed.
-    let p2 = pass(midnight + 12_600).await;
+    let p2 = pass(&store, midnight + 12_600).await;
     assert_eq!(
         (p2.unit_days_recomputed, p2.unit_days_extended),
         (0, 1),
@@ -790,7 +781,7 @@ async fn days_match_raw_queries(store: Store) {
         .insert(std::slice::from_ref(&late))
         .await
         .expect("late outcome");
-    let p3 = pass(midnight + 12_700).await;
+    let p3 = pass(&store, midnight + 12_700).await;
     assert!(
         p3.unit_days_recomputed >= 1 && p3.unit_hours_recomputed >= 1,
         "{p3:?}"

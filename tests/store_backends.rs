@@ -294,5 +294,58 @@ async fn embedded_chdb_backend() {
         "{}",
         store.describe()
     );
+    readers_pass_background_statements(&store).await;
     exercise(store).await;
+}
+
+/// On the embedded store a background statement (the rollup compactor's) runs on a second
+/// chDB connection to the same path, with half the threads: a reader's query is answered
+/// while it runs. With one shared connection the reader could only run before or after it,
+/// and would never see it in `system.processes`.
+async fn readers_pass_background_statements(store: &Store) {
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct N {
+        n: u64,
+    }
+    let threads = |s: Store| async move {
+        s.fetch::<N>("SELECT toUInt64(getSetting('max_threads')) AS n")
+            .await
+            .expect("max_threads")[0]
+            .n
+    };
+    let (fg, bg) = (
+        threads(store.clone()).await,
+        threads(store.background()).await,
+    );
+    assert_eq!(bg, (fg / 2).max(1), "foreground {fg}, background {bg}");
+    // Three seconds of background work (sleepEachRow: 0.5 s for each of 6 rows).
+    let background = store.background();
+    let slow = tokio::spawn(async move {
+        background
+            .fetch::<N>("SELECT toUInt64(sum(sleepEachRow(0.5))) AS n FROM numbers(6)")
+            .await
+            .expect("background statement")
+    });
+    let mut seen = false;
+    for _ in 0..300 {
+        let running = store
+            .fetch::<N>(
+                "SELECT toUInt64(count()) AS n FROM system.processes
+                 WHERE query LIKE '%sleepEachRow(0.5)%' AND query NOT LIKE '%system.processes%'",
+            )
+            .await
+            .expect("processes")[0]
+            .n;
+        if running == 1 {
+            seen = true;
+            break;
+        }
+        assert!(!slow.is_finished(), "the background statement ended unseen");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        seen,
+        "a reader never ran while the background statement did"
+    );
+    assert_eq!(slow.await.expect("join")[0].n, 0);
 }

@@ -568,11 +568,16 @@ const SAMPLE_COLUMNS: &str = "
 // inferences, cost, and the outcomes linked to those inferences summed per outcome name, so
 // the value model can change without a recomputation). A computation of an hour covers
 // `[hour, covered_until)`: the open hour up to the watermark, extended by every pass.
-const UNIT_ROLLUP_COLUMNS: &str = "
+macro_rules! unit_columns {
+    ($period:literal) => {
+        concat!(
+            "
     model String,
     version String,
     unit_key UInt64,
-    hour DateTime,
+    ",
+            $period,
+            " DateTime,
     first_ts DateTime,
     inferences UInt64,
     costed UInt64,
@@ -580,7 +585,11 @@ const UNIT_ROLLUP_COLUMNS: &str = "
     outcome_names Array(String),
     outcome_values Array(Float64),
     covered_until DateTime,
-    computed_ms UInt64";
+    computed_ms UInt64"
+        )
+    };
+}
+const UNIT_ROLLUP_COLUMNS: &str = unit_columns!("hour");
 
 const TABLES_V8: &[TableDef] = &[
     TableDef {
@@ -644,19 +653,7 @@ const TABLES_V12: &[TableDef] = &[TableDef {
 /// over a day or more reads one row per unit and day instead of one per unit and hour. Same
 /// columns as the hourly rows, `day` for `hour`; `covered_until` is the end of the last
 /// merged hour (the current day grows hour by hour).
-const UNIT_DAY_COLUMNS: &str = "
-    model String,
-    version String,
-    unit_key UInt64,
-    day DateTime,
-    first_ts DateTime,
-    inferences UInt64,
-    costed UInt64,
-    cost Float64,
-    outcome_names Array(String),
-    outcome_values Array(Float64),
-    covered_until DateTime,
-    computed_ms UInt64";
+const UNIT_DAY_COLUMNS: &str = unit_columns!("day");
 
 const TABLES_V13: &[TableDef] = &[TableDef {
     name: "inference_units_1d",
@@ -1205,6 +1202,17 @@ mod tests {
         assert!(sql.contains(
             "ENGINE = Distributed(`prod`, `vigil`, monitor_examples_local, cityHash64(monitor))"
         ));
+    }
+
+    #[test]
+    fn unit_rows_of_hours_and_days_differ_only_in_their_period() {
+        assert!(UNIT_ROLLUP_COLUMNS.starts_with(
+            "\n    model String,\n    version String,\n    unit_key UInt64,\n    hour DateTime,\n    first_ts DateTime,"
+        ));
+        assert_eq!(
+            UNIT_DAY_COLUMNS,
+            UNIT_ROLLUP_COLUMNS.replace("hour DateTime", "day DateTime")
+        );
     }
 
     #[test]
