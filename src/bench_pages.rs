@@ -1086,7 +1086,8 @@ fn secs_between(a: SystemTime, b: SystemTime) -> f64 {
 /// Queries the compactor runs itself (`vigil_store::rollup`); the pages share only the
 /// watermark query with it.
 fn compactor_sql(sql: &str) -> bool {
-    (sql.starts_with("SELECT DISTINCT") && sql.contains(" AS minute FROM"))
+    (sql.starts_with("SELECT DISTINCT")
+        && (sql.contains(" AS minute FROM") || sql.contains(" AS period FROM")))
         || sql.starts_with("SELECT toUInt32(max(covered_until)) AS until")
         || sql.starts_with("SELECT toUInt32(hour) AS hour, toUInt32(max(covered_until))")
 }

@@ -818,6 +818,49 @@ async fn days_match_raw_queries(store: Store) {
     assert_same_roi(&store, week, "a week, after a full pass").await;
 }
 
+/// A day whose complete hours hold no events is left alone however many events its open hour
+/// has: there is nothing to merge into it yet. (A query alias once made the compactor take
+/// the day as one with events before the open hour, and write it, empty, on every pass.)
+async fn quiet_day_is_left_alone(store: Store) {
+    store.migrate(None).await.expect("migrate");
+    let midnight = now() / 86_400 * 86_400 - 2 * 86_400;
+    // An event a minute in the last hour of one day, and from 03:10 to 03:20 of the next.
+    let evening = midnight - 3600;
+    let morning = midnight + 3 * 3600 + 600;
+    let rows: Vec<InferenceRow> = (0..60)
+        .map(|i| inference(i, evening + i * 60, evening + i * 60 + 5))
+        .chain((0..10).map(|i| inference(60 + i, morning + i * 60, morning + i * 60 + 5)))
+        .collect();
+    store.insert(&rows).await.expect("insert");
+    // 03:40: the evening's day is merged; the morning's hour 03:00 is still open.
+    let at = midnight + 3 * 3600 + 2400;
+    let p1 = pass(&store, at).await;
+    assert_eq!(p1.unit_days_recomputed, 1, "{p1:?}");
+    for later in [60, 120] {
+        let p = pass(&store, at + later).await;
+        assert_eq!(
+            (p.unit_days_recomputed, p.unit_days_extended),
+            (0, 0),
+            "a pass {later} s later: {p:?}"
+        );
+    }
+    // 04:40: the hour 03:00 is complete, and the second day gets its rows.
+    let p = pass(&store, at + 3600).await;
+    assert_eq!(p.unit_days_recomputed, 1, "{p:?}");
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct N {
+        n: u64,
+    }
+    let days = store
+        .fetch::<N>(&format!(
+            "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
+            store.table("inference_units_1d")
+        ))
+        .await
+        .expect("day rows");
+    assert_eq!(days[0].n, 70);
+}
+
 /// chDB holds one path per process: the chDB tests of this binary share one, with a database each.
 fn chdb_url(prefix: &str) -> String {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
@@ -878,4 +921,21 @@ async fn unit_days_match_raw_queries_on_chdb() {
         .await
         .expect("open chdb store");
     days_match_raw_queries(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_day_is_left_alone_on_clickhouse_server() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("quietday")))
+        .await
+        .expect("open server store");
+    quiet_day_is_left_alone(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_day_is_left_alone_on_chdb() {
+    common::require_chdb();
+    let store = Store::open(&chdb_url("quietday"))
+        .await
+        .expect("open chdb store");
+    quiet_day_is_left_alone(store).await;
 }

@@ -276,7 +276,30 @@ async fn clickhouse_server_backend() {
         "{}",
         store.describe()
     );
+    server_statements_carry_priorities(&store).await;
     exercise(store).await;
+}
+
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct N {
+    n: u64,
+}
+
+/// On a server, readers' statements carry query priority 1 and background ones 2, which the
+/// server pauses while a reader runs (0, the default, would take no part in priorities).
+async fn server_statements_carry_priorities(store: &Store) {
+    let priority = |s: Store| async move {
+        s.fetch::<N>("SELECT toUInt64(value) AS n FROM system.settings WHERE name = 'priority'")
+            .await
+            .expect("priority")[0]
+            .n
+    };
+    assert_eq!(priority(store.clone()).await, 1, "a reader's priority");
+    assert_eq!(
+        priority(store.background()).await,
+        2,
+        "the compactor's priority"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,25 +322,27 @@ async fn embedded_chdb_backend() {
 }
 
 /// On the embedded store a background statement (the rollup compactor's) runs on a second
-/// chDB connection to the same path, with half the threads: a reader's query is answered
-/// while it runs. With one shared connection the reader could only run before or after it,
-/// and would never see it in `system.processes`.
+/// chDB connection to the same path, with half the threads and at nice 19: a reader's query
+/// is answered while it runs. With one shared connection the reader could only run before or
+/// after it, and would never see it in `system.processes`.
 async fn readers_pass_background_statements(store: &Store) {
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct N {
-        n: u64,
-    }
-    let threads = |s: Store| async move {
-        s.fetch::<N>("SELECT toUInt64(getSetting('max_threads')) AS n")
+    let setting = |s: Store, name: &'static str| async move {
+        s.fetch::<N>(&format!("SELECT toUInt64(getSetting('{name}')) AS n"))
             .await
-            .expect("max_threads")[0]
+            .expect(name)[0]
             .n
     };
     let (fg, bg) = (
-        threads(store.clone()).await,
-        threads(store.background()).await,
+        setting(store.clone(), "max_threads").await,
+        setting(store.background(), "max_threads").await,
     );
     assert_eq!(bg, (fg / 2).max(1), "foreground {fg}, background {bg}");
+    assert_eq!(setting(store.clone(), "os_thread_priority").await, 0);
+    assert_eq!(
+        setting(store.background(), "os_thread_priority").await,
+        19,
+        "the background connection's nice"
+    );
     // Three seconds of background work (sleepEachRow: 0.5 s for each of 6 rows).
     let background = store.background();
     let slow = tokio::spawn(async move {

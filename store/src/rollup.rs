@@ -602,14 +602,21 @@ async fn periods_with_events(
     let Some(first) = starts.first() else {
         return Ok(Default::default());
     };
-    let rows: Vec<Minute> = store
+    #[derive(clickhouse::Row, Deserialize)]
+    struct Period {
+        period: u32,
+    }
+    // The alias must not be `minute`: ClickHouse would put the alias's expression (the
+    // period's start) in place of the column in WHERE, and a day with events only after
+    // `until` would count as one with events before it (then recomputed on every pass).
+    let rows: Vec<Period> = store
         .fetch(&format!(
-            "SELECT DISTINCT toUInt32(intDiv(toUInt32(minute), {secs}) * {secs}) AS minute
+            "SELECT DISTINCT toUInt32(intDiv(toUInt32(minute), {secs}) * {secs}) AS period
              FROM {} WHERE minute >= toDateTime({first}) AND minute < toDateTime({until})",
             store.table("inference_rollup_1m")
         ))
         .await?;
-    Ok(rows.into_iter().map(|m| m.minute).collect())
+    Ok(rows.into_iter().map(|p| p.period).collect())
 }
 
 /// The daily unit rows (`inference_units_1d`): each day holds the merged rows of its hours

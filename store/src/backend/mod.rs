@@ -11,6 +11,18 @@ use clickhouse::{RowOwned, RowRead};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Whether a statement may make readers wait (foreground: pages, the API, the collector) or
+/// gives way to them (background: the rollup compactor). On the embedded store background
+/// statements run on their own chDB connection at the lowest CPU priority
+/// ([`chdb::ChdbConnection`]); on a server they carry a lower query `priority`, which the
+/// server pauses while a reader's query runs ([`server::ServerStore`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    #[default]
+    Foreground,
+    Background,
+}
+
 /// Where the store lives, parsed from a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
@@ -234,7 +246,7 @@ pub struct Store {
     database: Arc<str>,
     /// On the embedded store: whether this handle's statements yield to readers
     /// ([`Store::background`]).
-    priority: chdb::Priority,
+    priority: Priority,
 }
 
 impl Store {
@@ -265,7 +277,7 @@ impl Store {
                 Ok(Store {
                     backend: Arc::new(Backend::Server(s)),
                     database: database.as_str().into(),
-                    priority: chdb::Priority::Foreground,
+                    priority: Priority::Foreground,
                 })
             }
             StoreUrl::Embedded { path, database } => {
@@ -276,18 +288,17 @@ impl Store {
                 Ok(Store {
                     backend: Arc::new(Backend::Embedded(conn)),
                     database: database.as_str().into(),
-                    priority: chdb::Priority::Foreground,
+                    priority: Priority::Foreground,
                 })
             }
         }
     }
 
-    /// The same store for background work (the rollup compactor): on the embedded store its
-    /// statements wait while readers use the one chDB connection (see
-    /// [`chdb::ChdbConnection`]); on a server nothing changes.
+    /// The same store for background work (the rollup compactor): its statements give way to
+    /// readers' (see [`Priority`]).
     pub fn background(&self) -> Store {
         Store {
-            priority: chdb::Priority::Background,
+            priority: Priority::Background,
             ..self.clone()
         }
     }
@@ -347,7 +358,7 @@ impl Store {
     /// Runs a statement that returns nothing.
     pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
         match &*self.backend {
-            Backend::Server(s) => s.execute(sql).await,
+            Backend::Server(s) => s.execute(sql, self.priority).await,
             Backend::Embedded(c) => {
                 let c = c.clone();
                 let sql = sql.to_string();
@@ -381,7 +392,7 @@ impl Store {
         T: RowOwned + RowRead + Send + 'static,
     {
         match &*self.backend {
-            Backend::Server(s) => s.fetch::<T>(sql).await,
+            Backend::Server(s) => s.fetch::<T>(sql, self.priority).await,
             Backend::Embedded(c) => {
                 let c = c.clone();
                 let sql = sql.to_string();
@@ -411,7 +422,7 @@ impl Store {
     /// `TabSeparatedWithNames`). For operators' ad-hoc queries, not for code paths.
     pub async fn query_formatted(&self, sql: &str, format: &str) -> Result<Vec<u8>, StoreError> {
         match &*self.backend {
-            Backend::Server(s) => s.query_formatted(sql, format).await,
+            Backend::Server(s) => s.query_formatted(sql, format, self.priority).await,
             Backend::Embedded(c) => {
                 let c = c.clone();
                 let (sql, format) = (sql.to_string(), format.to_string());

