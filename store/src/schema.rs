@@ -1063,12 +1063,25 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
 mod tests {
     use super::*;
 
+    /// The options of database `vigil`, on a single node or on cluster `prod`.
+    fn options(cluster: bool) -> SchemaOptions {
+        SchemaOptions {
+            database: "vigil".into(),
+            cluster: cluster.then(|| "prod".into()),
+        }
+    }
+
+    /// Migration `version`, rendered for a single node or for cluster `prod`.
+    fn migration(version: u32, cluster: bool) -> Migration {
+        migrations(&options(cluster))
+            .into_iter()
+            .find(|m| m.version == version)
+            .unwrap_or_else(|| panic!("migration {version}"))
+    }
+
     #[test]
     fn single_node_sql_uses_plain_engines() {
-        let opts = SchemaOptions {
-            database: "vigil".into(),
-            cluster: None,
-        };
+        let opts = options(false);
         let m = migrations(&opts);
         let sql = m[0].statements.join("\n");
         assert!(sql.contains("CREATE TABLE IF NOT EXISTS `vigil`.inference_events"));
@@ -1085,10 +1098,7 @@ mod tests {
 
     #[test]
     fn cluster_sql_is_replicated_and_distributed() {
-        let opts = SchemaOptions {
-            database: "vigil".into(),
-            cluster: Some("prod".into()),
-        };
+        let opts = options(true);
         let sql = migrations(&opts)[0].statements.join("\n");
         assert!(sql.contains("`vigil`.inference_events_local ON CLUSTER `prod`"));
         assert!(sql.contains(
@@ -1104,14 +1114,8 @@ mod tests {
 
     #[test]
     fn added_columns_recreate_the_distributed_table() {
-        let single = SchemaOptions {
-            database: "vigil".into(),
-            cluster: None,
-        };
-        let cluster = SchemaOptions {
-            database: "vigil".into(),
-            cluster: Some("prod".into()),
-        };
+        let single = options(false);
+        let cluster = options(true);
         let adds: Vec<AddColumn> = migrations(&single)
             .into_iter()
             .flat_map(|m| m.add_columns)
@@ -1158,10 +1162,7 @@ mod tests {
 
     #[test]
     fn migrations_ascend_and_monitor_results_is_version_3() {
-        let opts = SchemaOptions {
-            database: "vigil".into(),
-            cluster: None,
-        };
+        let opts = options(false);
         let all = migrations(&opts);
         assert!(all.windows(2).all(|w| w[0].version < w[1].version));
         let m3 = all.iter().find(|m| m.version == 3).expect("migration 3");
@@ -1173,27 +1174,13 @@ mod tests {
 
     #[test]
     fn monitor_examples_is_version_10_and_distributed_on_a_cluster() {
-        let single = SchemaOptions {
-            database: "vigil".into(),
-            cluster: None,
-        };
-        let m10 = migrations(&single)
-            .into_iter()
-            .find(|m| m.version == 10)
-            .expect("migration 10");
+        let m10 = migration(10, false);
         let sql = m10.statements.join("\n");
         assert!(sql.contains("`vigil`.monitor_examples"), "{sql}");
         assert!(sql.contains(
             "ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(window_end) ORDER BY (monitor, model, version, window_end, `column`, kind, rank)"
         ));
-        let cluster = SchemaOptions {
-            database: "vigil".into(),
-            cluster: Some("prod".into()),
-        };
-        let m10 = migrations(&cluster)
-            .into_iter()
-            .find(|m| m.version == 10)
-            .expect("migration 10");
+        let m10 = migration(10, true);
         let sql = m10.statements.join("\n");
         assert!(
             sql.contains("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/vigil/monitor_examples_local', '{replica}')"),
@@ -1217,14 +1204,7 @@ mod tests {
 
     #[test]
     fn sample_by_rank_replaces_the_sample_by_minute_in_migration_14() {
-        let single = SchemaOptions {
-            database: "vigil".into(),
-            cluster: None,
-        };
-        let m14 = migrations(&single)
-            .into_iter()
-            .find(|m| m.version == 14)
-            .expect("migration 14");
+        let m14 = migration(14, false);
         assert_eq!(
             m14.statements[0],
             "DROP TABLE IF EXISTS `vigil`.inference_sample_1m"
@@ -1235,14 +1215,7 @@ mod tests {
         assert!(m14.statements[1].ends_with(
             "ENGINE = ReplacingMergeTree(computed_ms) PARTITION BY toYYYYMM(minute) ORDER BY (model, rank, minute)"
         ));
-        let cluster = SchemaOptions {
-            database: "vigil".into(),
-            cluster: Some("prod".into()),
-        };
-        let m14 = migrations(&cluster)
-            .into_iter()
-            .find(|m| m.version == 14)
-            .expect("migration 14");
+        let m14 = migration(14, true);
         assert_eq!(
             m14.statements[..2],
             [
@@ -1260,24 +1233,14 @@ mod tests {
 
     #[test]
     fn rollups_are_versioned_replacing_tables() {
-        let single = SchemaOptions {
-            database: "vigil".into(),
-            cluster: None,
-        };
-        let m7 = migrations(&single)
-            .into_iter()
-            .find(|m| m.version == 7)
-            .expect("migration 7");
+        let m7 = migration(7, false);
         let sql = m7.statements.join("\n");
         assert!(sql.contains("`vigil`.inference_rollup_1m"), "{sql}");
         assert!(sql.contains(
             "ENGINE = ReplacingMergeTree(computed_ms) PARTITION BY toYYYYMM(minute) ORDER BY (model, version, minute)"
         ));
         assert!(sql.contains("ENGINE = ReplacingMergeTree(updated_ms) ORDER BY name"));
-        let cluster = SchemaOptions {
-            database: "vigil".into(),
-            cluster: Some("prod".into()),
-        };
+        let cluster = options(true);
         let sql = migrations(&cluster)[6].statements.join("\n");
         assert!(
             sql.contains("/inference_rollup_1m_local', '{replica}', computed_ms)"),
