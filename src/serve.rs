@@ -53,6 +53,24 @@ pub fn start_http(
     bind: &str,
     store: Option<Store>,
 ) -> Result<HttpServer> {
+    let listener =
+        std::net::TcpListener::bind(bind).with_context(|| format!("cannot listen on {bind}"))?;
+    start_http_on(config, writer, listener, store)
+}
+
+/// [`start_http`] on a socket the caller already bound: the demo binds first so that the
+/// address it writes into its configuration (links in alert e-mails) is the one it serves on,
+/// port 0 included.
+pub fn start_http_on(
+    config: &VigilConfig,
+    writer: WriterHandle,
+    listener: std::net::TcpListener,
+    store: Option<Store>,
+) -> Result<HttpServer> {
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let auth = Authenticator::from_config(&config.auth.tokens)?;
     if auth.is_open() {
         tracing::warn!("no [auth] tokens configured: HTTP ingest accepts unauthenticated requests (fine for a local demo, not for production)");
@@ -133,8 +151,8 @@ pub fn start_http(
     // default, which actix keeps) a chunk written while the previous one is unacknowledged
     // waits for the client's delayed ACK, up to 40 ms on Linux.
     .tcp_nodelay(true)
-    .bind(bind)
-    .with_context(|| format!("cannot listen on {bind}"))?;
+    .listen(listener)
+    .with_context(|| format!("cannot serve on {bound}"))?;
     let addr = server
         .addrs()
         .first()

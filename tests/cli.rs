@@ -24,8 +24,9 @@ fn demo_ingests_simulated_traffic_into_the_embedded_store() {
             "--rate",
             "1000",
         ])
-        .arg("--bind")
-        .arg(format!("127.0.0.1:{}", free_port()))
+        // Port 0: the demo binds before it starts anything, so no other test's connection can
+        // take the port between choosing it and listening on it.
+        .args(["--bind", "127.0.0.1:0"])
         .output()
         .expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);

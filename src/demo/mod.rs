@@ -16,7 +16,7 @@ mod smtp;
 mod traffic;
 
 use crate::config::VigilConfig;
-use crate::serve::{open_store, start_http};
+use crate::serve::{open_store, start_http_on};
 use anyhow::{Context, Result};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub struct DemoArgs {
     /// How long to send traffic, in seconds (0: until Ctrl-C).
     #[arg(long, default_value_t = 90)]
     pub duration: u64,
-    /// Address of the gateway, HTTP ingest and dashboards.
+    /// Address of the gateway, HTTP ingest and dashboards (port 0: any free port, printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Prediction requests per second (both models together).
@@ -98,6 +98,11 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     if matches!(url, StoreUrl::Server { .. }) {
         open_store(&config, store_override).await?;
     }
+    // Bound before the configuration is written so that `--bind 127.0.0.1:0` works: the links
+    // the demo writes (alert e-mails' dashboard URL) name the port it really serves on.
+    let listener = std::net::TcpListener::bind(&args.bind)
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let bound = listener.local_addr()?.to_string();
     let started_at = chrono::Utc::now().timestamp();
     let plan = setup::DemoPlan {
         backends: backends.addr,
@@ -107,7 +112,7 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
             StoreUrl::Server { .. } => config.store.cluster.clone(),
             StoreUrl::Embedded { .. } => None,
         },
-        bind: args.bind.clone(),
+        bind: bound.clone(),
         started: started_at,
         drift_at: started_at + args.drift_after as i64,
     };
@@ -134,12 +139,7 @@ pub async fn run(config: VigilConfig, store_override: Option<&str>, args: DemoAr
     let store = open_store(&demo_config, None).await?;
     let metrics = Arc::new(Metrics::new());
     let (writer, writer_task) = spawn_writer(store.clone(), &demo_config.collector, metrics);
-    let server = start_http(
-        &demo_config,
-        writer.clone(),
-        &args.bind,
-        Some(store.clone()),
-    )?;
+    let server = start_http_on(&demo_config, writer.clone(), listener, Some(store.clone()))?;
     drop(writer);
     let base = format!("http://{}", server.addr);
     let monitors = crate::monitor_task::spawn(

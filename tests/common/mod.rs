@@ -91,11 +91,28 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// A port nothing listens on, for a service a test starts as another process.
+///
+/// Chosen below the kernel's ephemeral range (32768–60999 by default) rather than by binding
+/// port 0: a port handed out by `bind(0)` and released comes from the range outgoing
+/// connections take their local ports from, and with tests running in parallel one of their
+/// connections took such a port before the service could listen on it ("Address already in
+/// use"). Ports here are only ever taken by someone listening, which the bind below checks.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Each test binary starts at its own offset (its pid), so parallel binaries rarely probe
+    // the same ports; within a binary the counter never repeats one.
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let start = std::process::id().wrapping_mul(97) % SPAN;
+    for _ in 0..SPAN {
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOW}..{}", LOW + SPAN)
 }
 
 pub fn vigil() -> Command {

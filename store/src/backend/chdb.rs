@@ -3,7 +3,8 @@
 //! Loading at run time keeps the 566 MB library out of the build: vigil links nothing, and the
 //! library is fetched by `scripts/services/chdb.sh` (pinned npm package). chDB holds one storage
 //! path per process and a connection runs one statement at a time, so every store in a process
-//! shares one connection per path behind a mutex.
+//! shares the connections to its path, each behind a mutex: one for readers and writers, one
+//! for background work ([`ChdbConnection`]).
 
 pub use super::Priority;
 use crate::StoreError;
@@ -197,10 +198,10 @@ fn library() -> Result<&'static ChdbLib, StoreError> {
 /// connection answered while a 0.9 s scan ran on the first). Foreground statements (pages, the
 /// API, the collector's inserts) share the first connection; background ones (the rollup
 /// compactor) get their own, opened on first use with `max_threads` halved and at nice 19, so
-/// a reader never queues behind a compactor statement and takes the CPU from it. Background statements still give way before they
-/// start, for the CPU: only when no foreground statement is waiting or has finished in the
-/// last [`BACKGROUND_GRACE`] (a page runs its queries one after another), and after at most
-/// [`BACKGROUND_MAX_WAIT`] so a busy dashboard cannot starve them.
+/// a reader never queues behind a compactor statement and takes the CPU from it. Background
+/// statements still give way before they start: only when no foreground statement is waiting
+/// or has finished in the last [`BACKGROUND_GRACE`] (a page runs its queries one after
+/// another), and after at most [`BACKGROUND_MAX_WAIT`] so a busy dashboard cannot starve them.
 pub struct ChdbConnection {
     lib: &'static ChdbLib,
     handle: Mutex<*mut *mut c_void>,
