@@ -343,12 +343,13 @@ fn churn_roi() -> RoiConfig {
     }
 }
 
+#[derive(clickhouse::Row, serde::Deserialize)]
+struct N {
+    n: u64,
+}
+
 /// Inferences of `churn` in `[since, until)`, each event id once.
 async fn raw_count(store: &Store, since: u32, until: u32) -> u64 {
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct N {
-        n: u64,
-    }
     store
         .fetch::<N>(&format!(
             "SELECT toUInt64(count()) AS n FROM {} FINAL
@@ -398,10 +399,6 @@ async fn exercise(store: Store) {
     assert_eq!(wm, report.compacted_until);
     assert!(wm > start + 359 * 20 && wm <= t, "watermark {wm}");
     // The rollups hold every compacted event once (so the reads below do use them).
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct N {
-        n: u64,
-    }
     let n = |sql: String| {
         let store = store.clone();
         async move { store.fetch::<N>(&sql).await.expect("count")[0].n }
@@ -688,7 +685,20 @@ async fn load_is_compacted_once(store: Store) {
     assert_same(&store, r, "after a load, a straggler and a retry").await;
 }
 
-/// The ROI page over a day or more reads whole days from `inference_units_1d`: across a UTC
+/// Rows of the daily unit table as stored and as read with `FINAL` (one per unit and day).
+async fn day_rows(store: &Store) -> (u64, u64) {
+    let count = |final_: &str| {
+        let store = store.clone();
+        let sql = format!(
+            "SELECT toUInt64(count()) AS n FROM {} {final_}",
+            store.table(rollup::UNIT_DAYS)
+        );
+        async move { store.fetch::<N>(&sql).await.expect("day rows")[0].n }
+    };
+    (count("").await, count("FINAL").await)
+}
+
+/// The ROI page over a day or more reads whole days from `inference_units_daily`: across a UTC
 /// day boundary, with duplicates, a day grown hour by hour as hours complete, a late outcome
 /// for a day already merged, and a range ending inside a day (days, then hours, then raw),
 /// the numbers equal the raw-only query's. Time is simulated: the passes run at `now`s two
@@ -708,17 +718,13 @@ async fn days_match_raw_queries(store: Store) {
         .map(|i| outcome(i, first + i * 60 + 600, first + i * 60 + 600))
         .collect();
     store.insert(&outcomes).await.expect("outcomes");
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct N {
-        n: u64,
-    }
     let day_inferences = || {
         let store = store.clone();
         async move {
             store
                 .fetch::<N>(&format!(
                     "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
-                    store.table("inference_units_1d")
+                    store.table(rollup::UNIT_DAYS)
                 ))
                 .await
                 .expect("day rows")[0]
@@ -770,6 +776,10 @@ async fn days_match_raw_queries(store: Store) {
         "days, pass 2",
     )
     .await;
+    // The extension wrote a new version of the 17 units' rows of the second day; the pass
+    // merged the day, so each unit has one row again (what keeps `FINAL` cheap for the page).
+    let (stored, read) = day_rows(&store).await;
+    assert_eq!(stored, read, "versions left after an extension");
 
     // A late churn for an inference of the first day (21:01): its hour and day are recomputed.
     let late = OutcomeRow {
@@ -792,6 +802,8 @@ async fn days_match_raw_queries(store: Store) {
         "late outcome",
     )
     .await;
+    let (stored, read) = day_rows(&store).await;
+    assert_eq!(stored, read, "versions left after a recompute");
     let value = |b: &[data::RoiBucket]| b.iter().map(|x| x.value_sum).sum::<f64>();
     assert!(
         value(&after) < value(&before),
@@ -847,18 +859,88 @@ async fn quiet_day_is_left_alone(store: Store) {
     // 04:40: the hour 03:00 is complete, and the second day gets its rows.
     let p = pass(&store, at + 3600).await;
     assert_eq!(p.unit_days_recomputed, 1, "{p:?}");
-    #[derive(clickhouse::Row, serde::Deserialize)]
-    struct N {
-        n: u64,
-    }
     let days = store
         .fetch::<N>(&format!(
             "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",
-            store.table("inference_units_1d")
+            store.table(rollup::UNIT_DAYS)
         ))
         .await
         .expect("day rows");
     assert_eq!(days[0].n, 70);
+}
+
+/// A store from before migration 15 keeps its ROI: the daily unit rows move from
+/// `inference_units_1d` (partitioned by month) to `inference_units_daily` (by day), one version
+/// each, and the old table is dropped. Run as an interrupted migration is: from the start.
+async fn unit_days_move_on_upgrade(store: Store) {
+    store.migrate(None).await.expect("migrate");
+    let midnight = now() / 86_400 * 86_400 - 2 * 86_400;
+    let first = midnight - 3 * 3600;
+    let rows: Vec<InferenceRow> = (0..360)
+        .map(|i| inference(i, first + i * 60, first + i * 60 + 5))
+        .collect();
+    store.insert(&rows).await.expect("insert");
+    let outcomes: Vec<OutcomeRow> = (0..360)
+        .step_by(4)
+        .map(|i| outcome(i, first + i * 60 + 600, first + i * 60 + 600))
+        .collect();
+    store.insert(&outcomes).await.expect("outcomes");
+    let p1 = pass(&store, midnight + 9000).await;
+    assert_eq!(p1.unit_days_recomputed, 2, "{p1:?}");
+    let range = Range {
+        since: midnight - 86_400 + 7,
+        until: midnight + 9060,
+        bucket: 3600,
+        rolled_until: p1.compacted_until,
+    };
+    let expected = assert_same_roi(&store, range, "before the upgrade").await;
+    // Two days of 17 units, each served by both versions.
+    let (stored, day_units) = day_rows(&store).await;
+    assert_eq!((stored, day_units), (2 * 34, 2 * 34));
+
+    // The store as migration 14 left it: the day rows in the old table (two versions of
+    // each), none in the new one, and no record of migration 15.
+    let opts = vigil_store::schema::SchemaOptions {
+        database: store.database().to_string(),
+        cluster: None,
+    };
+    let m13 = vigil_store::schema::migrations(&opts)
+        .into_iter()
+        .find(|m| m.version == 13)
+        .expect("migration 13");
+    let old = store.table("inference_units_1d");
+    let new = store.table(rollup::UNIT_DAYS);
+    for sql in m13.statements.iter().cloned().chain([
+        format!("INSERT INTO {old} SELECT * FROM {new}"),
+        format!("INSERT INTO {old} SELECT * FROM {new}"),
+        format!("TRUNCATE TABLE {new}"),
+        format!("DROP TABLE {}", store.table("schema_migrations")),
+    ]) {
+        store.execute(&sql).await.expect(&sql);
+    }
+    assert_eq!(day_rows(&store).await, (0, 0));
+
+    let applied = store.migrate(None).await.expect("migrate again");
+    assert!(applied.contains(&15), "{applied:?}");
+    assert_eq!(day_rows(&store).await, (day_units, day_units));
+    let left = store
+        .fetch::<N>(&format!(
+            "SELECT toUInt64(count()) AS n FROM system.tables
+             WHERE database = '{}' AND name = 'inference_units_1d'",
+            store.database()
+        ))
+        .await
+        .expect("tables")[0]
+        .n;
+    assert_eq!(left, 0, "the old table is dropped");
+    let after = assert_same_roi(&store, range, "after the upgrade").await;
+    assert_eq!(json(&after), json(&expected));
+    // A migration run again finds nothing to copy.
+    assert!(store
+        .migrate(None)
+        .await
+        .expect("migrate once more")
+        .is_empty());
 }
 
 /// chDB holds one path per process: the chDB tests of this binary share one, with a database each.
@@ -938,4 +1020,21 @@ async fn quiet_day_is_left_alone_on_chdb() {
         .await
         .expect("open chdb store");
     quiet_day_is_left_alone(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_days_move_on_upgrade_on_clickhouse_server() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("daysmove")))
+        .await
+        .expect("open server store");
+    unit_days_move_on_upgrade(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_days_move_on_upgrade_on_chdb() {
+    common::require_chdb();
+    let store = Store::open(&chdb_url("daysmove"))
+        .await
+        .expect("open chdb store");
+    unit_days_move_on_upgrade(store).await;
 }

@@ -429,7 +429,7 @@ fn worth_of_arrays(cfg: &RoiConfig, names: &str, values: &str) -> String {
 
 /// Where the ROI page's numbers start: the hour holding `r.since`, or its UTC day when the
 /// range spans a day or more. ROI counts whole hours and days so that the unit rollups can
-/// answer it: per hour (`inference_units_1h`), and per day (`inference_units_1d`), which keeps
+/// answer it: per hour (`inference_units_1h`), and per day (`inference_units_daily`), which keeps
 /// a range of days at one row per unit and day however many hours the unit was served in.
 pub fn roi_since(r: Range) -> u32 {
     if roi_by_day(r) {
@@ -476,7 +476,7 @@ async fn unit_coverage(store: &Store, since: u32, r: Range) -> Result<(u32, u32)
         .fetch::<Cov>(&format!(
             "SELECT toUInt32({}) AS day, toUInt32({}) AS hour",
             newest(
-                "inference_units_1d",
+                vigil_store::rollup::UNIT_DAYS,
                 "day",
                 since.max(day_before) / 86_400 * 86_400
             ),
@@ -494,7 +494,7 @@ async fn unit_coverage(store: &Store, since: u32, r: Range) -> Result<(u32, u32)
 /// the bucket of its first inference in the range.
 ///
 /// The range is read in up to three consecutive parts, each giving per-unit sums: whole days
-/// from `inference_units_1d` (ranges of a day or more), then hours from `inference_units_1h`,
+/// from `inference_units_daily` (ranges of a day or more), then hours from `inference_units_1h`,
 /// then the raw tables from where the hourly rows end. Units are summed across parts before
 /// they are bucketed. Units are keyed by `cityHash64(model, version, unit_id)` on every path
 /// (the rollups store only the hash) and carry `cityHash64(model, version)`, named only in
@@ -564,7 +564,7 @@ pub async fn roi_buckets(
     };
     let mut rolled = Vec::new();
     if day_end > since {
-        rolled.push(units("inference_units_1d", "day", since, day_end));
+        rolled.push(units(vigil_store::rollup::UNIT_DAYS, "day", since, day_end));
     }
     if hour_end > day_end {
         rolled.push(units("inference_units_1h", "hour", day_end, hour_end));

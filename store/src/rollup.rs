@@ -500,6 +500,10 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
 /// are late for the unit rollups: the hour they fall in is recomputed whole, not extended.
 pub const UNIT_DELAY_SECS: u32 = 60;
 
+/// The daily unit rows (partitioned by day, see `schema` migration 15), read by the ROI page
+/// over a day or more.
+pub const UNIT_DAYS: &str = "inference_units_daily";
+
 /// What the unit rollups' part of a pass did.
 #[derive(Debug, Default, Clone, Copy)]
 struct UnitWork {
@@ -619,7 +623,7 @@ async fn periods_with_events(
     Ok(rows.into_iter().map(|p| p.period).collect())
 }
 
-/// The daily unit rows (`inference_units_1d`): each day holds the merged rows of its hours
+/// The daily unit rows ([`UNIT_DAYS`]): each day holds the merged rows of its hours
 /// completed before `complete_until` (an hour boundary); `hours` are the hours this pass
 /// looked at, `recomputed_hours` the ones it recomputed. A day is extended by the hours
 /// completed since its rows were written (its stored rows plus those hours' rows: a few
@@ -650,7 +654,7 @@ async fn compact_unit_days(
     }
     days.sort_unstable();
     days.dedup();
-    let covered = units_covered(store, "inference_units_1d", "day", &days).await?;
+    let covered = units_covered(store, UNIT_DAYS, "day", &days).await?;
     let with_events = periods_with_events(store, &days, complete_until, 86_400).await?;
     let (mut recomputed, mut extended) = (0u64, 0u64);
     for day in &days {
@@ -668,28 +672,56 @@ async fn compact_unit_days(
         let action = if stale {
             let hours = format!("hour >= toDateTime({day}) AND hour < toDateTime({end})");
             let by_name = stored_units_by_name(store, "inference_units_1h", &hours, true);
-            write_units(store, "inference_units_1d", "day", *day, end, &by_name).await?;
+            write_units(store, UNIT_DAYS, "day", *day, end, &by_name).await?;
             recomputed += 1;
             "recomputed"
         } else if end > cov {
-            let stored = stored_units_by_name(
-                store,
-                "inference_units_1d",
-                &format!("day = toDateTime({day})"),
-                false,
-            );
+            let stored =
+                stored_units_by_name(store, UNIT_DAYS, &format!("day = toDateTime({day})"), false);
             let hours = format!("hour >= toDateTime({cov}) AND hour < toDateTime({end})");
             let fresh = stored_units_by_name(store, "inference_units_1h", &hours, true);
             let by_name = format!("{stored} UNION ALL {fresh}");
-            write_units(store, "inference_units_1d", "day", *day, end, &by_name).await?;
+            write_units(store, UNIT_DAYS, "day", *day, end, &by_name).await?;
             extended += 1;
             "extended"
         } else {
             continue;
         };
+        merge_day(store, *day).await;
         tracing::info!(day = *day, until = end, action, "rollup: unit day");
     }
     Ok((recomputed, extended))
+}
+
+/// Merges the day's partition of [`UNIT_DAYS`] into one part, so the day holds one row per
+/// unit again: every write above adds a version of each unit row it touches, and the ROI page
+/// reads days with `FINAL`, which merges versions on every request until the background
+/// merges do (2.4–3 versions per unit and day measured; `FINAL` over one part costs about
+/// what a plain read does). The cost is the day's rows, once per write. A failure costs read
+/// time only, not correctness, so it is logged and the pass goes on.
+///
+/// Not on a cluster: there it would be `OPTIMIZE … ON CLUSTER` of the local tables, a
+/// distributed DDL task that waits for every node (180 s when one is down, and ClickHouse
+/// 18.16's DDL worker was seen to stop for good after a ZooKeeper race), in every pass; the
+/// servers' background merges do it there.
+async fn merge_day(store: &Store, day: u32) {
+    if store.cluster().is_some() {
+        return;
+    }
+    let sql = format!(
+        "OPTIMIZE TABLE {} PARTITION {} FINAL",
+        store.table(UNIT_DAYS),
+        day / 86_400
+    );
+    let started = std::time::Instant::now();
+    match store.execute(&sql).await {
+        Ok(()) => tracing::debug!(
+            day,
+            ms = started.elapsed().as_millis() as u64,
+            "rollup: unit day merged"
+        ),
+        Err(e) => tracing::warn!(day, error = %e, "rollup: merging the unit day's rows failed"),
+    }
 }
 
 /// The newest `covered_until` of the unit rows (0 when there are none). Only the last day
@@ -706,7 +738,7 @@ async fn units_frontier(store: &Store, compacted_until: u32) -> Result<u32, Stor
 /// have recomputed hours, which bring their days along.
 async fn days_frontier(store: &Store, complete_until: u32) -> Result<u32, StoreError> {
     let from = (complete_until / 86_400 * 86_400).saturating_sub(86_400);
-    newest_coverage(store, "inference_units_1d", "day", from).await
+    newest_coverage(store, UNIT_DAYS, "day", from).await
 }
 
 async fn newest_coverage(

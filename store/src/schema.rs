@@ -665,6 +665,29 @@ const TABLES_V13: &[TableDef] = &[TableDef {
     version_column: Some("computed_ms"),
 }];
 
+/// Migration 15: the daily unit rows again, partitioned by day (`inference_units_daily`,
+/// replacing `inference_units_1d`, whose rows migration 15 copies and then drops). The
+/// compactor rewrites a day's rows for every unit served in an hour it adds, so a day held a
+/// version of each unit row per hour written (2.4–3 measured) until background merges caught
+/// up, and every ROI request merged them with `FINAL` (on a 10 M-event store 273 ms with three
+/// versions, 108 ms with one). With a partition per day the compactor merges the day it wrote
+/// into one part (`OPTIMIZE … PARTITION … FINAL`, see `rollup::compact_unit_days`): the cost
+/// of a day's rows, not of a month's. The partition is the day's number since the epoch
+/// (`intDiv(toUInt32(day), 86400)`): an integer, so the compactor names it without asking
+/// the server's time zone.
+const TABLES_V15: &[TableDef] = &[TableDef {
+    name: "inference_units_daily",
+    columns: UNIT_DAY_COLUMNS,
+    engine: "ReplacingMergeTree",
+    partition_by: Some("intDiv(toUInt32(day), 86400)"),
+    order_by: "(model, day, version, unit_key)",
+    shard_key: "cityHash64(model, day)",
+    version_column: Some("computed_ms"),
+}];
+
+/// The rows migration 15 moves: `(from, to)`.
+const COPIED_V15: &[(&str, &str)] = &[("inference_units_1d", "inference_units_daily")];
+
 /// Migration 14: the per-minute sample again, ordered by rank before minute
 /// (`inference_sample_rank_1m`, replacing `inference_sample_1m`, which migration 14 drops).
 /// A reader takes the first `k` ranks of every minute in a range (`k` falls as the range
@@ -735,6 +758,35 @@ pub struct Migration {
     /// so the runner adds each one only when `system.columns` lacks it: a migration
     /// interrupted half-way is simply run again, like the `IF NOT EXISTS` statements.
     pub add_columns: Vec<AddColumn>,
+    /// Tables whose rows move to a new table, run after `statements` (which create the new
+    /// one): each copy runs only while its source exists, and the source is dropped after it,
+    /// so a migration interrupted half-way copies again (the same rows: a replacing table
+    /// keeps one) or finds nothing left to copy.
+    pub copies: Vec<CopyRows>,
+}
+
+/// `INSERT INTO to SELECT * FROM from FINAL`, then `from` dropped (see [`Migration::copies`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRows {
+    pub from: &'static str,
+    pub to: &'static str,
+    /// The copy, then the drops (on a cluster the distributed table, then its local tables).
+    pub statements: Vec<String>,
+}
+
+impl CopyRows {
+    fn new(from: &'static str, to: &'static str, opts: &SchemaOptions) -> CopyRows {
+        let db = quote_ident(&opts.database);
+        let mut statements = vec![format!(
+            "INSERT INTO {db}.{to} SELECT * FROM {db}.{from} FINAL"
+        )];
+        statements.extend(drop_table(from, opts));
+        CopyRows {
+            from,
+            to,
+            statements,
+        }
+    }
 }
 
 /// One column added to an existing table (and, on a cluster, to its `_local` table first).
@@ -791,7 +843,7 @@ impl AddColumn {
 fn table_def(name: &str) -> Option<&'static TableDef> {
     [
         TABLES_V1, TABLES_V2, TABLES_V3, TABLES_V4, TABLES_V5, TABLES_V6, TABLES_V7, TABLES_V8,
-        TABLES_V10, TABLES_V12, TABLES_V13, TABLES_V14,
+        TABLES_V10, TABLES_V12, TABLES_V13, TABLES_V14, TABLES_V15,
     ]
     .into_iter()
     .flatten()
@@ -920,6 +972,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 2,
@@ -929,6 +982,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 3,
@@ -938,6 +992,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 4,
@@ -947,6 +1002,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 5,
@@ -956,6 +1012,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 6,
@@ -965,6 +1022,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 7,
@@ -974,6 +1032,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 8,
@@ -983,6 +1042,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 9,
@@ -1005,6 +1065,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                         }),
                 )
                 .collect(),
+            copies: Vec::new(),
         },
         Migration {
             version: 10,
@@ -1014,6 +1075,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 11,
@@ -1027,6 +1089,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                     ty,
                 })
                 .collect(),
+            copies: Vec::new(),
         },
         Migration {
             version: 12,
@@ -1036,6 +1099,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 13,
@@ -1045,6 +1109,7 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .flat_map(|t| render_table(t, opts))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
         },
         Migration {
             version: 14,
@@ -1055,6 +1120,20 @@ pub fn migrations(opts: &SchemaOptions) -> Vec<Migration> {
                 .chain(TABLES_V14.iter().flat_map(|t| render_table(t, opts)))
                 .collect(),
             add_columns: Vec::new(),
+            copies: Vec::new(),
+        },
+        Migration {
+            version: 15,
+            name: "per-day unit rollups partitioned by day (one version per unit after each pass)",
+            statements: TABLES_V15
+                .iter()
+                .flat_map(|t| render_table(t, opts))
+                .collect(),
+            add_columns: Vec::new(),
+            copies: COPIED_V15
+                .iter()
+                .map(|(from, to)| CopyRows::new(from, to, opts))
+                .collect(),
         },
     ]
 }
@@ -1229,6 +1308,36 @@ mod tests {
         assert!(m14.statements[3].contains(
             "ENGINE = Distributed(`prod`, `vigil`, inference_sample_rank_1m_local, cityHash64(model, minute))"
         ));
+    }
+
+    #[test]
+    fn unit_days_move_to_day_partitions_in_migration_15() {
+        let m15 = migration(15, false);
+        assert!(m15.statements[0].ends_with(
+            "ENGINE = ReplacingMergeTree(computed_ms) PARTITION BY intDiv(toUInt32(day), 86400) ORDER BY (model, day, version, unit_key)"
+        ));
+        assert_eq!(
+            m15.copies,
+            [CopyRows {
+                from: "inference_units_1d",
+                to: "inference_units_daily",
+                statements: vec![
+                    "INSERT INTO `vigil`.inference_units_daily SELECT * FROM `vigil`.inference_units_1d FINAL".into(),
+                    "DROP TABLE IF EXISTS `vigil`.inference_units_1d".into(),
+                ],
+            }]
+        );
+        let m15 = migration(15, true);
+        assert!(m15.statements[0].contains(
+            "/clickhouse/tables/{shard}/vigil/inference_units_daily_local', '{replica}', computed_ms) PARTITION BY intDiv(toUInt32(day), 86400)"
+        ));
+        assert_eq!(
+            m15.copies[0].statements[1..],
+            [
+                "DROP TABLE IF EXISTS `vigil`.inference_units_1d ON CLUSTER `prod`",
+                "DROP TABLE IF EXISTS `vigil`.inference_units_1d_local ON CLUSTER `prod`"
+            ]
+        );
     }
 
     #[test]

@@ -351,6 +351,14 @@ impl Store {
         }
     }
 
+    /// The cluster the tables are distributed over (`[store] cluster`), if any.
+    pub fn cluster(&self) -> Option<&str> {
+        match &*self.backend {
+            Backend::Server(s) => s.cluster.as_deref(),
+            Backend::Embedded(_) => None,
+        }
+    }
+
     pub fn is_embedded(&self) -> bool {
         matches!(&*self.backend, Backend::Embedded(_))
     }
@@ -511,6 +519,13 @@ impl Store {
                     }
                 }
             }
+            for copy in &m.copies {
+                if self.has_table(copy.from).await? {
+                    for stmt in &copy.statements {
+                        self.execute(stmt).await?;
+                    }
+                }
+            }
             self.execute(&format!(
                 "INSERT INTO {} (version, name, applied_at) VALUES ({}, {}, now())",
                 self.table("schema_migrations"),
@@ -521,6 +536,23 @@ impl Store {
             done.push(m.version);
         }
         Ok(done)
+    }
+
+    /// Whether this database has `table` (on a cluster: on the node asked, where migrations
+    /// create and drop tables `ON CLUSTER`).
+    async fn has_table(&self, table: &str) -> Result<bool, StoreError> {
+        #[derive(clickhouse::Row, serde::Deserialize)]
+        struct N {
+            n: u64,
+        }
+        let rows = self
+            .fetch::<N>(&format!(
+                "SELECT toUInt64(count()) AS n FROM system.tables WHERE database = {} AND name = {}",
+                crate::sql_string(&self.database),
+                crate::sql_string(table)
+            ))
+            .await?;
+        Ok(rows.first().is_some_and(|r| r.n > 0))
     }
 
     /// Whether `table` of this database has `column` (what `ALTER … ADD COLUMN IF NOT EXISTS`
