@@ -49,7 +49,10 @@ pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     if !(lo.is_finite() && hi.is_finite()) || n == 0 {
         return Vec::new();
     }
-    let (lo, hi) = if hi - lo < 1e-12 {
+    // A span the labels cannot resolve is flat: floating-point noise such as the
+    // incremental cost of two versions with the same cost per inference (±1e-11 EUR) would
+    // otherwise get ticks 1e-11 apart, every one labelled "0".
+    let (lo, hi) = if hi - lo < 1e-9 * lo.abs().max(hi.abs()).max(1.0) {
         (
             lo - 0.5_f64.max(lo.abs() * 0.1),
             hi + 0.5_f64.max(hi.abs() * 0.1),
@@ -595,6 +598,13 @@ mod tests {
             "{t:?}"
         );
         assert!(nice_ticks(f64::NAN, 1.0, 4).is_empty());
+        // So does a series of rounding noise around zero: ticks a label can tell apart.
+        let t = nice_ticks(-2e-12, 3e-11, 5);
+        let labels: Vec<String> = t.iter().map(|v| axis_label(*v)).collect();
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct, labels, "{t:?}");
+        assert!(t[0] <= -2e-12 && *t.last().unwrap() >= 3e-11, "{t:?}");
     }
 
     #[test]
