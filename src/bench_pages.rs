@@ -342,13 +342,18 @@ fn vigil(config: &Path) -> Result<tokio::process::Command> {
     Ok(c)
 }
 
+/// Runs a child to its end and returns its standard output; its standard error goes to ours
+/// (its progress, and why it failed). Not `Command::output`: tokio's pipes both streams
+/// whatever was set, and a failed load then said only "exit status: 1".
 async fn run_child(mut c: tokio::process::Command, what: &str) -> Result<String> {
     let out = c
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
+        .with_context(|| format!("starting {what}"))?
+        .wait_with_output()
         .await
-        .with_context(|| format!("starting {what}"))?;
+        .with_context(|| format!("waiting for {what}"))?;
     if !out.status.success() {
         bail!("{what} failed ({})", out.status);
     }

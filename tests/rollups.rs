@@ -492,6 +492,50 @@ async fn exercise(store: Store) {
         .expect("full compaction");
     assert_same(&store, r, "after a full pass").await;
 
+    // Outcomes stamped before their inference: within `OUTCOME_LEAD_SECS` (producers' clocks)
+    // they count, earlier they count nowhere, on the rolled-up and the raw path alike.
+    // Inferences 2 and 6 had no outcome; both get a churn (value 1, worth −120).
+    let value = |b: &[data::RoiBucket]| b.iter().map(|x| x.value_sum).sum::<f64>();
+    let labelled = |store: Store, r: Range| async move {
+        data::fairness_buckets(&store, "churn", "plan", r)
+            .await
+            .expect("fairness")
+            .iter()
+            .map(|b| b.labelled)
+            .sum::<u64>()
+    };
+    let before = (
+        value(&assert_same_roi(&store, r, "before early outcomes").await),
+        labelled(store.clone(), r).await,
+    );
+    let early = |i: u32, by: u32| OutcomeRow {
+        event_id: format!("early{i}"),
+        value: 1.0,
+        ..outcome(i, start + i * 20 - by, t + 4)
+    };
+    store
+        .insert(&[
+            early(2, rollup::OUTCOME_LEAD_SECS / 2),
+            early(6, rollup::OUTCOME_LEAD_SECS + 600),
+        ])
+        .await
+        .expect("early outcomes");
+    rollup::compact(&store, &CompactOptions::default(), t + 5)
+        .await
+        .expect("compact the early outcomes");
+    assert_same(&store, r, "after early outcomes").await;
+    let after = (
+        value(&assert_same_roi(&store, r, "after early outcomes").await),
+        labelled(store.clone(), r).await,
+    );
+    assert_eq!(after.1, before.1 + 1, "labelled: one early outcome counts");
+    assert!(
+        (after.0 - (before.0 - 120.0)).abs() < 1e-6,
+        "value {} → {}: one early churn counts",
+        before.0,
+        after.0
+    );
+
     // Later traffic in the open hour: once the rows ingested before are out of the overlap,
     // a pass extends the open hour's unit rows by the minutes that became stable (not a
     // recomputation), and every event still counts once. Unit rows cover up to

@@ -50,6 +50,15 @@ impl Range {
         (lo < hi).then_some((lo as u32, hi as u32))
     }
 
+    /// The earliest `ts` the raw rows of [`Range::raw_sql`] can have: the end of the rolled-up
+    /// minutes when they start the range, else the range's start.
+    fn raw_since(&self, rolled: Option<(u32, u32)>) -> u32 {
+        match rolled {
+            Some((lo, hi)) if lo <= self.since => hi,
+            _ => self.since,
+        }
+    }
+
     /// The filter for the raw rows the rollups do not answer.
     fn raw_sql(&self, rolled: Option<(u32, u32)>) -> String {
         match rolled {
@@ -533,24 +542,39 @@ pub async fn roi_buckets(
     // Every part gives rows of (mv, unit_key, f, n, c, k, v) at its own grain (an event, a
     // unit's hour, a unit's day); one GROUP BY over all of them makes the units (grouping
     // each part first measured 20 % slower at 100 M events).
-    let raw = format!(
-        "SELECT cityHash64(model, version) AS mv, unit_key, toUInt32(ts) AS f, toUInt64(1) AS n,
-                c1 AS c, k1 AS k, toFloat64(val) AS v
-         FROM (
-             SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts, event_id,
-                    toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
-             FROM {inf} FINAL
-             WHERE {raw_range}
-         ) AS served ANY LEFT JOIN (
-             SELECT model, inference_id AS event_id, toFloat64(sum({worth})) AS val
-             FROM {out} FINAL
-             WHERE inference_id != ''
-               AND inference_id IN (SELECT event_id FROM {inf} WHERE {raw_range})
-             GROUP BY model, inference_id
-         ) AS results USING (model, event_id)",
-        out = store.table("outcome_events"),
-        worth = value_expr(cfg),
+    // Outcomes are read only when they are worth something, and only those that count for
+    // the tail's inferences (stamped at most `OUTCOME_LEAD_SECS` before them).
+    let served = format!(
+        "SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts,
+                toUInt32(ts) AS i_ts, event_id,
+                toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
+         FROM {inf} FINAL
+         WHERE {raw_range}"
     );
+    let raw = if cfg.value_per_outcome.is_empty() {
+        format!(
+            "SELECT cityHash64(model, version) AS mv, unit_key, toUInt32(ts) AS f, toUInt64(1) AS n,
+                    c1 AS c, k1 AS k, toFloat64(0) AS v
+             FROM ({served}) AS served"
+        )
+    } else {
+        format!(
+            "SELECT cityHash64(model, version) AS mv, unit_key, toUInt32(ts) AS f, toUInt64(1) AS n,
+                    c1 AS c, k1 AS k, toFloat64({worth}) AS v
+             FROM (
+                 SELECT model, version, unit_key, ts, c1, k1, i_ts, {linked}
+                 FROM ({served}) AS served ANY LEFT JOIN ({outcomes}) AS results
+                 USING (model, event_id)
+             ) AS linked",
+            linked = vigil_store::rollup::linked_outcomes_sql("names", "vals"),
+            outcomes = vigil_store::rollup::outcomes_of(
+                store,
+                &format!("SELECT event_id FROM {inf} WHERE {raw_range}"),
+                raw_from
+            ),
+            worth = worth_of_arrays(cfg, "names", "vals"),
+        )
+    };
     let units = |table: &str, period: &str, lo: u32, hi: u32| {
         format!(
             "SELECT cityHash64(model, version) AS mv, unit_key, toUInt32(first_ts) AS f,
@@ -1150,6 +1174,11 @@ pub struct GroupBucket {
     pub false_pos: u64,
 }
 
+/// Fairness counts of `model`'s groups of `attribute` per bucket: the minute rollups
+/// (`inference_groups_1m`) before the watermark, the raw events after it, with the outcomes
+/// that count for them (`vigil_store::rollup::outcomes_of`: linked to those inferences and
+/// stamped at most `OUTCOME_LEAD_SECS` before them, so the read starts near the range, not at
+/// the first outcome ever stored).
 pub async fn fairness_buckets(
     store: &Store,
     model: &str,
@@ -1157,6 +1186,12 @@ pub async fn fairness_buckets(
     r: Range,
 ) -> Result<Vec<GroupBucket>, StoreError> {
     let (m, a) = (sql_string(model), sql_string(attribute));
+    // Whole minutes, so that the rollups answer from the start and the raw part (the one
+    // joined with outcomes) is only the tail after the watermark.
+    let r = Range {
+        since: r.since / 60 * 60,
+        ..r
+    };
     let bw = r.bucket.max(1);
     let rolled = r.rolled(true);
     let raw = format!(
@@ -1165,20 +1200,29 @@ pub async fn fairness_buckets(
                 toUInt64(sum(pos)) AS pos_, toUInt64(sum(pred * pos)) AS tp_,
                 toUInt64(sum(pred * has_out * (1 - pos))) AS fp_
          FROM (
-             SELECT intDiv(toUInt32(ts), {bw}) * {bw} AS b, attr_values[indexOf(attr_names, {a})] AS g,
-                    toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred,
-                    event_id
-             FROM {inf} FINAL
-             WHERE model = {m} AND has(attr_names, {a}) AND {range}
-         ) AS served ANY LEFT JOIN (
-             SELECT inference_id AS event_id, toUInt64(1) AS has_out, toUInt64(max(value) > 0) AS pos
-             FROM {out} FINAL WHERE model = {m} AND inference_id != ''
-             GROUP BY inference_id
-         ) AS results USING event_id
+             SELECT b, g, pred, i_ts, {labelled}
+             FROM (
+                 SELECT model, intDiv(toUInt32(ts), {bw}) * {bw} AS b,
+                        attr_values[indexOf(attr_names, {a})] AS g,
+                        toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred,
+                        event_id, toUInt32(ts) AS i_ts
+                 FROM {inf} FINAL
+                 WHERE model = {m} AND has(attr_names, {a}) AND {range}
+             ) AS served ANY LEFT JOIN ({outcomes}) AS results USING (model, event_id)
+         )
          GROUP BY bucket, grp",
         inf = store.table("inference_events"),
-        out = store.table("outcome_events"),
         range = r.raw_sql(rolled),
+        labelled = vigil_store::rollup::labelled_sql(),
+        outcomes = vigil_store::rollup::outcomes_of(
+            store,
+            &format!(
+                "SELECT event_id FROM {} WHERE model = {m} AND {}",
+                store.table("inference_events"),
+                r.raw_sql(rolled)
+            ),
+            r.raw_since(rolled),
+        ),
     );
     let roll = rolled.map(|mins| {
         format!(

@@ -162,15 +162,17 @@ fn builtin_source(
                 "SELECT unit_id, o_ts, toFloat64(p_label != '' AND toFloat64OrZero(p_label) = truth) AS o_value, \
                  {name} AS o_name FROM ( \
                    SELECT event_id AS inference_id, unit_id, toUInt64(ts_ms) AS o_ts, ifNull(label, '') AS p_label \
-                   FROM {} FINAL WHERE experiment = {} \
+                   FROM {inf} FINAL WHERE experiment = {exp} \
                  ) AS i ALL INNER JOIN ( \
-                   SELECT inference_id, toFloat64(any(value)) AS truth FROM {} FINAL \
-                   WHERE name = {} AND inference_id != '' GROUP BY inference_id \
+                   SELECT inference_id, toFloat64(any(value)) AS truth FROM {out} FINAL \
+                   WHERE name = {label} AND inference_id != '' \
+                     AND inference_id IN (SELECT event_id FROM {inf} WHERE experiment = {exp}) \
+                   GROUP BY inference_id \
                  ) AS l USING inference_id",
-                table("inference_events"),
-                sql_string(experiment),
-                table("outcome_events"),
-                sql_string(label)
+                inf = table("inference_events"),
+                exp = sql_string(experiment),
+                out = table("outcome_events"),
+                label = sql_string(label)
             )
         }
         // The requests the unit was served in this experiment: Σ value over their count.
@@ -340,7 +342,8 @@ mod tests {
                  toUInt64(ts_ms) AS o_ts, ifNull(label, '') AS p_label FROM `db`.inference_events \
                  FINAL WHERE experiment = 'exp' ) AS i ALL INNER JOIN ( SELECT inference_id, \
                  toFloat64(any(value)) AS truth FROM `db`.outcome_events FINAL WHERE name = 'label' \
-                 AND inference_id != '' GROUP BY inference_id ) AS l USING inference_id"
+                 AND inference_id != '' AND inference_id IN (SELECT event_id FROM `db`.inference_events \
+                 WHERE experiment = 'exp') GROUP BY inference_id ) AS l USING inference_id"
             )
         );
         let mut truth = spec("accuracy");

@@ -210,7 +210,9 @@ pub struct KpiCounts {
 
 /// Volume, conversions, revenue and cost per model version and `bucket_secs` bucket in
 /// `[since, until)`. Outcomes count for the inference they name (`inference_id`), so a
-/// conversion is credited to the version that served it. (Joined subqueries carry aliases:
+/// conversion is credited to the version that served it; an outcome stamped more than
+/// `rollup::OUTCOME_LEAD_SECS` before its inference does not count (as on the ROI page), so
+/// the outcomes read start near the range. (Joined subqueries carry aliases:
 /// ClickHouse 26 requires them, 18.16 accepts them.)
 pub async fn kpi_counts(
     store: &Store,
@@ -239,22 +241,29 @@ pub async fn kpi_counts(
                     toFloat64(sum(revenue)) AS revenue,
                     toFloat64(sum(cost)) AS cost
              FROM (
-                 SELECT intDiv(toUInt32(ts), {bucket_secs}) * {bucket_secs} AS bucket, model, version,
-                        unit_id, toFloat64(ifNull(cost, 0)) AS cost, event_id
-                 FROM {inference} FINAL
-                 WHERE ts >= toDateTime({since}) AND ts < toDateTime({until}) {model_filter}
-             ) AS served ANY LEFT JOIN (
-                 SELECT inference_id AS event_id,
-                        toFloat64(maxIf(value, name = {conv})) AS converted,
-                        toFloat64(sumIf(value, name = {rev})) AS revenue
-                 FROM {outcome} FINAL
-                 WHERE inference_id != ''
-                 GROUP BY inference_id
-             ) AS results USING event_id
+                 SELECT bucket, model, version, unit_id, cost, i_ts,
+                        arrayExists((n, v, t, x) -> n = {conv} AND v > 0 AND {counts}, o_names, o_vals, o_ts, {its}) AS converted,
+                        arraySum(arrayMap((n, v, t, x) -> if(n = {rev} AND {counts}, v, 0), o_names, o_vals, o_ts, {its})) AS revenue
+                 FROM (
+                     SELECT intDiv(toUInt32(ts), {bucket_secs}) * {bucket_secs} AS bucket, model, version,
+                            unit_id, toFloat64(ifNull(cost, 0)) AS cost, event_id, toUInt32(ts) AS i_ts
+                     FROM {inference} FINAL
+                     WHERE ts >= toDateTime({since}) AND ts < toDateTime({until}) {model_filter}
+                 ) AS served ANY LEFT JOIN ({outcomes}) AS results USING (model, event_id)
+             )
              GROUP BY bucket, model, version
              ORDER BY bucket, model, version",
             inference = store.table("inference_events"),
-            outcome = store.table("outcome_events"),
+            outcomes = crate::rollup::outcomes_of(
+                store,
+                &format!(
+                    "SELECT event_id FROM {} WHERE ts >= toDateTime({since}) AND ts < toDateTime({until}) {model_filter}",
+                    store.table("inference_events")
+                ),
+                since
+            ),
+            counts = crate::rollup::counts_sql("t", "x"),
+            its = crate::rollup::I_TS_PER_OUTCOME,
             conv = sql_string(conversion_outcome),
             rev = sql_string(revenue_outcome),
         ))

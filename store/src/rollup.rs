@@ -401,7 +401,6 @@ async fn changed_in_overlap(
 /// Recomputes the rollups of every minute in `[start, end)` from the raw tables, in ClickHouse.
 async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError> {
     let raw = store.table("inference_events");
-    let out = store.table("outcome_events");
     let range = format!("ts >= toDateTime({start}) AND ts < toDateTime({end})");
     let ms = now_ms();
     // Per (model, version, minute, latency bin) first, so the histogram is a by-product of the
@@ -478,22 +477,79 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
                     toUInt64(sum(has_out)), toUInt64(sum(pos)), toUInt64(sum(pred * pos)),
                     toUInt64(sum(pred * has_out * (1 - pos))), toUInt64({ms})
              FROM (
-                 SELECT model, event_id, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute, a, g,
-                        toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred
-                 FROM {raw} FINAL ARRAY JOIN attr_names AS a, attr_values AS g
-                 WHERE {range}
-             ) AS served ANY LEFT JOIN (
-                 SELECT model, inference_id AS event_id, toUInt64(1) AS has_out,
-                        toUInt64(max(value) > 0) AS pos
-                 FROM {out} FINAL
-                 WHERE inference_id != ''
-                   AND inference_id IN (SELECT event_id FROM {raw} WHERE {range})
-                 GROUP BY model, inference_id
-             ) AS results USING (model, event_id)
+                 SELECT model, a, g, minute, pred, i_ts, {linked}
+                 FROM (
+                     SELECT model, event_id, toUInt32(ts) AS i_ts,
+                            toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute, a, g,
+                            toUInt64(if(isNull(label), ifNull(score, 0) >= 0.5, ifNull(label, '') IN ('positive', '1', 'true'))) AS pred
+                     FROM {raw} FINAL ARRAY JOIN attr_names AS a, attr_values AS g
+                     WHERE {range}
+                 ) AS served ANY LEFT JOIN ({outcomes}) AS results USING (model, event_id)
+             )
              GROUP BY model, a, g, minute",
             groups = store.table("inference_groups_1m"),
+            linked = labelled_sql(),
+            outcomes = outcomes_of(store, &format!("SELECT event_id FROM {raw} WHERE {range}"), start),
         ))
         .await
+}
+
+/// How long before the inference it names an outcome may be stamped and still count for it
+/// (ROI, fairness, KPIs). Outcomes come after their inference; this allows for the clocks of
+/// whoever sends outcomes and of the model server. An outcome stamped earlier than this is
+/// taken for a wrong id or clock and counted nowhere, and in return every read of outcomes
+/// starts at its inferences' range minus this instead of at the first outcome ever stored
+/// (at 30 M outcomes, linking a few minutes of inferences read them all: 1.8–2.1 s).
+pub const OUTCOME_LEAD_SECS: u32 = 3600;
+
+/// The outcomes linked to the inferences `ids` (SQL selecting `event_id`s, all with `ts ≥
+/// from`), per (model, inference): their times and values as parallel arrays (`o_ts`,
+/// `o_names`, `o_vals`), for [`labelled_sql`] and [`linked_outcomes_sql`] to keep the ones
+/// within [`OUTCOME_LEAD_SECS`] of the inference (`i_ts` beside them after the join).
+pub fn outcomes_of(store: &Store, ids: &str, from: u32) -> String {
+    format!(
+        "SELECT model, inference_id AS event_id,
+                CAST(groupArray(toUInt32(ts)) AS Array(UInt32)) AS o_ts,
+                CAST(groupArray(name) AS Array(String)) AS o_names,
+                CAST(groupArray(value) AS Array(Float64)) AS o_vals
+         FROM {out} FINAL
+         WHERE inference_id != '' AND ts >= toDateTime({lo})
+           AND inference_id IN ({ids})
+         GROUP BY model, inference_id",
+        out = store.table("outcome_events"),
+        lo = from.saturating_sub(OUTCOME_LEAD_SECS),
+    )
+}
+
+/// Whether an outcome stamped at `t` counts for the inference at `x` (SQL, inside a lambda
+/// over the outcomes' arrays and [`I_TS_PER_OUTCOME`]).
+pub fn counts_sql(t: &str, x: &str) -> String {
+    format!("{t} + {OUTCOME_LEAD_SECS} >= {x}")
+}
+
+/// The inference's time (`i_ts`) once per outcome, for lambdas over the outcomes' arrays:
+/// ClickHouse 18.16 does not see a column captured inside a lambda as one the joined
+/// subquery must give ("Unknown identifier: i_ts"), so it is passed as an array argument.
+pub const I_TS_PER_OUTCOME: &str = "arrayResize([i_ts], length(o_ts), i_ts)";
+
+/// Fairness's view of an inference's outcomes (after [`outcomes_of`]): `has_out` (labelled)
+/// and `pos` (a positive value), over the outcomes that count for it.
+pub fn labelled_sql() -> String {
+    format!(
+        "toUInt64(arrayExists((t, x) -> {c}, o_ts, {I_TS_PER_OUTCOME})) AS has_out,
+         toUInt64(arrayExists((t, v, x) -> {c} AND v > 0, o_ts, o_vals, {I_TS_PER_OUTCOME})) AS pos",
+        c = counts_sql("t", "x")
+    )
+}
+
+/// The names and values of the outcomes that count for the inference (after
+/// [`outcomes_of`]), as `names_as` and `vals_as`.
+pub fn linked_outcomes_sql(names_as: &str, vals_as: &str) -> String {
+    format!(
+        "arrayFilter((n, t, x) -> {c}, o_names, o_ts, {I_TS_PER_OUTCOME}) AS {names_as},
+         arrayFilter((v, t, x) -> {c}, o_vals, o_ts, {I_TS_PER_OUTCOME}) AS {vals_as}",
+        c = counts_sql("t", "x")
+    )
 }
 
 /// Events reaching the store more than this long after their `ts` (on top of the overlap)
@@ -792,12 +848,14 @@ async fn units_covered(
     Ok(rows.into_iter().map(|c| (c.period, c.until)).collect())
 }
 
-/// Per (model, version, unit, outcome name) sums of the raw events in `range`: first
-/// inference `f`, inferences `n`, costed `k`, cost `c`, outcome value `v`. An inference's own
+/// Per (model, version, unit, outcome name) sums of the raw events in `[start, end)` and the
+/// outcomes that count for them ([`OUTCOME_LEAD_SECS`]): first inference `f`, inferences `n`,
+/// costed `k`, cost `c`, outcome value `v`. An inference's own
 /// counts are taken from its first row only (`o_i <= 1`: its first outcome, or 0 when it has
 /// none), so summing the rows of a unit counts each inference once.
-fn units_by_name_from_raw(store: &Store, range: &str) -> String {
+fn units_by_name_from_raw(store: &Store, start: u32, end: u32) -> String {
     let raw = store.table("inference_events");
+    let range = format!("ts >= toDateTime({start}) AND ts < toDateTime({end})");
     format!(
         "SELECT model, version, unit_key, o_name, min(ts) AS f,
                 toUInt64(sum(o_i <= 1)) AS n, toUInt64(sum(if(o_i <= 1, k1, 0))) AS k,
@@ -805,24 +863,21 @@ fn units_by_name_from_raw(store: &Store, range: &str) -> String {
                 toUInt8(1) AS fresh
          FROM (
              SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts, c1, k1,
-                    o_names, o_vals
+                    i_ts, {linked}
              FROM (
-                 SELECT model, event_id, version, unit_id, ts,
+                 SELECT model, event_id, version, unit_id, ts, toUInt32(ts) AS i_ts,
                         toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
                  FROM {raw} FINAL WHERE {range}
-             ) AS served ANY LEFT JOIN (
-                 SELECT model, inference_id AS event_id,
-                        CAST(groupArray(name) AS Array(String)) AS o_names,
-                        CAST(groupArray(value) AS Array(Float64)) AS o_vals
-                 FROM {out} FINAL
-                 WHERE inference_id != ''
-                   AND inference_id IN (SELECT event_id FROM {raw} WHERE {range})
-                 GROUP BY model, inference_id
-             ) AS results USING (model, event_id)
+             ) AS served ANY LEFT JOIN ({outcomes}) AS results USING (model, event_id)
          ) AS linked
-         LEFT ARRAY JOIN o_names AS o_name, o_vals AS o_val, arrayEnumerate(o_names) AS o_i
+         LEFT ARRAY JOIN names AS o_name, vals AS o_val, arrayEnumerate(names) AS o_i
          GROUP BY model, version, unit_key, o_name",
-        out = store.table("outcome_events"),
+        linked = linked_outcomes_sql("names", "vals"),
+        outcomes = outcomes_of(
+            store,
+            &format!("SELECT event_id FROM {raw} WHERE {range}"),
+            start
+        ),
     )
 }
 
@@ -885,8 +940,7 @@ async fn write_units(
 /// Recomputes the unit rows of the hour starting at `hour` from the events in `[hour, end)`,
 /// with the outcomes linked to them as stored now.
 async fn recompute_units(store: &Store, hour: u32, end: u32) -> Result<(), StoreError> {
-    let range = format!("ts >= toDateTime({hour}) AND ts < toDateTime({end})");
-    let by_name = units_by_name_from_raw(store, &range);
+    let by_name = units_by_name_from_raw(store, hour, end);
     write_units(store, "inference_units_1h", "hour", hour, end, &by_name).await
 }
 
@@ -902,8 +956,7 @@ async fn extend_units(store: &Store, hour: u32, from: u32, end: u32) -> Result<(
         &format!("hour = toDateTime({hour})"),
         false,
     );
-    let range = format!("ts >= toDateTime({from}) AND ts < toDateTime({end})");
-    let fresh = units_by_name_from_raw(store, &range);
+    let fresh = units_by_name_from_raw(store, from, end);
     let by_name = format!("{stored} UNION ALL {fresh}");
     write_units(store, "inference_units_1h", "hour", hour, end, &by_name).await
 }

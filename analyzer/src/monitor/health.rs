@@ -436,7 +436,8 @@ pub async fn window_stats(
     if checks.accuracy_min.is_some() {
         let label = checks.label_outcome.as_deref().unwrap_or("label");
         // Same definition as the experimenter's `accuracy` metric: a numeric predicted label
-        // equal to the outcome's value.
+        // equal to the outcome's value. Only the labels of the window's inferences are grouped
+        // (`inference_id IN`), not every label the model ever had: a monitor runs every window.
         let sql = format!(
             "SELECT toUInt64(count()) AS labelled, \
              toUInt64(countIf(p_label != '' AND toFloat64OrZero(p_label) = truth)) AS correct FROM ( \
@@ -444,7 +445,9 @@ pub async fn window_stats(
                WHERE {filter} AND isNotNull(label) \
              ) AS i ALL INNER JOIN ( \
                SELECT inference_id, toFloat64(any(value)) AS truth FROM {} FINAL \
-               WHERE model = {} AND name = {} AND inference_id != '' GROUP BY inference_id \
+               WHERE model = {} AND name = {} AND inference_id != '' \
+                 AND inference_id IN (SELECT event_id FROM {table} WHERE {filter} AND isNotNull(label)) \
+               GROUP BY inference_id \
              ) AS l USING inference_id",
             store.table("outcome_events"),
             sql_string(&monitor.model),

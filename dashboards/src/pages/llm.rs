@@ -60,7 +60,8 @@ pub(crate) fn feedback_names_sql(t: Tables, model: &str, r: Range) -> String {
 fn feedback_window(r: Range) -> String {
     format!(
         "ts >= toDateTime({}) AND ts < toDateTime({})",
-        r.since.saturating_sub(3600),
+        r.since
+            .saturating_sub(vigil_store::rollup::OUTCOME_LEAD_SECS),
         r.until.saturating_add(FEEDBACK_LAG_S)
     )
 }

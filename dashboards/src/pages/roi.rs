@@ -1,9 +1,7 @@
 //! ROI: incremental value per model version and per experiment arm, with the value model in
 //! plain words (`crate::roi` computes; this page draws).
 
-use super::shared::{
-    docs_link, empty_state, f, models_of, DOCS_EVENTS, DOCS_EXPERIMENTS, DOCS_ROI,
-};
+use super::shared::{docs_link, empty_state, f, DOCS_EVENTS, DOCS_EXPERIMENTS, DOCS_ROI};
 use super::{Ctx, Dataset, PageOut};
 use crate::data::{self, Range};
 use crate::html::{self, esc, int, money, num};
@@ -85,8 +83,21 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
             html::time(r.since)
         );
     }
-    let versions = data::versions(&st.store, r).await?;
-    let models = models_of(&versions);
+    // Every model's units in one query (one pass over the unit rollups). The models and
+    // versions come from its rows: every inference belongs to a unit, so a version served in
+    // the range has units there (a separate count per version cost the page another read of
+    // the minute rollups and the raw tail).
+    let all_buckets = data::roi_buckets(&st.store, &st.roi, c.range).await?;
+    let mut models: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for b in &all_buckets {
+        let versions = models.entry(b.model.clone()).or_default();
+        if !versions.contains(&b.version) {
+            versions.push(b.version.clone());
+        }
+    }
+    for versions in models.values_mut() {
+        versions.sort();
+    }
     if models.is_empty() {
         p.push(empty_state(
             "No inferences in this time range.",
@@ -95,12 +106,6 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         ));
     }
     let mut cost_rows = Vec::new();
-    // Every model's units in one query (one pass over the unit rollups).
-    let all_buckets = if models.is_empty() {
-        Vec::new()
-    } else {
-        data::roi_buckets(&st.store, &st.roi, c.range).await?
-    };
     for (model, vs) in &models {
         let Some(control) = control_version(st, model, vs) else {
             continue;
