@@ -562,16 +562,12 @@ pub async fn roi_buckets(
             "SELECT cityHash64(model, version) AS mv, unit_key, toUInt32(ts) AS f, toUInt64(1) AS n,
                     c1 AS c, k1 AS k, toFloat64({worth}) AS v
              FROM (
-                 SELECT model, version, unit_key, ts, c1, k1, i_ts, {linked}
+                 SELECT model, version, unit_key, ts, c1, k1, {linked}
                  FROM ({served}) AS served ANY LEFT JOIN ({outcomes}) AS results
                  USING (model, event_id)
              ) AS linked",
             linked = vigil_store::rollup::linked_outcomes_sql("names", "vals"),
-            outcomes = vigil_store::rollup::outcomes_of(
-                store,
-                &format!("SELECT event_id FROM {inf} WHERE {raw_range}"),
-                raw_from
-            ),
+            outcomes = vigil_store::rollup::outcomes_of(store, &raw_range, raw_from),
             worth = worth_of_arrays(cfg, "names", "vals"),
         )
     };
@@ -1200,7 +1196,7 @@ pub async fn fairness_buckets(
                 toUInt64(sum(pos)) AS pos_, toUInt64(sum(pred * pos)) AS tp_,
                 toUInt64(sum(pred * has_out * (1 - pos))) AS fp_
          FROM (
-             SELECT b, g, pred, i_ts, {labelled}
+             SELECT b, g, pred, {labelled}
              FROM (
                  SELECT model, intDiv(toUInt32(ts), {bw}) * {bw} AS b,
                         attr_values[indexOf(attr_names, {a})] AS g,
@@ -1216,11 +1212,7 @@ pub async fn fairness_buckets(
         labelled = vigil_store::rollup::labelled_sql(),
         outcomes = vigil_store::rollup::outcomes_of(
             store,
-            &format!(
-                "SELECT event_id FROM {} WHERE model = {m} AND {}",
-                store.table("inference_events"),
-                r.raw_sql(rolled)
-            ),
+            &format!("model = {m} AND {}", r.raw_sql(rolled)),
             r.raw_since(rolled),
         ),
     );

@@ -241,7 +241,7 @@ pub async fn kpi_counts(
                     toFloat64(sum(revenue)) AS revenue,
                     toFloat64(sum(cost)) AS cost
              FROM (
-                 SELECT bucket, model, version, unit_id, cost, i_ts,
+                 SELECT bucket, model, version, unit_id, cost,
                         arrayExists((n, v, t, x) -> n = {conv} AND v > 0 AND {counts}, o_names, o_vals, o_ts, {its}) AS converted,
                         arraySum(arrayMap((n, v, t, x) -> if(n = {rev} AND {counts}, v, 0), o_names, o_vals, o_ts, {its})) AS revenue
                  FROM (
@@ -256,10 +256,7 @@ pub async fn kpi_counts(
             inference = store.table("inference_events"),
             outcomes = crate::rollup::outcomes_of(
                 store,
-                &format!(
-                    "SELECT event_id FROM {} WHERE ts >= toDateTime({since}) AND ts < toDateTime({until}) {model_filter}",
-                    store.table("inference_events")
-                ),
+                &format!("ts >= toDateTime({since}) AND ts < toDateTime({until}) {model_filter}"),
                 since
             ),
             counts = crate::rollup::counts_sql("t", "x"),

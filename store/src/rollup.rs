@@ -477,7 +477,7 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
                     toUInt64(sum(has_out)), toUInt64(sum(pos)), toUInt64(sum(pred * pos)),
                     toUInt64(sum(pred * has_out * (1 - pos))), toUInt64({ms})
              FROM (
-                 SELECT model, a, g, minute, pred, i_ts, {linked}
+                 SELECT model, a, g, minute, pred, {linked}
                  FROM (
                      SELECT model, event_id, toUInt32(ts) AS i_ts,
                             toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute, a, g,
@@ -489,7 +489,7 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
              GROUP BY model, a, g, minute",
             groups = store.table("inference_groups_1m"),
             linked = labelled_sql(),
-            outcomes = outcomes_of(store, &format!("SELECT event_id FROM {raw} WHERE {range}"), start),
+            outcomes = outcomes_of(store, &range, start),
         ))
         .await
 }
@@ -502,11 +502,11 @@ async fn recompute(store: &Store, start: u32, end: u32) -> Result<(), StoreError
 /// (at 30 M outcomes, linking a few minutes of inferences read them all: 1.8–2.1 s).
 pub const OUTCOME_LEAD_SECS: u32 = 3600;
 
-/// The outcomes linked to the inferences `ids` (SQL selecting `event_id`s, all with `ts ≥
-/// from`), per (model, inference): their times and values as parallel arrays (`o_ts`,
-/// `o_names`, `o_vals`), for [`labelled_sql`] and [`linked_outcomes_sql`] to keep the ones
-/// within [`OUTCOME_LEAD_SECS`] of the inference (`i_ts` beside them after the join).
-pub fn outcomes_of(store: &Store, ids: &str, from: u32) -> String {
+/// The outcomes linked to the inferences matching `filter` (SQL over `inference_events`, all
+/// with `ts ≥ from`), per (model, inference): their times and values as parallel arrays
+/// (`o_ts`, `o_names`, `o_vals`), for [`labelled_sql`] and [`linked_outcomes_sql`] to keep
+/// the ones within [`OUTCOME_LEAD_SECS`] of the inference (`i_ts` beside them after the join).
+pub fn outcomes_of(store: &Store, filter: &str, from: u32) -> String {
     format!(
         "SELECT model, inference_id AS event_id,
                 CAST(groupArray(toUInt32(ts)) AS Array(UInt32)) AS o_ts,
@@ -514,9 +514,10 @@ pub fn outcomes_of(store: &Store, ids: &str, from: u32) -> String {
                 CAST(groupArray(value) AS Array(Float64)) AS o_vals
          FROM {out} FINAL
          WHERE inference_id != '' AND ts >= toDateTime({lo})
-           AND inference_id IN ({ids})
+           AND inference_id IN (SELECT event_id FROM {inf} WHERE {filter})
          GROUP BY model, inference_id",
         out = store.table("outcome_events"),
+        inf = store.table("inference_events"),
         lo = from.saturating_sub(OUTCOME_LEAD_SECS),
     )
 }
@@ -863,7 +864,7 @@ fn units_by_name_from_raw(store: &Store, start: u32, end: u32) -> String {
                 toUInt8(1) AS fresh
          FROM (
              SELECT model, version, cityHash64(model, version, unit_id) AS unit_key, ts, c1, k1,
-                    i_ts, {linked}
+                    {linked}
              FROM (
                  SELECT model, event_id, version, unit_id, ts, toUInt32(ts) AS i_ts,
                         toFloat64(ifNull(cost, 0)) AS c1, toUInt64(isNotNull(cost)) AS k1
@@ -873,11 +874,7 @@ fn units_by_name_from_raw(store: &Store, start: u32, end: u32) -> String {
          LEFT ARRAY JOIN names AS o_name, vals AS o_val, arrayEnumerate(names) AS o_i
          GROUP BY model, version, unit_key, o_name",
         linked = linked_outcomes_sql("names", "vals"),
-        outcomes = outcomes_of(
-            store,
-            &format!("SELECT event_id FROM {raw} WHERE {range}"),
-            start
-        ),
+        outcomes = outcomes_of(store, &range, start),
     )
 }
 
