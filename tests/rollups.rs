@@ -750,10 +750,15 @@ async fn day_rows(store: &Store) -> (u64, u64) {
 async fn days_match_raw_queries(store: Store) {
     store.migrate(None).await.expect("migrate");
     let midnight = now() / 86_400 * 86_400 - 2 * 86_400;
-    // One event a minute from 3 h before midnight to 3 h after, stamped 5 s after its `ts`.
+    // One event a minute from 3 h before midnight to 3 h after, and from 03:05 to 03:15,
+    // stamped 5 s after its `ts`.
     let first = midnight - 3 * 3600;
     let rows: Vec<InferenceRow> = (0..360)
         .map(|i| inference(i, first + i * 60, first + i * 60 + 5))
+        .chain((360..370).map(|i| {
+            let ts = midnight + 11_100 + (i - 360) * 60;
+            inference(i, ts, ts + 5)
+        }))
         .collect();
     store.insert(&rows).await.expect("insert");
     store.insert(&rows[150..200]).await.expect("duplicates");
@@ -775,13 +780,13 @@ async fn days_match_raw_queries(store: Store) {
                 .n
         }
     };
-    // 02:30 after midnight: hours up to 02:00 are complete, so both days get rows, the second
-    // up to 02:00.
+    // 02:30 after midnight: both days get rows, the second up to the stable point (02:27:00,
+    // `now − overlap − UNIT_DELAY_SECS`), inside the open hour as the hourly rows.
     let p1 = pass(&store, midnight + 9000).await;
     assert_eq!(p1.unit_days_recomputed, 2, "{p1:?}");
     assert_eq!(
         day_inferences().await,
-        raw_count(&store, first, midnight + 7200).await
+        raw_count(&store, first, midnight + 8820).await
     );
     let day_range = |until: u32, rolled_until: u32| Range {
         since: midnight - 86_400 + 7,
@@ -789,7 +794,8 @@ async fn days_match_raw_queries(store: Store) {
         bucket: 3600,
         rolled_until,
     };
-    // Whole days, then the open hours, then raw; and a range ending inside the second day.
+    // Days to inside the open hour, then raw; and a range ending inside the second day (whole
+    // days, whole hours, then raw).
     assert_same_roi(
         &store,
         day_range(midnight + 9060, p1.compacted_until),
@@ -803,46 +809,80 @@ async fn days_match_raw_queries(store: Store) {
     )
     .await;
 
-    // 03:30: the hours 02:00–03:00 completed, so the second day is extended, not recomputed.
+    // 03:30: outcomes stamped since the first pass name inferences of 02:18–02:27, so the hour
+    // 02:00 is recomputed, and the second day with it (from its hourly rows, to 03:27).
     let p2 = pass(&store, midnight + 12_600).await;
     assert_eq!(
         (p2.unit_days_recomputed, p2.unit_days_extended),
-        (0, 1),
+        (1, 0),
         "{p2:?}"
     );
     assert_eq!(
         day_inferences().await,
-        raw_count(&store, first, midnight + 10_800).await
+        raw_count(&store, first, midnight + 12_420).await
     );
-    let before = assert_same_roi(
+    assert_same_roi(
         &store,
         day_range(midnight + 12_660, p2.compacted_until),
         "days, pass 2",
     )
     .await;
-    // The extension wrote a new version of the 17 units' rows of the second day; the pass
-    // merged the day, so each unit has one row again (what keeps `FINAL` cheap for the page).
+
+    // 03:45: ten more events (03:30–03:39) and nothing else: the second day is extended, not
+    // recomputed, by the raw events after 03:27 (the open hour's rows also hold 03:00–03:27).
+    let fresh: Vec<InferenceRow> = (370..380)
+        .map(|i| {
+            let ts = midnight + 12_600 + (i - 370) * 60;
+            inference(i, ts, ts + 5)
+        })
+        .collect();
+    store.insert(&fresh).await.expect("fresh events");
+    let p2b = pass(&store, midnight + 13_500).await;
+    assert_eq!(
+        (p2b.unit_days_recomputed, p2b.unit_days_extended),
+        (0, 1),
+        "{p2b:?}"
+    );
+    assert_eq!(
+        day_inferences().await,
+        raw_count(&store, first, midnight + 13_320).await
+    );
+    let before = assert_same_roi(
+        &store,
+        day_range(midnight + 13_560, p2b.compacted_until),
+        "days extended inside the open hour",
+    )
+    .await;
+    // The extension wrote a new version of the units' rows it touched; the pass merged the
+    // day, so each unit has one row again (what keeps `FINAL` cheap for the page).
     let (stored, read) = day_rows(&store).await;
     assert_eq!(stored, read, "versions left after an extension");
+    // A pass that finds nothing new leaves the days alone.
+    let idle = pass(&store, midnight + 13_560).await;
+    assert_eq!(
+        (idle.unit_days_recomputed, idle.unit_days_extended),
+        (0, 0),
+        "{idle:?}"
+    );
 
     // A late churn for an inference of the first day (21:01): its hour and day are recomputed.
     let late = OutcomeRow {
         event_id: "late-churn".into(),
         value: 1.0,
-        ..outcome(61, midnight + 12_610, midnight + 12_610)
+        ..outcome(61, midnight + 13_610, midnight + 13_610)
     };
     store
         .insert(std::slice::from_ref(&late))
         .await
         .expect("late outcome");
-    let p3 = pass(&store, midnight + 12_700).await;
+    let p3 = pass(&store, midnight + 13_700).await;
     assert!(
         p3.unit_days_recomputed >= 1 && p3.unit_hours_recomputed >= 1,
         "{p3:?}"
     );
     let after = assert_same_roi(
         &store,
-        day_range(midnight + 12_760, p3.compacted_until),
+        day_range(midnight + 13_760, p3.compacted_until),
         "late outcome",
     )
     .await;
@@ -864,7 +904,7 @@ async fn days_match_raw_queries(store: Store) {
     let p4 = rollup::compact(&store, &full, now())
         .await
         .expect("full pass");
-    assert_eq!(day_inferences().await, 360);
+    assert_eq!(day_inferences().await, 380);
     let week = Range {
         since: now() - 7 * 86_400,
         until: now() + 60,
@@ -874,9 +914,9 @@ async fn days_match_raw_queries(store: Store) {
     assert_same_roi(&store, week, "a week, after a full pass").await;
 }
 
-/// A day whose complete hours hold no events is left alone however many events its open hour
-/// has: there is nothing to merge into it yet. (A query alias once made the compactor take
-/// the day as one with events before the open hour, and write it, empty, on every pass.)
+/// A day is written when it has events up to the stable point, and left alone by the passes
+/// that find nothing new in it. (A query alias once made the compactor take a day as one with
+/// events it did not have, and write it, empty, on every pass.)
 async fn quiet_day_is_left_alone(store: Store) {
     store.migrate(None).await.expect("migrate");
     let midnight = now() / 86_400 * 86_400 - 2 * 86_400;
@@ -888,10 +928,10 @@ async fn quiet_day_is_left_alone(store: Store) {
         .chain((0..10).map(|i| inference(60 + i, morning + i * 60, morning + i * 60 + 5)))
         .collect();
     store.insert(&rows).await.expect("insert");
-    // 03:40: the evening's day is merged; the morning's hour 03:00 is still open.
+    // 03:40: both days get their rows, the morning's from its open hour 03:00.
     let at = midnight + 3 * 3600 + 2400;
     let p1 = pass(&store, at).await;
-    assert_eq!(p1.unit_days_recomputed, 1, "{p1:?}");
+    assert_eq!(p1.unit_days_recomputed, 2, "{p1:?}");
     for later in [60, 120] {
         let p = pass(&store, at + later).await;
         assert_eq!(
@@ -900,9 +940,13 @@ async fn quiet_day_is_left_alone(store: Store) {
             "a pass {later} s later: {p:?}"
         );
     }
-    // 04:40: the hour 03:00 is complete, and the second day gets its rows.
+    // 04:40: the hour 03:00 is complete, and still nothing new for either day.
     let p = pass(&store, at + 3600).await;
-    assert_eq!(p.unit_days_recomputed, 1, "{p:?}");
+    assert_eq!(
+        (p.unit_days_recomputed, p.unit_days_extended),
+        (0, 0),
+        "{p:?}"
+    );
     let days = store
         .fetch::<N>(&format!(
             "SELECT toUInt64(sum(inferences)) AS n FROM {} FINAL",

@@ -642,10 +642,9 @@ async fn compact_units(
             "rollup: unit hour"
         );
     }
-    // Days hold the hours completed by now (their rows cover the whole hour).
-    let complete_until = stable / 3600 * 3600;
+    // Days reach the stable point too, as the hours just written do.
     let (recomputed, extended) =
-        compact_unit_days(store, opts, complete_until, &hours, &recomputed_hours).await?;
+        compact_unit_days(store, opts, stable, &hours, &recomputed_hours).await?;
     work.days_recomputed = recomputed;
     work.days_extended = extended;
     Ok(work)
@@ -680,31 +679,31 @@ async fn periods_with_events(
     Ok(rows.into_iter().map(|p| p.period).collect())
 }
 
-/// The daily unit rows ([`UNIT_DAYS`]): each day holds the merged rows of its hours
-/// completed before `complete_until` (an hour boundary); `hours` are the hours this pass
-/// looked at, `recomputed_hours` the ones it recomputed. A day is extended by the hours
-/// completed since its rows were written (its stored rows plus those hours' rows: a few
-/// hundred thousand rows once an hour, however many units a day has), and recomputed from all
-/// of its hours when one of the hours it holds was recomputed (late events or outcomes), on
-/// `--full`, or when it has no rows yet. Returns (days recomputed, days extended).
+/// The daily unit rows ([`UNIT_DAYS`]): each day holds its units' sums up to `stable` (the
+/// point this pass's hourly rows reach), so the ROI page over a day or more reads one row per
+/// unit and day, the open hour included, instead of merging the open hour's hourly rows (which
+/// hold a version of a unit for every pass that served it) on every request. `hours` are the
+/// hours this pass looked at, `recomputed_hours` the ones it recomputed.
+///
+/// A day is extended by what arrived since its rows were written, when anything did: its
+/// stored rows plus the sums of `[covered_until, stable)` (see [`since_coverage`]); it is
+/// recomputed from all of its hourly rows when one of the hours it holds was recomputed (late
+/// events or outcomes), on `--full`, or when it has no rows yet. Returns (days recomputed,
+/// days extended).
 async fn compact_unit_days(
     store: &Store,
     opts: &CompactOptions,
-    complete_until: u32,
+    stable: u32,
     hours: &[u32],
     recomputed_hours: &[u32],
 ) -> Result<(u64, u64), StoreError> {
     let day_of = |t: u32| t / 86_400 * 86_400;
     // The days of this pass's hours, and every day from the current frontier on.
-    let mut days: Vec<u32> = hours
-        .iter()
-        .filter(|h| **h < complete_until)
-        .map(|h| day_of(*h))
-        .collect();
-    let frontier = days_frontier(store, complete_until).await?;
+    let mut days: Vec<u32> = hours.iter().map(|h| day_of(*h)).collect();
+    let frontier = days_frontier(store, stable).await?;
     if frontier > 0 {
         let mut d = day_of(frontier);
-        while d < complete_until {
+        while d < stable {
             days.push(d);
             d += 86_400;
         }
@@ -712,12 +711,13 @@ async fn compact_unit_days(
     days.sort_unstable();
     days.dedup();
     let covered = units_covered(store, UNIT_DAYS, "day", &days).await?;
-    let with_events = periods_with_events(store, &days, complete_until, 86_400).await?;
+    let with_events = minutes_with_events(store, days.first().copied(), stable).await?;
+    let has_events = |from: u32, to: u32| with_events.iter().any(|m| *m >= from && *m < to);
     let (mut recomputed, mut extended) = (0u64, 0u64);
     for day in &days {
-        let end = (*day + 86_400).min(complete_until);
+        let end = (*day + 86_400).min(stable);
         let cov = covered.get(day).copied().unwrap_or(0);
-        if cov == 0 && !with_events.contains(day) {
+        if cov == 0 && !has_events(*day, end) {
             continue;
         }
         let stale = opts.full
@@ -732,12 +732,10 @@ async fn compact_unit_days(
             write_units(store, UNIT_DAYS, "day", *day, end, &by_name).await?;
             recomputed += 1;
             "recomputed"
-        } else if end > cov {
+        } else if end > cov && has_events(cov, end) {
             let stored =
                 stored_units_by_name(store, UNIT_DAYS, &format!("day = toDateTime({day})"), false);
-            let hours = format!("hour >= toDateTime({cov}) AND hour < toDateTime({end})");
-            let fresh = stored_units_by_name(store, "inference_units_1h", &hours, true);
-            let by_name = format!("{stored} UNION ALL {fresh}");
+            let by_name = format!("{stored} UNION ALL {}", since_coverage(store, cov, end));
             write_units(store, UNIT_DAYS, "day", *day, end, &by_name).await?;
             extended += 1;
             "extended"
@@ -748,6 +746,54 @@ async fn compact_unit_days(
         tracing::info!(day = *day, until = end, action, "rollup: unit day");
     }
     Ok((recomputed, extended))
+}
+
+/// The per-name unit sums of `[from, end)` for extending a day, read where they are cheapest:
+/// whole hours and the hour `end` falls in from their hourly rows (which this pass wrote up to
+/// `end`), and the rest of the hour `from` falls in, when `from` is not on the hour, from the
+/// raw events (its hourly rows also hold the part before `from`, which the day already has).
+/// Under live traffic that is the minute or so since the last pass; after a stop, at most an
+/// hour of raw events.
+fn since_coverage(store: &Store, from: u32, end: u32) -> String {
+    let next_hour = from.div_ceil(3600) * 3600;
+    let mut parts = Vec::new();
+    if from < next_hour {
+        parts.push(units_by_name_from_raw(store, from, next_hour.min(end)));
+    }
+    if next_hour < end {
+        let hours = format!("hour >= toDateTime({next_hour}) AND hour < toDateTime({end})");
+        parts.push(stored_units_by_name(
+            store,
+            "inference_units_1h",
+            &hours,
+            true,
+        ));
+    }
+    parts.join(" UNION ALL ")
+}
+
+/// The minutes in `[from, until)` that hold compacted events (the minute rollups), sorted; none
+/// when `from` is `None`.
+async fn minutes_with_events(
+    store: &Store,
+    from: Option<u32>,
+    until: u32,
+) -> Result<Vec<u32>, StoreError> {
+    let Some(from) = from else {
+        return Ok(Vec::new());
+    };
+    #[derive(clickhouse::Row, Deserialize)]
+    struct Minute {
+        m: u32,
+    }
+    let rows: Vec<Minute> = store
+        .fetch(&format!(
+            "SELECT DISTINCT toUInt32(minute) AS m FROM {}
+             WHERE minute >= toDateTime({from}) AND minute < toDateTime({until}) ORDER BY m",
+            store.table("inference_rollup_1m")
+        ))
+        .await?;
+    Ok(rows.into_iter().map(|r| r.m).collect())
 }
 
 /// Merges the day's partition of [`UNIT_DAYS`] into one part, so the day holds one row per
