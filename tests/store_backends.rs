@@ -318,7 +318,76 @@ async fn embedded_chdb_backend() {
         store.describe()
     );
     readers_pass_background_statements(&store).await;
+    merges_run_at_low_priority(&store).await;
     exercise(store).await;
+}
+
+/// The embedded store's part merges run below the readers' priority (`MERGE_NICE`): a table
+/// of six parts is merged in the background, and the merge threads that did it carry the
+/// nice value once the store has run a statement after them.
+async fn merges_run_at_low_priority(store: &Store) {
+    let table = store.table("merge_nice_probe");
+    store
+        .execute(&format!(
+            "CREATE DATABASE IF NOT EXISTS `{}`",
+            store.database()
+        ))
+        .await
+        .expect("create database");
+    store
+        .execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (n UInt64) ENGINE = MergeTree ORDER BY n"
+        ))
+        .await
+        .expect("create");
+    for i in 0..6 {
+        store
+            .execute(&format!(
+                "INSERT INTO {table} SELECT number + {i} * 100000 FROM numbers(100000)"
+            ))
+            .await
+            .expect("insert");
+    }
+    let parts = format!(
+        "SELECT toUInt64(count()) AS n FROM system.parts WHERE active
+         AND database = '{}' AND table = 'merge_nice_probe'",
+        store.database()
+    );
+    let mut merged = false;
+    for _ in 0..600 {
+        if store.fetch::<N>(&parts).await.expect("parts")[0].n == 1 {
+            merged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(merged, "the six parts were never merged");
+    // The store looks for merge threads at most once a second, before a statement.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    store.fetch::<N>(&parts).await.expect("parts");
+    let nice: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.trim_end() == "MergeMutate")
+        })
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // After the command name: state is field 3, nice field 19.
+            stat[stat.rfind(')')? + 2..]
+                .split(' ')
+                .nth(16)?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(!nice.is_empty(), "no merge threads");
+    assert!(
+        nice.iter()
+            .all(|n| *n == i64::from(vigil_store::backend::chdb::MERGE_NICE)),
+        "merge threads' nice values: {nice:?}"
+    );
 }
 
 /// On the embedded store a background statement (the rollup compactor's) runs on a second

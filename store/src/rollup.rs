@@ -190,8 +190,8 @@ pub struct CompactReport {
     /// Hours whose unit rows were recomputed whole, and hours extended by new minutes only.
     pub unit_hours_recomputed: u64,
     pub unit_hours_extended: u64,
-    /// Days whose unit rows were recomputed from all their hours, and days extended by the
-    /// hours completed since.
+    /// Days whose unit rows were recomputed from all their hours, and days extended by what
+    /// arrived since their rows were written.
     pub unit_days_recomputed: u64,
     pub unit_days_extended: u64,
     /// The watermark before and after the pass (unix seconds, a minute boundary).
@@ -836,11 +836,11 @@ async fn units_frontier(store: &Store, compacted_until: u32) -> Result<u32, Stor
     newest_coverage(store, "inference_units_1h", "hour", from).await
 }
 
-/// The newest `covered_until` of the daily unit rows of the last two days before
-/// `complete_until` (0 when there are none): after a longer stop the days with events since
-/// have recomputed hours, which bring their days along.
-async fn days_frontier(store: &Store, complete_until: u32) -> Result<u32, StoreError> {
-    let from = (complete_until / 86_400 * 86_400).saturating_sub(86_400);
+/// The newest `covered_until` of the daily unit rows of the last two days before `stable`
+/// (0 when there are none): after a longer stop the days with events since have recomputed
+/// hours, which bring their days along.
+async fn days_frontier(store: &Store, stable: u32) -> Result<u32, StoreError> {
+    let from = (stable / 86_400 * 86_400).saturating_sub(86_400);
     newest_coverage(store, UNIT_DAYS, "day", from).await
 }
 
