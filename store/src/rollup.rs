@@ -711,7 +711,9 @@ async fn compact_unit_days(
     days.sort_unstable();
     days.dedup();
     let covered = units_covered(store, UNIT_DAYS, "day", &days).await?;
-    let with_events = minutes_with_events(store, days.first().copied(), stable).await?;
+    // Minutes with events, from the days' first on: a day is written only when some of its
+    // minutes have events (any when new, after its coverage when extended).
+    let with_events = periods_with_events(store, &days, stable, 60).await?;
     let has_events = |from: u32, to: u32| with_events.iter().any(|m| *m >= from && *m < to);
     let (mut recomputed, mut extended) = (0u64, 0u64);
     for day in &days {
@@ -770,30 +772,6 @@ fn since_coverage(store: &Store, from: u32, end: u32) -> String {
         ));
     }
     parts.join(" UNION ALL ")
-}
-
-/// The minutes in `[from, until)` that hold compacted events (the minute rollups), sorted; none
-/// when `from` is `None`.
-async fn minutes_with_events(
-    store: &Store,
-    from: Option<u32>,
-    until: u32,
-) -> Result<Vec<u32>, StoreError> {
-    let Some(from) = from else {
-        return Ok(Vec::new());
-    };
-    #[derive(clickhouse::Row, Deserialize)]
-    struct Minute {
-        m: u32,
-    }
-    let rows: Vec<Minute> = store
-        .fetch(&format!(
-            "SELECT DISTINCT toUInt32(minute) AS m FROM {}
-             WHERE minute >= toDateTime({from}) AND minute < toDateTime({until}) ORDER BY m",
-            store.table("inference_rollup_1m")
-        ))
-        .await?;
-    Ok(rows.into_iter().map(|r| r.m).collect())
 }
 
 /// Merges the day's partition of [`UNIT_DAYS`] into one part, so the day holds one row per
