@@ -957,6 +957,109 @@ async fn quiet_day_is_left_alone(store: Store) {
     assert_eq!(days[0].n, 70);
 }
 
+/// The drift sample (`rollup::sample_select`) is each minute's bottom-`k` by
+/// `cityHash64(event_id)`, ranked from 1, against the same choice made here from the events'
+/// hashes: minutes with more and with fewer than `k` events, and one event id stored twice in
+/// a minute (two versions, which `FINAL` keeps apart), which counts twice towards the `k` and
+/// gives both rows its first rank.
+async fn sample_is_bottom_k_per_minute(store: Store) {
+    #[derive(clickhouse::Row, serde::Deserialize, Debug)]
+    struct Hashed {
+        minute: u32,
+        h: u64,
+        x: f64,
+    }
+    #[derive(clickhouse::Row, serde::Deserialize, Debug, PartialEq, PartialOrd)]
+    struct Sampled {
+        minute: u32,
+        rank: u16,
+        n: u64,
+        x: f64,
+    }
+    store.migrate(None).await.expect("migrate");
+    let start = now() / 3600 * 3600 - 7200;
+    // 40 events in the first minute, 6 in the second; the feature `age` tells them apart.
+    let rows: Vec<InferenceRow> = (0..46)
+        .map(|i| {
+            let ts = if i < 40 { start + i } else { start + 60 + i };
+            let mut r = inference(i, ts, ts + 5);
+            r.num_values = vec![f64::from(i)];
+            r
+        })
+        .collect();
+    store.insert(&rows).await.expect("insert");
+    let raw = store.table("inference_events");
+    let filter = format!(
+        "model = 'churn' AND ts >= toDateTime({start}) AND ts < toDateTime({})",
+        start + 120
+    );
+    let hashes = || async {
+        store
+            .fetch::<Hashed>(&format!(
+                "SELECT toUInt32(intDiv(toUInt32(ts), 60) * 60) AS minute,
+                        cityHash64(event_id) AS h, toFloat64(num_values[1]) AS x
+                 FROM {raw} FINAL WHERE {filter}"
+            ))
+            .await
+            .expect("hashes")
+    };
+    // The twin: the first minute's smallest hash, stored again under another version.
+    let first = hashes()
+        .await
+        .into_iter()
+        .filter(|e| e.minute == start)
+        .min_by_key(|e| e.h)
+        .expect("first minute");
+    let mut twin = rows[first.x as usize].clone();
+    twin.version = "v9".into();
+    twin.num_values = vec![100.0];
+    store.insert(&[twin]).await.expect("insert the twin");
+    let k = 10usize;
+    let hashed = hashes().await;
+    assert_eq!(hashed.len(), 47);
+    let mut expected = Vec::new();
+    for minute in [start, start + 60] {
+        let events: Vec<&Hashed> = hashed.iter().filter(|e| e.minute == minute).collect();
+        let mut picked: Vec<u64> = events.iter().map(|e| e.h).collect();
+        picked.sort_unstable();
+        picked.truncate(k);
+        for e in &events {
+            if let Some(i) = picked.iter().position(|h| *h == e.h) {
+                expected.push(Sampled {
+                    minute,
+                    rank: i as u16 + 1,
+                    n: events.len() as u64,
+                    x: e.x,
+                });
+            }
+        }
+    }
+    let mut got: Vec<Sampled> = store
+        .fetch(&format!(
+            "SELECT toUInt32(minute) AS minute, toUInt16(rank) AS rank,
+                    toUInt64(minute_events) AS n, toFloat64(num_values[1]) AS x
+             FROM ({}) AS s",
+            rollup::sample_select(&raw, &filter, k as u16)
+        ))
+        .await
+        .expect("sample");
+    let order = |a: &Sampled, b: &Sampled| a.partial_cmp(b).expect("no NaN");
+    expected.sort_by(order);
+    got.sort_by(order);
+    // The twins share the smallest hash: both have rank 1, and 8 more events follow them.
+    let ranks: Vec<u16> = expected
+        .iter()
+        .filter(|s| s.minute == start)
+        .map(|s| s.rank)
+        .collect();
+    assert_eq!(ranks, [1, 1, 3, 4, 5, 6, 7, 8, 9, 10], "{expected:?}");
+    assert_eq!(
+        expected.iter().filter(|s| s.minute == start + 60).count(),
+        6
+    );
+    assert_eq!(got, expected);
+}
+
 /// A store from before migration 15 keeps its ROI: the daily unit rows move from
 /// `inference_units_1d` (partitioned by month) to `inference_units_daily` (by day), one version
 /// each, and the old table is dropped. Run as an interrupted migration is: from the start.
@@ -1125,4 +1228,21 @@ async fn unit_days_move_on_upgrade_on_chdb() {
         .await
         .expect("open chdb store");
     unit_days_move_on_upgrade(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_is_bottom_k_per_minute_on_clickhouse_server() {
+    let store = Store::open(&common::clickhouse_url(&common::unique("bottomk")))
+        .await
+        .expect("open server store");
+    sample_is_bottom_k_per_minute(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sample_is_bottom_k_per_minute_on_chdb() {
+    common::require_chdb();
+    let store = Store::open(&chdb_url("bottomk"))
+        .await
+        .expect("open chdb store");
+    sample_is_bottom_k_per_minute(store).await;
 }

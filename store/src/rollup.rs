@@ -46,21 +46,31 @@ pub const SAMPLE_PER_MINUTE: u16 = 1000;
 /// the minutes not rolled up, so both pick the same events (the first `r` of a minute's sample
 /// are its bottom-`r` sample).
 pub fn sample_select(raw: &str, filter: &str, k: u16) -> String {
+    // The picked hashes become rows (hash, rank) and the events are joined to them by
+    // (model, minute, hash): the join emits only sampled events. Joining each event to its
+    // minute's array of picked hashes instead and searching it (`indexOf`) copied that array
+    // into every event's row: a 10-minute compactor chunk of two models took 4.2 s instead of
+    // 0.49 s on ClickHouse 18.16, 646 instead of 205 ms on chDB, the same rows either way.
+    // A hash picked twice (one event_id stored under two versions or timestamps) keeps its
+    // first rank, as `indexOf` gave it, and both events.
     format!(
-        "SELECT model, minute, toUInt16(indexOf(picked, h)) AS rank, n AS minute_events, ts,
+        "SELECT model, minute, rank, n AS minute_events, ts,
                 num_names, num_values, cat_names, cat_values
          FROM (
              SELECT model, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
                     cityHash64(event_id) AS h, ts, num_names, num_values, cat_names, cat_values
              FROM {raw} FINAL WHERE {filter}
          ) AS e ALL INNER JOIN (
-             SELECT model, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
-                    toUInt64(count()) AS n,
-                    arraySlice(arraySort(groupArray(cityHash64(event_id))), 1, {k}) AS picked
-             FROM {raw} FINAL WHERE {filter}
-             GROUP BY model, minute
-         ) AS s USING (model, minute)
-         WHERE h <= picked[length(picked)] AND indexOf(picked, h) > 0"
+             SELECT model, minute, n, h, toUInt16(r) AS rank
+             FROM (
+                 SELECT model, toDateTime(intDiv(toUInt32(ts), 60) * 60) AS minute,
+                        toUInt64(count()) AS n,
+                        arraySlice(arraySort(groupArray(cityHash64(event_id))), 1, {k}) AS picked
+                 FROM {raw} FINAL WHERE {filter}
+                 GROUP BY model, minute
+             ) ARRAY JOIN picked AS h, arrayEnumerate(picked) AS r
+             WHERE r = 1 OR picked[r - 1] != h
+         ) AS s USING (model, minute, h)"
     )
 }
 
