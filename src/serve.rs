@@ -227,9 +227,9 @@ pub async fn serve(
     tokio::pin!(stop);
     let mut stopping = false;
     if http {
-        // Build every page once before listening, so the first reader after a restart gets a
-        // warm store (at most 10 s: a slow store delays listening no longer than that; the
-        // pages are correct either way).
+        // Build every page before listening, until the store answers as fast as it will, so
+        // the first reader after a restart gets a warm store (at most 10 s: a slow store
+        // delays listening no longer than that; the pages are correct either way).
         let t = std::time::Instant::now();
         let st = crate::ui::dashboard_state(&config, store.clone(), None)?;
         tokio::select! {
@@ -237,9 +237,10 @@ pub async fn serve(
                 std::time::Duration::from_secs(10),
                 vigil_dashboards::pages::warm(&st),
             ) => match warmed {
-                Ok((pages, failed)) => tracing::info!(
-                    pages,
-                    failed,
+                Ok(w) => tracing::info!(
+                    pages = w.built,
+                    failed = w.failed,
+                    rounds = ?w.round_ms,
                     ms = t.elapsed().as_millis() as u64,
                     "dashboards warmed up"
                 ),

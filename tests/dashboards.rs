@@ -82,6 +82,25 @@ fn expected_fraud_totals(dir: &Path, config: &Path) -> BTreeMap<String, [f64; 6]
     out
 }
 
+/// The text of a log written with terminal colours.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn screenshot_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/roles");
     std::fs::create_dir_all(&d).expect("screenshot dir");
@@ -219,6 +238,32 @@ fn dashboards_in_headless_chromium() {
             .unwrap_or(false)),
         "dashboards did not come up; log:\n{}",
         served.log_text()
+    );
+    // Before listening the server built every page, in rounds until the store was warm: at
+    // least two (the second shows whether the first was still cold), every page each round.
+    let log_text = strip_ansi(&served.log_text());
+    let warmed = log_text
+        .lines()
+        .find(|l| l.contains("dashboards warmed up"))
+        .unwrap_or_else(|| panic!("no warm-up line in the log:\n{log_text}"));
+    let field = |name: &str| {
+        let rest = &warmed[warmed.find(&format!("{name}=")).expect(name) + name.len() + 1..];
+        rest.split_whitespace().next().unwrap_or("").to_string()
+    };
+    let list = &warmed[warmed.find("rounds=[").expect("rounds") + 8..];
+    let rounds = list[..list.find(']').expect("]")]
+        .split(',')
+        .filter(|r| !r.trim().is_empty())
+        .count();
+    assert!(
+        (2..=vigil_dashboards::pages::WARM_ROUNDS).contains(&rounds),
+        "{warmed}"
+    );
+    assert_eq!(field("failed"), "0", "{warmed}");
+    assert_eq!(
+        field("pages"),
+        (rounds * vigil_dashboards::html::NAV.len()).to_string(),
+        "{warmed}"
     );
     // Without a session every page and action is refused on the server.
     let r = http.get(format!("{base}/ui/roi")).send().unwrap();
