@@ -2,7 +2,7 @@
 //! series, a column's distribution in a reference and a current period, missing values per
 //! version and feature, dead letters.
 
-use super::shared::{empty_state, f, pick_model, tabs, DOCS_MONITORS};
+use super::shared::{empty_state, f, pick_model_or, tabs, DOCS_MONITORS};
 use super::{Ctx, Dataset, PageOut};
 use crate::data::{self, Presence, Range};
 use crate::html::{self, esc, int, num};
@@ -17,10 +17,28 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
     let mut p = PageOut::new("Drift & quality");
     let r = c.range;
     let versions = data::versions(&st.store, r).await?;
-    let Some(model) = pick_model(&mut p, c, "drift", &versions) else {
+    // Without `?model=`, the first model whose monitors ran in range: on-call opens this page
+    // to see drift, and a model without monitors (say, a chat model next to scoring models)
+    // would greet them with empty charts.
+    let mut monitored = None;
+    if c.get("model").is_none() {
+        let models: BTreeSet<&str> = versions.iter().map(|v| v.model.as_str()).collect();
+        for m in models {
+            let rows = data::monitor_rows(&st.store, m, r).await?;
+            if !rows.is_empty() {
+                monitored = Some((m.to_string(), rows));
+                break;
+            }
+        }
+    }
+    let default = monitored.as_ref().map(|(m, _)| m.clone());
+    let Some(model) = pick_model_or(&mut p, c, "drift", &versions, default) else {
         return Ok(p);
     };
-    let rows = data::monitor_rows(&st.store, &model, r).await?;
+    let rows = match monitored {
+        Some((m, rows)) if m == model => rows,
+        _ => data::monitor_rows(&st.store, &model, r).await?,
+    };
     // Heat map: rows = monitor/version/column, columns = window ends.
     let mut row_keys: BTreeSet<String> = BTreeSet::new();
     let mut col_keys: BTreeSet<u32> = BTreeSet::new();
@@ -151,9 +169,17 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         s.into_iter().collect()
     };
     let names = data::feature_names(&st.store, &model, r).await?;
+    // By default the first monitored input column (a health monitor's `error_rate` has no
+    // distribution to draw), else the first monitored one, else the first feature.
     let column = c
         .get("column")
         .map(str::to_string)
+        .or_else(|| {
+            columns
+                .iter()
+                .find(|col| names.num.contains(col) || names.cat.contains(col))
+                .cloned()
+        })
         .or_else(|| columns.first().cloned())
         .or_else(|| names.num.first().cloned())
         .unwrap_or_default();
@@ -171,159 +197,168 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         "",
     ));
     p.body.push_str("<div class=\"grid\">");
-    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut threshold = f64::NAN;
-    let mut p_value = false;
-    for m in rows
-        .iter()
-        .filter(|m| m.column == column && m.verdict != "insufficient_data")
-    {
-        series
-            .entry(format!(
-                "{} {}",
-                m.monitor,
-                if m.version.is_empty() {
-                    "all versions"
-                } else {
-                    &m.version
-                }
-            ))
-            .or_default()
-            .push((m.window_end as f64, m.score));
-        threshold = m.threshold;
-        p_value = is_p_value(&m.method);
-    }
-    let id = format!("drift-series-{model}-{column}");
-    let col_rows: Vec<&data::MonitorRow> = rows.iter().filter(|m| m.column == column).collect();
-    p.chart(
-        "drift",
-        c,
-        svg::line_chart(&LineChart {
-            id: id.clone(),
-            title: format!("{column}: drift score per window"),
-            y_label: if p_value {
-                "p-value".into()
-            } else {
-                "distance".into()
-            },
-            x_time: true,
-            series: series
-                .into_iter()
-                .map(|(n, pts)| Series {
-                    name: n,
-                    points: pts,
-                    band: vec![],
-                })
-                .collect(),
-            hlines: vec![HLine {
-                y: threshold,
-                label: format!("threshold {}", num(threshold)),
-            }],
-        }),
-        Dataset::new(
-            id,
-            &[
-                "monitor",
-                "version",
-                "window_end",
-                "method",
-                "score",
-                "threshold",
-                "verdict",
-            ],
-            col_rows.iter().map(|m| {
-                vec![
-                    m.monitor.clone(),
-                    m.version.clone(),
-                    m.window_end.to_string(),
-                    m.method.clone(),
-                    f(m.score),
-                    f(m.threshold),
-                    m.verdict.clone(),
-                ]
-            }),
-        ),
-    );
-    // A text monitor's column (`input`, `output`): example texts of the latest window instead
-    // of a distribution (texts have none to draw).
-    let text_column = rows
-        .iter()
-        .any(|m| m.column == column && m.method.starts_with("embedding:"));
-    if text_column {
-        let examples = vigil_analyzer::monitor::text::latest_examples(
-            &st.store,
-            &model,
-            Some(&column),
-            r.until,
-        )
-        .await?;
-        p.body.push_str(&examples_html(&column, &examples));
-    }
-    // Distributions: a reference period vs a current one (see `compare_periods`).
-    if !column.is_empty() && !text_column {
-        let monitor = reference_monitor(&st.monitors, &model, &column);
-        let judged = |m: &&&data::MonitorRow| m.verdict != "insufficient_data";
-        let latest_window = col_rows
+    'per_column: {
+        if column.is_empty() {
+            p.push(empty_state(
+            "No input columns for this model in range.",
+            "Drift is measured per input column: numerical or categorical `features` of its inferences, or its prompts and answers with a text monitor (`columns = [\"input\"]`).",
+            DOCS_MONITORS,
+        ));
+            break 'per_column;
+        }
+        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut threshold = f64::NAN;
+        let mut p_value = false;
+        for m in rows
             .iter()
-            .filter(judged)
-            .filter(|m| monitor.is_none_or(|cfg| cfg.name == m.monitor))
-            .map(|m| m.window_start)
-            .max()
-            .or_else(|| col_rows.iter().filter(judged).map(|m| m.window_start).max());
-        let ext = data::model_extent(&st.store, &model, r).await?;
-        let periods = compare_periods(
-            (r.since, r.until),
-            (ext.n > 0).then_some((ext.lo, ext.hi)),
-            latest_window,
-            monitor,
-        );
-        let numerical = names.num.contains(&column) || !names.cat.contains(&column);
-        let period = |(since, until): (u32, u32)| Range { since, until, ..r };
-        let dist = data::distribution_between(
-            &st.store,
-            &model,
-            &column,
-            numerical,
-            period(periods.reference),
-            period(periods.current),
-            data::DISTRIBUTION_BUDGET,
-        )
-        .await?;
-        let mut labels: Vec<String> = Vec::new();
-        for d in &dist {
-            if !labels.contains(&d.bin) {
-                labels.push(d.bin.clone());
-            }
+            .filter(|m| m.column == column && m.verdict != "insufficient_data")
+        {
+            series
+                .entry(format!(
+                    "{} {}",
+                    m.monitor,
+                    if m.version.is_empty() {
+                        "all versions"
+                    } else {
+                        &m.version
+                    }
+                ))
+                .or_default()
+                .push((m.window_end as f64, m.score));
+            threshold = m.threshold;
+            p_value = is_p_value(&m.method);
         }
-        if numerical {
-            labels.sort_by(|a, b| {
-                let pa = dist.iter().position(|d| d.bin == *a);
-                let pb = dist.iter().position(|d| d.bin == *b);
-                pa.cmp(&pb)
-            });
-        }
-        let total = |cur: u8| {
-            dist.iter()
-                .filter(|d| d.current == cur)
-                .map(|d| d.n)
-                .sum::<u64>()
-                .max(1) as f64
-        };
-        let share = |cur: u8| -> Vec<f64> {
-            labels
-                .iter()
-                .map(|l| {
-                    dist.iter()
-                        .find(|d| d.bin == *l && d.current == cur)
-                        .map(|d| d.n as f64)
-                        .unwrap_or(0.0)
-                        / total(cur)
-                        * 100.0
-                })
-                .collect()
-        };
-        let id = format!("distribution-{model}-{column}");
+        let id = format!("drift-series-{model}-{column}");
+        let col_rows: Vec<&data::MonitorRow> = rows.iter().filter(|m| m.column == column).collect();
         p.chart(
+            "drift",
+            c,
+            svg::line_chart(&LineChart {
+                id: id.clone(),
+                title: format!("{column}: drift score per window"),
+                y_label: if p_value {
+                    "p-value".into()
+                } else {
+                    "distance".into()
+                },
+                x_time: true,
+                series: series
+                    .into_iter()
+                    .map(|(n, pts)| Series {
+                        name: n,
+                        points: pts,
+                        band: vec![],
+                    })
+                    .collect(),
+                hlines: vec![HLine {
+                    y: threshold,
+                    label: format!("threshold {}", num(threshold)),
+                }],
+            }),
+            Dataset::new(
+                id,
+                &[
+                    "monitor",
+                    "version",
+                    "window_end",
+                    "method",
+                    "score",
+                    "threshold",
+                    "verdict",
+                ],
+                col_rows.iter().map(|m| {
+                    vec![
+                        m.monitor.clone(),
+                        m.version.clone(),
+                        m.window_end.to_string(),
+                        m.method.clone(),
+                        f(m.score),
+                        f(m.threshold),
+                        m.verdict.clone(),
+                    ]
+                }),
+            ),
+        );
+        // A text monitor's column (`input`, `output`): example texts of the latest window instead
+        // of a distribution (texts have none to draw).
+        let text_column = rows
+            .iter()
+            .any(|m| m.column == column && m.method.starts_with("embedding:"));
+        if text_column {
+            let examples = vigil_analyzer::monitor::text::latest_examples(
+                &st.store,
+                &model,
+                Some(&column),
+                r.until,
+            )
+            .await?;
+            p.body.push_str(&examples_html(&column, &examples));
+        }
+        // Distributions: a reference period vs a current one (see `compare_periods`).
+        if !column.is_empty() && !text_column {
+            let monitor = reference_monitor(&st.monitors, &model, &column);
+            let judged = |m: &&&data::MonitorRow| m.verdict != "insufficient_data";
+            let latest_window = col_rows
+                .iter()
+                .filter(judged)
+                .filter(|m| monitor.is_none_or(|cfg| cfg.name == m.monitor))
+                .map(|m| m.window_start)
+                .max()
+                .or_else(|| col_rows.iter().filter(judged).map(|m| m.window_start).max());
+            let ext = data::model_extent(&st.store, &model, r).await?;
+            let periods = compare_periods(
+                (r.since, r.until),
+                (ext.n > 0).then_some((ext.lo, ext.hi)),
+                latest_window,
+                monitor,
+            );
+            let numerical = names.num.contains(&column) || !names.cat.contains(&column);
+            let period = |(since, until): (u32, u32)| Range { since, until, ..r };
+            let dist = data::distribution_between(
+                &st.store,
+                &model,
+                &column,
+                numerical,
+                period(periods.reference),
+                period(periods.current),
+                data::DISTRIBUTION_BUDGET,
+            )
+            .await?;
+            let mut labels: Vec<String> = Vec::new();
+            for d in &dist {
+                if !labels.contains(&d.bin) {
+                    labels.push(d.bin.clone());
+                }
+            }
+            if numerical {
+                labels.sort_by(|a, b| {
+                    let pa = dist.iter().position(|d| d.bin == *a);
+                    let pb = dist.iter().position(|d| d.bin == *b);
+                    pa.cmp(&pb)
+                });
+            }
+            let total = |cur: u8| {
+                dist.iter()
+                    .filter(|d| d.current == cur)
+                    .map(|d| d.n)
+                    .sum::<u64>()
+                    .max(1) as f64
+            };
+            let share = |cur: u8| -> Vec<f64> {
+                labels
+                    .iter()
+                    .map(|l| {
+                        dist.iter()
+                            .find(|d| d.bin == *l && d.current == cur)
+                            .map(|d| d.n as f64)
+                            .unwrap_or(0.0)
+                            / total(cur)
+                            * 100.0
+                    })
+                    .collect()
+            };
+            let id = format!("distribution-{model}-{column}");
+            p.chart(
             "drift",
             c,
             svg::bar_chart(
@@ -365,6 +400,7 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
                 }),
             ),
         );
+        }
     }
     p.body.push_str("</div><h2>Data quality</h2>");
     // Inferences and feature counts from one query: a share of missing values within 0–100 %.
@@ -398,13 +434,23 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
             vec![
                 esc(&d.kind),
                 esc(&d.source),
-                esc(&d.field),
+                clipped(&d.field, 60),
                 int(d.count),
-                esc(&d.example_reason),
+                clipped(&d.example_reason, 240),
             ]
         }),
     );
     Ok(p)
+}
+
+/// `text` escaped, cut to `max` characters with an ellipsis (the whole text in its tooltip):
+/// a rejected event's field name is whatever the sender wrote, hundreds of characters at times.
+fn clipped(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return esc(text);
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("<span title=\"{}\">{}…</span>", esc(text), esc(&cut))
 }
 
 // ---------------------------------------------------------------- text monitors

@@ -98,10 +98,23 @@ pub(super) fn pick_model(
     page: &str,
     versions: &[queries::VersionCount],
 ) -> Option<String> {
+    pick_model_or(p, c, page, versions, None)
+}
+
+/// [`pick_model`] with a page's own default instead of the first model (when there is no
+/// `?model=`).
+pub(super) fn pick_model_or(
+    p: &mut PageOut,
+    c: &Ctx,
+    page: &str,
+    versions: &[queries::VersionCount],
+    default: Option<String>,
+) -> Option<String> {
     let models: Vec<String> = models_of(versions).into_keys().collect();
     let Some(model) = c
         .get("model")
         .map(str::to_string)
+        .or(default)
         .or_else(|| models.first().cloned())
     else {
         p.push(empty_state(
