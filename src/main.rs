@@ -168,8 +168,12 @@ fn init_logging(format: LogFormat, default_level: &str) {
             "{default_level},librdkafka=warn,rdkafka=warn,actix_server=warn"
         ))
     });
+    // Colours only on a terminal: a log redirected to a file (a service's log, a test's) is
+    // read by people and programs that would see escape codes.
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -82,25 +82,6 @@ fn expected_fraud_totals(dir: &Path, config: &Path) -> BTreeMap<String, [f64; 6]
     out
 }
 
-/// The text of a log written with terminal colours.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // ESC [ … letter
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn screenshot_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/roles");
     std::fs::create_dir_all(&d).expect("screenshot dir");
@@ -241,7 +222,7 @@ fn dashboards_in_headless_chromium() {
     );
     // Before listening the server built every page, in rounds until the store was warm: at
     // least two (the second shows whether the first was still cold), every page each round.
-    let log_text = strip_ansi(&served.log_text());
+    let log_text = served.log_text();
     let warmed = log_text
         .lines()
         .find(|l| l.contains("dashboards warmed up"))

@@ -197,210 +197,137 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         "",
     ));
     p.body.push_str("<div class=\"grid\">");
-    'per_column: {
-        if column.is_empty() {
-            p.push(empty_state(
+    let col_rows: Vec<&data::MonitorRow> = rows.iter().filter(|m| m.column == column).collect();
+    if column.is_empty() {
+        p.push(empty_state(
             "No input columns for this model in range.",
             "Drift is measured per input column: numerical or categorical `features` of its inferences, or its prompts and answers with a text monitor (`columns = [\"input\"]`).",
             DOCS_MONITORS,
         ));
-            break 'per_column;
-        }
-        let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-        let mut threshold = f64::NAN;
-        let mut p_value = false;
-        for m in rows
+    } else {
+        score_chart(&mut p, c, &model, &column, &col_rows);
+    }
+    // A text monitor's column (`input`, `output`): example texts of the latest window instead
+    // of a distribution (texts have none to draw).
+    let text_column = rows
+        .iter()
+        .any(|m| m.column == column && m.method.starts_with("embedding:"));
+    if text_column {
+        let examples = vigil_analyzer::monitor::text::latest_examples(
+            &st.store,
+            &model,
+            Some(&column),
+            r.until,
+        )
+        .await?;
+        p.body.push_str(&examples_html(&column, &examples));
+    }
+    // Distributions: a reference period vs a current one (see `compare_periods`).
+    if !column.is_empty() && !text_column {
+        let monitor = reference_monitor(&st.monitors, &model, &column);
+        let judged = |m: &&&data::MonitorRow| m.verdict != "insufficient_data";
+        let latest_window = col_rows
             .iter()
-            .filter(|m| m.column == column && m.verdict != "insufficient_data")
-        {
-            series
-                .entry(format!(
-                    "{} {}",
-                    m.monitor,
-                    if m.version.is_empty() {
-                        "all versions"
-                    } else {
-                        &m.version
-                    }
-                ))
-                .or_default()
-                .push((m.window_end as f64, m.score));
-            threshold = m.threshold;
-            p_value = is_p_value(&m.method);
-        }
-        let id = format!("drift-series-{model}-{column}");
-        let col_rows: Vec<&data::MonitorRow> = rows.iter().filter(|m| m.column == column).collect();
-        p.chart(
-            "drift",
-            c,
-            svg::line_chart(&LineChart {
-                id: id.clone(),
-                title: format!("{column}: drift score per window"),
-                y_label: if p_value {
-                    "p-value".into()
-                } else {
-                    "distance".into()
-                },
-                x_time: true,
-                series: series
-                    .into_iter()
-                    .map(|(n, pts)| Series {
-                        name: n,
-                        points: pts,
-                        band: vec![],
-                    })
-                    .collect(),
-                hlines: vec![HLine {
-                    y: threshold,
-                    label: format!("threshold {}", num(threshold)),
-                }],
-            }),
-            Dataset::new(
-                id,
-                &[
-                    "monitor",
-                    "version",
-                    "window_end",
-                    "method",
-                    "score",
-                    "threshold",
-                    "verdict",
-                ],
-                col_rows.iter().map(|m| {
-                    vec![
-                        m.monitor.clone(),
-                        m.version.clone(),
-                        m.window_end.to_string(),
-                        m.method.clone(),
-                        f(m.score),
-                        f(m.threshold),
-                        m.verdict.clone(),
-                    ]
-                }),
-            ),
+            .filter(judged)
+            .filter(|m| monitor.is_none_or(|cfg| cfg.name == m.monitor))
+            .map(|m| m.window_start)
+            .max()
+            .or_else(|| col_rows.iter().filter(judged).map(|m| m.window_start).max());
+        let ext = data::model_extent(&st.store, &model, r).await?;
+        let periods = compare_periods(
+            (r.since, r.until),
+            (ext.n > 0).then_some((ext.lo, ext.hi)),
+            latest_window,
+            monitor,
         );
-        // A text monitor's column (`input`, `output`): example texts of the latest window instead
-        // of a distribution (texts have none to draw).
-        let text_column = rows
-            .iter()
-            .any(|m| m.column == column && m.method.starts_with("embedding:"));
-        if text_column {
-            let examples = vigil_analyzer::monitor::text::latest_examples(
-                &st.store,
-                &model,
-                Some(&column),
-                r.until,
-            )
-            .await?;
-            p.body.push_str(&examples_html(&column, &examples));
+        let numerical = names.num.contains(&column) || !names.cat.contains(&column);
+        let period = |(since, until): (u32, u32)| Range { since, until, ..r };
+        let dist = data::distribution_between(
+            &st.store,
+            &model,
+            &column,
+            numerical,
+            period(periods.reference),
+            period(periods.current),
+            data::DISTRIBUTION_BUDGET,
+        )
+        .await?;
+        let mut labels: Vec<String> = Vec::new();
+        for d in &dist {
+            if !labels.contains(&d.bin) {
+                labels.push(d.bin.clone());
+            }
         }
-        // Distributions: a reference period vs a current one (see `compare_periods`).
-        if !column.is_empty() && !text_column {
-            let monitor = reference_monitor(&st.monitors, &model, &column);
-            let judged = |m: &&&data::MonitorRow| m.verdict != "insufficient_data";
-            let latest_window = col_rows
+        if numerical {
+            labels.sort_by(|a, b| {
+                let pa = dist.iter().position(|d| d.bin == *a);
+                let pb = dist.iter().position(|d| d.bin == *b);
+                pa.cmp(&pb)
+            });
+        }
+        let total = |cur: u8| {
+            dist.iter()
+                .filter(|d| d.current == cur)
+                .map(|d| d.n)
+                .sum::<u64>()
+                .max(1) as f64
+        };
+        let share = |cur: u8| -> Vec<f64> {
+            labels
                 .iter()
-                .filter(judged)
-                .filter(|m| monitor.is_none_or(|cfg| cfg.name == m.monitor))
-                .map(|m| m.window_start)
-                .max()
-                .or_else(|| col_rows.iter().filter(judged).map(|m| m.window_start).max());
-            let ext = data::model_extent(&st.store, &model, r).await?;
-            let periods = compare_periods(
-                (r.since, r.until),
-                (ext.n > 0).then_some((ext.lo, ext.hi)),
-                latest_window,
-                monitor,
-            );
-            let numerical = names.num.contains(&column) || !names.cat.contains(&column);
-            let period = |(since, until): (u32, u32)| Range { since, until, ..r };
-            let dist = data::distribution_between(
-                &st.store,
-                &model,
-                &column,
-                numerical,
-                period(periods.reference),
-                period(periods.current),
-                data::DISTRIBUTION_BUDGET,
-            )
-            .await?;
-            let mut labels: Vec<String> = Vec::new();
-            for d in &dist {
-                if !labels.contains(&d.bin) {
-                    labels.push(d.bin.clone());
-                }
-            }
-            if numerical {
-                labels.sort_by(|a, b| {
-                    let pa = dist.iter().position(|d| d.bin == *a);
-                    let pb = dist.iter().position(|d| d.bin == *b);
-                    pa.cmp(&pb)
-                });
-            }
-            let total = |cur: u8| {
-                dist.iter()
-                    .filter(|d| d.current == cur)
-                    .map(|d| d.n)
-                    .sum::<u64>()
-                    .max(1) as f64
-            };
-            let share = |cur: u8| -> Vec<f64> {
-                labels
-                    .iter()
-                    .map(|l| {
-                        dist.iter()
-                            .find(|d| d.bin == *l && d.current == cur)
-                            .map(|d| d.n as f64)
-                            .unwrap_or(0.0)
-                            / total(cur)
-                            * 100.0
-                    })
-                    .collect()
-            };
-            let id = format!("distribution-{model}-{column}");
-            p.chart(
-            "drift",
-            c,
-            svg::bar_chart(
-                &id,
-                &format!(
-                    "{column}: distribution, reference ({}) vs current ({}); from {} sampled inferences",
-                    periods.reference_caption(),
-                    periods.current_caption(),
-                    dist.iter().map(|d| d.sampled).sum::<u64>()
-                ),
-                "% of rows",
-                &labels,
-                &[("reference".into(), share(0)), ("current".into(), share(1))],
+                .map(|l| {
+                    dist.iter()
+                        .find(|d| d.bin == *l && d.current == cur)
+                        .map(|d| d.n as f64)
+                        .unwrap_or(0.0)
+                        / total(cur)
+                        * 100.0
+                })
+                .collect()
+        };
+        let id = format!("distribution-{model}-{column}");
+        p.chart(
+        "drift",
+        c,
+        svg::bar_chart(
+            &id,
+            &format!(
+                "{column}: distribution, reference ({}) vs current ({}); from {} sampled inferences",
+                periods.reference_caption(),
+                periods.current_caption(),
+                dist.iter().map(|d| d.sampled).sum::<u64>()
             ),
-            Dataset::new(
-                id,
-                &[
-                    "bin",
-                    "period",
-                    "rows_estimated",
-                    "rows_sampled",
-                    "period_from",
-                    "period_until",
-                ],
-                dist.iter().map(|d| {
-                    let (period, (from, until)) = if d.current > 0 {
-                        ("current", periods.current)
-                    } else {
-                        ("reference", periods.reference)
-                    };
-                    vec![
-                        d.bin.clone(),
-                        period.into(),
-                        d.n.to_string(),
-                        d.sampled.to_string(),
-                        from.to_string(),
-                        until.to_string(),
-                    ]
-                }),
-            ),
-        );
-        }
+            "% of rows",
+            &labels,
+            &[("reference".into(), share(0)), ("current".into(), share(1))],
+        ),
+        Dataset::new(
+            id,
+            &[
+                "bin",
+                "period",
+                "rows_estimated",
+                "rows_sampled",
+                "period_from",
+                "period_until",
+            ],
+            dist.iter().map(|d| {
+                let (period, (from, until)) = if d.current > 0 {
+                    ("current", periods.current)
+                } else {
+                    ("reference", periods.reference)
+                };
+                vec![
+                    d.bin.clone(),
+                    period.into(),
+                    d.n.to_string(),
+                    d.sampled.to_string(),
+                    from.to_string(),
+                    until.to_string(),
+                ]
+            }),
+        ),
+    );
     }
     p.body.push_str("</div><h2>Data quality</h2>");
     // Inferences and feature counts from one query: a share of missing values within 0–100 %.
@@ -441,6 +368,85 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
         }),
     );
     Ok(p)
+}
+
+/// A column's drift score per window, one line per monitor and version, with its threshold.
+fn score_chart(
+    p: &mut PageOut,
+    c: &Ctx,
+    model: &str,
+    column: &str,
+    col_rows: &[&data::MonitorRow],
+) {
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut threshold = f64::NAN;
+    let mut p_value = false;
+    for m in col_rows.iter().filter(|m| m.verdict != "insufficient_data") {
+        series
+            .entry(format!(
+                "{} {}",
+                m.monitor,
+                if m.version.is_empty() {
+                    "all versions"
+                } else {
+                    &m.version
+                }
+            ))
+            .or_default()
+            .push((m.window_end as f64, m.score));
+        threshold = m.threshold;
+        p_value = is_p_value(&m.method);
+    }
+    let id = format!("drift-series-{model}-{column}");
+    p.chart(
+        "drift",
+        c,
+        svg::line_chart(&LineChart {
+            id: id.clone(),
+            title: format!("{column}: drift score per window"),
+            y_label: if p_value {
+                "p-value".into()
+            } else {
+                "distance".into()
+            },
+            x_time: true,
+            series: series
+                .into_iter()
+                .map(|(n, pts)| Series {
+                    name: n,
+                    points: pts,
+                    band: vec![],
+                })
+                .collect(),
+            hlines: vec![HLine {
+                y: threshold,
+                label: format!("threshold {}", num(threshold)),
+            }],
+        }),
+        Dataset::new(
+            id,
+            &[
+                "monitor",
+                "version",
+                "window_end",
+                "method",
+                "score",
+                "threshold",
+                "verdict",
+            ],
+            col_rows.iter().map(|m| {
+                vec![
+                    m.monitor.clone(),
+                    m.version.clone(),
+                    m.window_end.to_string(),
+                    m.method.clone(),
+                    f(m.score),
+                    f(m.threshold),
+                    m.verdict.clone(),
+                ]
+            }),
+        ),
+    );
 }
 
 /// `text` escaped, cut to `max` characters with an ellipsis (the whole text in its tooltip):
