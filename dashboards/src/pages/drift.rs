@@ -2,7 +2,7 @@
 //! series, a column's distribution in a reference and a current period, missing values per
 //! version and feature, dead letters.
 
-use super::shared::{empty_state, f, pick_model_or, tabs, DOCS_MONITORS};
+use super::shared::{empty_state, f, first_model_with, pick_model, tabs, DOCS_MONITORS};
 use super::{Ctx, Dataset, PageOut};
 use crate::data::{self, Presence, Range};
 use crate::html::{self, esc, int, num};
@@ -17,22 +17,15 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
     let mut p = PageOut::new("Drift & quality");
     let r = c.range;
     let versions = data::versions(&st.store, r).await?;
-    // Without `?model=`, the first model whose monitors ran in range: on-call opens this page
-    // to see drift, and a model without monitors (say, a chat model next to scoring models)
-    // would greet them with empty charts.
-    let mut monitored = None;
-    if c.get("model").is_none() {
-        let models: BTreeSet<&str> = versions.iter().map(|v| v.model.as_str()).collect();
-        for m in models {
-            let rows = data::monitor_rows(&st.store, m, r).await?;
-            if !rows.is_empty() {
-                monitored = Some((m.to_string(), rows));
-                break;
-            }
-        }
-    }
+    // By default the first model whose monitors ran in range: on-call opens this page to see
+    // drift.
+    let monitored = first_model_with(c, &versions, |m| async move {
+        let rows = data::monitor_rows(&st.store, &m, r).await?;
+        Ok((!rows.is_empty()).then_some(rows))
+    })
+    .await?;
     let default = monitored.as_ref().map(|(m, _)| m.clone());
-    let Some(model) = pick_model_or(&mut p, c, "drift", &versions, default) else {
+    let Some(model) = pick_model(&mut p, c, "drift", &versions, default) else {
         return Ok(p);
     };
     let rows = match monitored {

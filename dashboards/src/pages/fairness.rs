@@ -1,7 +1,7 @@
 //! Fairness: selection rate per group over time with Wilson bands, the gap to the highest
 //! group, the four-fifths rule, TPR/FPR and a Fairlearn-style summary.
 
-use super::shared::{empty_state, pick_model, tabs, DOCS_EVENTS};
+use super::shared::{empty_state, first_model_with, pick_model, tabs, DOCS_EVENTS};
 use super::{Ctx, Dataset, PageOut};
 use crate::data;
 use crate::html::{self, esc, int, num};
@@ -15,10 +15,20 @@ pub(super) async fn page(st: &DashboardState, c: &Ctx) -> Result<PageOut, Dashbo
     let mut p = PageOut::new("Fairness");
     let r = c.range;
     let versions = data::versions(&st.store, r).await?;
-    let Some(model) = pick_model(&mut p, c, "fairness", &versions) else {
+    // By default the first model whose events carry attributes (groups to compare).
+    let with_attrs = first_model_with(c, &versions, |m| async move {
+        let names = data::feature_names(&st.store, &m, r).await?;
+        Ok((!names.attrs.is_empty()).then_some(names))
+    })
+    .await?;
+    let default = with_attrs.as_ref().map(|(m, _)| m.clone());
+    let Some(model) = pick_model(&mut p, c, "fairness", &versions, default) else {
         return Ok(p);
     };
-    let names = data::feature_names(&st.store, &model, r).await?;
+    let names = match with_attrs {
+        Some((m, names)) if m == model => names,
+        _ => data::feature_names(&st.store, &model, r).await?,
+    };
     let Some(attr) = c
         .get("attribute")
         .map(str::to_string)

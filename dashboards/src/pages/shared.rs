@@ -3,6 +3,7 @@
 
 use super::{Ctx, PageOut, RANGES};
 use crate::html::{self, esc};
+use crate::DashboardError;
 use maud::{html, Markup};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -90,20 +91,34 @@ pub(super) fn tabs<'a>(
     out
 }
 
-/// The model a per-model page shows: `?model=`, else the first one with inferences in range.
-/// Draws the model tabs, or an empty state and `None` when nothing ran in range.
-pub(super) fn pick_model(
-    p: &mut PageOut,
+/// Without `?model=`, the first model in range (in tab order) for which `find` finds
+/// something, with what it found: a per-model page opens on a model it has something to show
+/// for (a chat model next to scoring models has no drift monitors or attributes). `None` with
+/// a `?model=`, or when no model has anything.
+pub(super) async fn first_model_with<T, F, Fut>(
     c: &Ctx,
-    page: &str,
     versions: &[queries::VersionCount],
-) -> Option<String> {
-    pick_model_or(p, c, page, versions, None)
+    mut find: F,
+) -> Result<Option<(String, T)>, DashboardError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, DashboardError>>,
+{
+    if c.get("model").is_some() {
+        return Ok(None);
+    }
+    for model in models_of(versions).into_keys() {
+        if let Some(found) = find(model.clone()).await? {
+            return Ok(Some((model, found)));
+        }
+    }
+    Ok(None)
 }
 
-/// [`pick_model`] with a page's own default instead of the first model (when there is no
-/// `?model=`).
-pub(super) fn pick_model_or(
+/// The model a per-model page shows: `?model=`, else `default` (see [`first_model_with`]), else
+/// the first one with inferences in range. Draws the model tabs, or an empty state and `None`
+/// when nothing ran in range.
+pub(super) fn pick_model(
     p: &mut PageOut,
     c: &Ctx,
     page: &str,
